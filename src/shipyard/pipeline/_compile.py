@@ -1,0 +1,256 @@
+"""Turn a Pipeline into the files of its bundle (everything but the manifest and signature).
+
+``Pipeline.run`` loads these same files with the runtime's executor, so what a data
+scientist runs in a notebook is byte for byte what the bundle runs in production.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import getpass
+import json
+import os
+import platform
+from importlib import metadata as _metadata
+from importlib import resources
+from typing import Any
+
+
+
+from .. import __version__
+from ..runtime._dataset import parse_dataset, table_specs
+from ..runtime._executor import FORMAT_VERSION, Executor
+from ._flavors import save_model
+from ._nodes import FunctionNode, ModelNode, needs_frame
+from ._pipeline import Pipeline
+from ._profile import example_input, profile_tables, reference_tables
+
+# The runtime modules a bundle carries (standard library + numpy; flavors lazily).
+RUNTIME_MODULES = (
+    "_errors.py",
+    "_ed25519.py",
+    "_manifest.py",
+    "_dataset.py",
+    "_source.py",
+    "_models.py",
+    "_executor.py",
+    "_spark.py",
+)
+
+_RUNTIME_INIT = '''"""The Shipyard runtime, copied into this bundle at export: it needs no Shipyard install."""
+
+from ._errors import *  # noqa: F403
+from ._executor import Executor, cached_executor, check_versions, load, load_directory, read_directory
+'''
+
+_PYTHON_DICT = '''"""Low-latency entry point of {name} {version}: ``main(data, outputs=None) -> dict``.
+
+Importing this module reads every file of the bundle, checks it against MANIFEST.json
+(and MANIFEST.sig when SHIPYARD_PUBLIC_KEY is set) and loads the models; it raises
+TamperedArtifact or SignatureError, naming the file, before anything is deserialised.
+"""
+
+from pathlib import Path
+
+from .._runtime import load_directory
+
+_executor = load_directory(Path(__file__).resolve().parent.parent, "python_dict")
+metadata = _executor.metadata
+input_info = _executor.input_info
+
+
+def main(data, outputs=None):
+    """Score ``data`` (the dict dataset format); return ``{{output: {{"type", "values"}}}}``.
+
+    ``outputs`` may name any node: only what those need is computed. Bad input raises
+    a SchemaError subclass that names the table, column and row.
+    """
+    return _executor.run_dict(data, outputs)
+'''
+
+_PYTHON_DICT_MAIN = '''"""``python -m {package}.python_dict [--outputs a,b] < input.json`` prints the result as JSON."""
+
+import argparse
+import json
+import sys
+
+from . import main
+
+parser = argparse.ArgumentParser(prog="python -m {package}.python_dict")
+parser.add_argument("--outputs", help="comma-separated node names (default: the pipeline outputs)")
+options = parser.parse_args()
+try:
+    data = json.load(sys.stdin)
+except ValueError as exc:
+    sys.exit(f"error: the input is not JSON: {{exc}}")
+outputs = options.outputs.split(",") if options.outputs else None
+try:
+    result = main(data, outputs)
+except ValueError as exc:
+    sys.exit(f"error: {{exc}}")
+json.dump(result, sys.stdout)
+sys.stdout.write("\\n")
+'''
+
+_PYSPARK = '''"""Batch entry point of {name} {version}: ``main(tables, outputs=None, passthrough=()) -> DataFrame``.
+
+Scores a Spark DataFrame in Arrow batches with the same executor as ``python_dict``.
+"""
+
+from pathlib import Path
+
+from .._runtime import load_directory
+from .._runtime._spark import score_dataframes
+
+_executor = load_directory(Path(__file__).resolve().parent.parent, "pyspark_dataframe")
+
+
+def main(tables, outputs=None, passthrough=()):
+    """Score ``{{"{table}": spark_dataframe}}``; return a DataFrame of passthrough columns + outputs."""
+    return score_dataframes(_executor, __package__.rsplit(".", 1)[0], tables, outputs, passthrough)
+'''
+
+_PACKAGE_INIT = '''"""{name} {version}, a Shipyard bundle.
+
+    from {package}.python_dict import main          # main(data: dict) -> dict
+    from {package}.pyspark_dataframe import main    # main({{table: DataFrame}}) -> DataFrame
+"""
+'''
+
+
+def _runtime_source(module: str) -> bytes:
+    return resources.files("shipyard.runtime").joinpath(module).read_bytes()
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return _metadata.version(name)
+    except _metadata.PackageNotFoundError:
+        return None
+
+
+def _versions(packages: list[str]) -> dict[str, Any]:
+    found = {p: v for p in sorted(set(packages)) if (v := _package_version(p)) is not None}
+    return {"python": platform.python_version(), "packages": found}
+
+
+def _json(document: Any) -> bytes:
+    return (json.dumps(document, indent=2, sort_keys=False, default=str) + "\n").encode()
+
+
+def compile_files(
+    pipeline: Pipeline, reference: Any = None, created_by: str | None = None
+) -> dict[str, bytes]:
+    """Every file of ``pipeline``'s bundle except MANIFEST.json and MANIFEST.sig.
+
+    Paths are relative to the bundle's top folder. Raises ModelError when a model
+    cannot be saved, SchemaError when ``reference`` does not match the inputs.
+    """
+    pipeline.check()
+    files: dict[str, bytes] = {}
+    nodes: list[dict[str, Any]] = []
+    packages = ["numpy"]
+    flavors: dict[str, str] = {}
+    for name in pipeline.run_order():
+        node = pipeline.nodes[name]
+        refs = pipeline.references(name)
+        spec: dict[str, Any] = {
+            "name": name,
+            "kind": node.kind,
+            "description": node.description,
+            "inputs": refs,
+            "dtype": node.dtype,
+        }
+        if isinstance(node, FunctionNode):
+            path = f"objects/{name}/source.py"
+            spec.update(args=list(node.inputs), params=node.params, file=path, function=node.function_name)
+            files[path] = node.source.encode()
+        elif isinstance(node, ModelNode):
+            model_spec = dict(node.spec)
+            frame = needs_frame(node.model)
+            fitted = getattr(node.model, "feature_names_in_", None)
+            feature_names = [str(f) for f in fitted] if fitted is not None else [r.split(".")[-1] for r in refs]
+            model_spec.update(
+                name=name,
+                input_format="pandas" if frame else "numpy",
+                feature_names=feature_names,
+            )
+            saved = save_model(name, node.model, model_spec)
+            path = f"objects/{name}/{saved.filename}"
+            spec.update(saved.spec, file=path)
+            spec["name"], spec["kind"], spec["inputs"], spec["dtype"] = name, "model", refs, node.dtype
+            files[path] = saved.data
+            packages += saved.packages + (["pandas"] if frame else [])
+            flavors[name] = saved.spec["flavor"]
+        nodes.append(spec)
+
+    input_info = {"tables": [t.to_json() for t in pipeline.inputs]}
+    lineage_nodes = [
+        {"id": f"{t.name}.{c.name}", "kind": "input", "dtype": c.type} for t in pipeline.inputs for c in t.columns
+    ] + [{"id": n["name"], "kind": n["kind"], "dtype": n["dtype"]} for n in nodes]
+    edges = [[ref, n["name"]] for n in nodes for ref in n["inputs"]]
+    used = {ref for ref, _ in edges}
+    lineage_nodes = [n for n in lineage_nodes if n["kind"] != "input" or n["id"] in used]
+    pickled = [n["name"] for n in nodes if n.get("pickle")]
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "name": pipeline.name,
+        "version": pipeline.version,
+        "package": pipeline.bundle_name,
+        "description": pipeline.description,
+        "target": pipeline.target,
+        "created_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "created_by": created_by or os.environ.get("SHIPYARD_USER") or _user(),
+        "shipyard_version": __version__,
+        "groups": pipeline.groups,
+        "permissible_purpose": pipeline.permissible_purpose,
+        "tags": pipeline.tags,
+        "outputs": pipeline.outputs,
+        "nodes": nodes,
+        "lineage": {"nodes": lineage_nodes, "edges": edges},
+        "flavors": flavors,
+        "backend": {n["name"]: "onnx" if n.get("flavor") == "onnx" else "native" for n in nodes if n["kind"] == "model"},
+        "unsafe_pickle": pickled,
+        "entry_points": {"python_dict": "python_dict.main", "pyspark_dataframe": "pyspark_dataframe.main"},
+    }
+    files["metadata.json"] = _json(metadata)
+    files["input_info.json"] = _json(input_info)
+
+    package = pipeline.bundle_name
+    fill = {"name": pipeline.name, "version": pipeline.version, "package": package, "table": pipeline.inputs[0].name}
+    files["__init__.py"] = _PACKAGE_INIT.format(**fill).encode()
+    files["_runtime/__init__.py"] = _RUNTIME_INIT.encode()
+    for module in RUNTIME_MODULES:
+        files[f"_runtime/{module}"] = _runtime_source(module)
+    files["python_dict/__init__.py"] = _PYTHON_DICT.format(**fill).encode()
+    files["python_dict/__main__.py"] = _PYTHON_DICT_MAIN.format(**fill).encode()
+    files["pyspark_dataframe/__init__.py"] = _PYSPARK.format(**fill).encode()
+    dict_versions = _versions(packages)
+    spark_versions = _versions(packages + ["pyspark", "pyarrow"])
+    files["python_dict/versions.json"] = _json(dict_versions)
+    files["pyspark_dataframe/versions.json"] = _json(spark_versions)
+    requirements = sorted(f"{p}=={v}" for p, v in spark_versions["packages"].items() if p != "pyspark")
+    files["requirements.txt"] = (
+        "# Pinned by Shipyard from the build host; pyspark is needed only for pyspark_dataframe.\n"
+        + "\n".join(requirements)
+        + f"\n# pyspark=={spark_versions['packages'].get('pyspark', '')}\n"
+    ).encode()
+
+    if reference is not None:
+        tables = reference_tables(reference, pipeline)
+        columns, rows = parse_dataset(tables, table_specs(input_info), {})
+        files["reference/profile.json"] = _json(profile_tables(columns, rows))
+        example = example_input(columns, input_info, rows=min(rows, 5))
+        files["reference/example_input.json"] = _json(example)
+        executor = Executor(files)
+        files["reference/example_output.json"] = _json(executor.run_dict(example))
+    return files
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+

@@ -1,0 +1,225 @@
+"""Pipeline nodes: features, rules and models.
+
+A node reads earlier nodes or input columns, each named by a reference: a node
+name, ``table.column``, or a bare column name that only one input table has.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import GraphError
+from ..runtime._dataset import TYPES
+from ._capture import capture
+from ._flavors import OnnxModel, classes_of, label_dtype
+from ._schema import check_identifier
+
+
+@dataclass
+class Node:
+    """One step of a pipeline. ``inputs`` maps the node's arguments to references."""
+
+    name: str
+    kind: str
+    inputs: dict[str, str | None]
+    dtype: str
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_identifier(self.name, f"{self.kind}")
+        if self.dtype not in TYPES:
+            raise GraphError(f"{self.kind} '{self.name}': unknown type {self.dtype!r} (types: {', '.join(TYPES)})")
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} '{self.name}'"
+
+
+@dataclass
+class FunctionNode(Node):
+    """A feature or a rule: a vectorised function over column arrays, captured as source."""
+
+    function: Callable[..., Any] | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    function_name: str = ""
+
+
+@dataclass
+class ModelNode(Node):
+    """A model over earlier nodes and columns; ``output`` is probability, label or value."""
+
+    model: Any = None
+    output: str = "value"
+    spec: dict[str, Any] = field(default_factory=dict)
+
+
+def _function_node(
+    kind: str,
+    function: Callable[..., Any],
+    name: str | None,
+    inputs: Mapping[str, str] | Sequence[str] | None,
+    dtype: str,
+    params: Mapping[str, Any] | None,
+    description: str | None,
+) -> FunctionNode:
+    node_name = name or getattr(function, "__name__", "")
+    what = f"{kind} '{node_name}'"
+    params = dict(params or {})
+    try:
+        json.dumps(params)
+    except TypeError as exc:
+        raise GraphError(f"{what}: params must be JSON values (numbers, strings, lists): {exc}") from None
+    source, function_name = capture(function, what)
+    signature = inspect.signature(function)
+    args = [p for p in signature.parameters if p not in params]
+    for param in params:
+        if param not in signature.parameters:
+            raise GraphError(f"{what}: params names '{param}', which is not an argument of the function")
+    if isinstance(inputs, Mapping):
+        unknown = [a for a in inputs if a not in args]
+        if unknown:
+            raise GraphError(f"{what}: inputs names '{unknown[0]}', which is not an argument of the function")
+        mapping: dict[str, str | None] = {a: inputs.get(a) for a in args}
+    elif inputs is not None:
+        if len(inputs) != len(args):
+            raise GraphError(f"{what}: {len(inputs)} inputs given for {len(args)} arguments ({', '.join(args)})")
+        mapping = dict(zip(args, inputs, strict=True))
+    else:
+        mapping = dict.fromkeys(args)
+    return FunctionNode(
+        name=node_name,
+        kind=kind,
+        inputs=mapping,
+        dtype=dtype,
+        description=description or (inspect.getdoc(function) or "").split("\n")[0],
+        function=function,
+        params=params,
+        source=source,
+        function_name=function_name,
+    )
+
+
+def _decorator(kind: str, default_dtype: str) -> Callable[..., Any]:
+    def decorate(
+        function: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        inputs: Mapping[str, str] | Sequence[str] | None = None,
+        dtype: str = default_dtype,
+        params: Mapping[str, Any] | None = None,
+        description: str | None = None,
+    ) -> Any:
+        def wrap(fn: Callable[..., Any]) -> FunctionNode:
+            return _function_node(kind, fn, name, inputs, dtype, params, description)
+
+        return wrap(function) if function is not None else wrap
+
+    decorate.__name__ = kind
+    decorate.__doc__ = (
+        f"Make a {kind} node from a vectorised function (use as ``@{kind}`` or ``@{kind}(...)``).\n\n"
+        "Each argument receives a numpy array of one input (matched by name unless ``inputs``\n"
+        "maps it); ``params`` are JSON constants passed as keyword arguments; ``dtype`` is the\n"
+        f"type of the returned column (default {default_dtype}). The source is captured into the\n"
+        "bundle: reading a global or closure that would not exist there raises CaptureError."
+    )
+    return decorate
+
+
+feature = _decorator("feature", "float64")
+rule = _decorator("rule", "string")
+
+
+def model(
+    name: str,
+    estimator: Any,
+    *,
+    features: Sequence[str] | None = None,
+    output: str | None = None,
+    positive_class: Any = None,
+    description: str = "",
+) -> ModelNode:
+    """Make a model node.
+
+    ``estimator`` is a fitted scikit-learn estimator or Pipeline, an XGBoost or LightGBM
+    model, a ``shipyard.OnnxModel``, or a plain function ``f(X) -> values``.
+    ``features`` are the references that form its input matrix, in order (default: the
+    names it was fitted on). ``output`` is ``probability`` (classifiers; binary gives the
+    probability of ``positive_class``, default the last class), ``label`` or ``value``.
+    Raises GraphError when the combination cannot work.
+    """
+    classes = classes_of(estimator)
+    if output is None:
+        if hasattr(estimator, "predict_proba") and classes is not None:
+            output = "probability"
+        else:
+            output = "label" if classes is not None else "value"
+    if output not in ("probability", "label", "value"):
+        raise GraphError(f"model '{name}': output must be probability, label or value, not {output!r}")
+    if output == "probability" and not (
+        isinstance(estimator, OnnxModel) or hasattr(estimator, "predict_proba") or _is_lightgbm_booster(estimator)
+    ):
+        raise GraphError(f"model '{name}': output='probability' needs a classifier with predict_proba")
+    spec: dict[str, Any] = {"output": output}
+    if output == "probability":
+        if classes is not None:
+            if positive_class is None:
+                positive_class = classes[-1]
+            if positive_class not in classes:
+                raise GraphError(f"model '{name}': positive_class {positive_class!r} is not one of {classes}")
+            spec.update(classes=classes, binary=len(classes) == 2, positive_index=classes.index(positive_class))
+            dtype = "float64" if len(classes) == 2 else "list[float64]"
+        else:
+            spec.update(binary=True, positive_index=1)
+            dtype = "float64"
+    elif output == "label":
+        spec["classes"] = classes
+        dtype = label_dtype(classes)
+    else:
+        dtype = "float64"
+    if features is None:
+        fitted = getattr(estimator, "feature_names_in_", None)
+        if fitted is None:
+            raise GraphError(
+                f"model '{name}': say which inputs form its matrix with features=[...] "
+                "(it was not fitted on named columns)"
+            )
+        features = [str(f) for f in fitted]
+    features = list(features)
+    if not features:
+        raise GraphError(f"model '{name}' has no features")
+    expected = getattr(estimator, "n_features_in_", None)
+    if isinstance(expected, int) and expected != len(features):
+        raise GraphError(f"model '{name}' was fitted on {expected} features but {len(features)} are given")
+    return ModelNode(
+        name=name,
+        kind="model",
+        inputs={f"x{i}": ref for i, ref in enumerate(features)},
+        dtype=dtype,
+        description=description,
+        model=estimator,
+        output=output,
+        spec=spec,
+    )
+
+
+def _is_lightgbm_booster(estimator: Any) -> bool:
+    return type(estimator).__module__.startswith("lightgbm") and type(estimator).__name__ == "Booster"
+
+
+def needs_frame(estimator: Any) -> bool:
+    """True when a model must be called with a pandas DataFrame (it selects columns by name)."""
+    stack = [estimator]
+    while stack:
+        current = stack.pop()
+        if type(current).__name__ == "ColumnTransformer":
+            return True
+        for attr in ("steps", "transformers", "transformer_list"):
+            for item in getattr(current, attr, None) or []:
+                if isinstance(item, tuple) and len(item) >= 2:
+                    stack.append(item[1])
+    return False

@@ -1,0 +1,171 @@
+"""``Artifact``: inspect, verify and run a bundle.tar.gz without extracting it.
+
+Standard library only to import: inspecting, verifying (signature included) and
+extracting work on a host with nothing but Python. ``run`` needs numpy and the
+libraries of the bundle's model flavors, imported when called.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from . import _manifest
+from ._errors import ArtifactError, TamperedArtifact, UsageError
+
+if TYPE_CHECKING:
+    from ._executor import Executor
+
+
+def read_bundle(path: str | os.PathLike[str]) -> tuple[str, dict[str, bytes]]:
+    """Read a bundle.tar.gz into memory: ``(top folder, {relative path: bytes})``.
+
+    Refuses links, device files, absolute paths, '..' and members outside one top
+    folder with TamperedArtifact; raises ArtifactError when the file is not a tar.gz.
+    """
+    try:
+        archive = tarfile.open(path, mode="r:*")
+    except FileNotFoundError:
+        raise ArtifactError(f"bundle '{path}' does not exist") from None
+    except (tarfile.TarError, OSError) as exc:
+        raise ArtifactError(f"'{path}' is not a readable bundle.tar.gz ({exc})") from None
+    files: dict[str, bytes] = {}
+    top: str | None = None
+    with archive:
+        try:
+            members = archive.getmembers()
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            raise ArtifactError(f"'{path}' is damaged ({exc})") from None
+        for member in members:
+            name = PurePosixPath(member.name)
+            if name.is_absolute() or ".." in name.parts or not name.parts:
+                raise TamperedArtifact(f"member '{member.name}' escapes the bundle folder", member.name)
+            if top is None:
+                top = name.parts[0]
+            elif name.parts[0] != top:
+                raise TamperedArtifact(f"member '{member.name}' is outside the top folder '{top}'", member.name)
+            if member.isdir():
+                continue
+            if not member.isfile():
+                raise TamperedArtifact(f"member '{member.name}' is a link or device, not a file", member.name)
+            if len(name.parts) < 2:
+                raise TamperedArtifact(f"member '{member.name}' is outside the top folder", member.name)
+            handle = archive.extractfile(member)
+            assert handle is not None
+            relative = PurePosixPath(*name.parts[1:]).as_posix()
+            if relative in files:
+                raise TamperedArtifact(f"file '{relative}' appears twice in the archive", relative)
+            files[relative] = handle.read()
+    if top is None:
+        raise ArtifactError(f"'{path}' is an empty archive")
+    return top, files
+
+
+class Artifact:
+    """A bundle opened in memory.
+
+    ``metadata``, ``input_info``, ``versions`` and ``lineage`` read its JSON documents
+    (no code runs); ``verify`` checks every file (and the signature); ``run`` and
+    ``extract`` verify first and refuse a bundle that fails.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], public_key: str | bytes | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path)
+        self.package, self.files = read_bundle(self.path)
+        self._public_key = public_key
+        self._executor: Executor | None = None
+        self._verified = False
+
+    def _json(self, name: str) -> Any:
+        data = self.files.get(name)
+        if data is None:
+            raise TamperedArtifact(f"'{name}' is missing from the bundle", name)
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise TamperedArtifact(f"'{name}' is not valid JSON ({exc})", name) from None
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """metadata.json: name, version, nodes, outputs, lineage, flavors, …"""
+        return dict(self._json("metadata.json"))
+
+    @property
+    def input_info(self) -> dict[str, Any]:
+        """input_info.json: the input tables with their typed columns."""
+        return dict(self._json("input_info.json"))
+
+    @property
+    def versions(self) -> dict[str, Any]:
+        """The versions.json of each entry point, by entry point."""
+        return {
+            path.split("/")[0]: self._json(path)
+            for path in sorted(self.files)
+            if path.endswith("/versions.json")
+        }
+
+    @property
+    def lineage(self) -> dict[str, Any]:
+        """``{"nodes": [{id, kind, dtype}], "edges": [[from, to], ...]}``."""
+        return dict(self.metadata["lineage"])
+
+    def verify(self, public_key: str | bytes | os.PathLike[str] | None = None) -> dict[str, Any]:
+        """Check every file against MANIFEST.json, and MANIFEST.sig when a key is given or configured.
+
+        Raises TamperedArtifact naming the file, or SignatureError. Returns a report:
+        files checked, whether the bundle is signed and whether the signature was checked.
+        """
+        key = _manifest.load_public_key(public_key if public_key is not None else self._public_key)
+        report = _manifest.verify_bundle(self.files, key)
+        self._verified = True
+        return report
+
+    def executor(self) -> Executor:
+        """The loaded executor (verifies first; loads models once)."""
+        if self._executor is None:
+            self.verify()
+            from ._executor import Executor, check_versions
+
+            self._executor = Executor(self.files)
+            versions = self.versions.get("python_dict")
+            if versions:
+                check_versions(versions, f"bundle {self._executor.name} {self._executor.version}")
+        return self._executor
+
+    def run(self, data: Any, outputs: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Run the bundle on a dict dataset, whole or up to the nodes named in ``outputs``."""
+        return self.executor().run_dict(data, outputs)
+
+    def extract(self, node: str | None, destination: str | os.PathLike[str]) -> list[Path]:
+        """Write one node's files (``objects/NODE/``), or the whole bundle when ``node`` is None.
+
+        Verifies first. The whole bundle lands in ``destination/<top folder>/``, ready
+        to import. Raises UsageError for an unknown node.
+        """
+        self.verify()
+        dest = Path(destination)
+        if node is None:
+            chosen = {f"{self.package}/{path}": data for path, data in self.files.items()}
+        else:
+            names = [n["name"] for n in self.metadata["nodes"]]
+            if node not in names:
+                raise UsageError(f"unknown node '{node}' (nodes: {', '.join(names)})")
+            prefix = f"objects/{node}/"
+            chosen = {path[len(prefix) :]: data for path, data in self.files.items() if path.startswith(prefix)}
+        written = []
+        for relative, data in sorted(chosen.items()):
+            target = dest.joinpath(*relative.split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = target.with_name(target.name + ".partial")
+            temporary.write_bytes(data)
+            os.replace(temporary, target)
+            written.append(target)
+        return written
+
+    def __repr__(self) -> str:
+        return f"Artifact({str(self.path)!r})"
+

@@ -1,0 +1,301 @@
+"""The executor: runs a pipeline graph from a bundle's verified files.
+
+This one module is what runs a pipeline everywhere: ``Pipeline.run`` in a
+notebook, ``Artifact.run`` in the runtime, and the bundle's ``python_dict`` and
+``pyspark_dataframe`` entry points (it is copied into every bundle). It needs
+only numpy, plus each model flavor's own library when that flavor is used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _dataset, _manifest
+from ._errors import GraphError, IncompatibleArtifact, ModelError, UsageError, VersionMismatchWarning
+from ._models import load_model
+from ._source import load_function
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a set of requested outputs needs: nodes in run order and input columns per table."""
+
+    outputs: tuple[str, ...]
+    nodes: tuple[str, ...]
+    columns: Mapping[str, tuple[str, ...]]
+
+
+def read_directory(root: str | os.PathLike[str]) -> dict[str, bytes]:
+    """Every file under ``root`` as ``{relative/path: bytes}`` (skipping Python caches)."""
+    base = Path(root)
+    files: dict[str, bytes] = {}
+    for path in sorted(base.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.relative_to(base).parts:
+            files[path.relative_to(base).as_posix()] = path.read_bytes()
+    return files
+
+
+class Executor:
+    """A loaded, verified bundle that runs its graph on columns or on the dict format.
+
+    Build it with ``Executor(files)`` where ``files`` are a bundle's files (already
+    checked, see ``load``). Models are deserialised here, once; ``run_*`` methods are
+    safe to call from several threads when the models' own predict calls are.
+    """
+
+    def __init__(self, files: Mapping[str, bytes]) -> None:
+        self.files: Mapping[str, bytes] = files
+        self.metadata: dict[str, Any] = json.loads(files["metadata.json"])
+        version = self.metadata.get("format_version")
+        if version != FORMAT_VERSION:
+            raise IncompatibleArtifact(
+                f"bundle format {version!r} is not readable by this runtime (reads format {FORMAT_VERSION})"
+            )
+        self.input_info: dict[str, Any] = json.loads(files["input_info.json"])
+        self.tables = _dataset.table_specs(self.input_info)
+        self.nodes: dict[str, dict[str, Any]] = {n["name"]: n for n in self.metadata["nodes"]}
+        self.outputs: tuple[str, ...] = tuple(self.metadata["outputs"])
+        self._callables = {name: self._load_node(spec, files) for name, spec in self.nodes.items()}
+        self._plans: dict[tuple[str, ...], Plan] = {}
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata["name"])
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata["version"])
+
+    def dtype(self, node: str) -> str:
+        """The declared output type of ``node``."""
+        return str(self.nodes[node]["dtype"])
+
+    @staticmethod
+    def _load_node(spec: Mapping[str, Any], files: Mapping[str, bytes]) -> Any:
+        if spec["kind"] == "model":
+            return load_model(spec, files)
+        return load_function(files[spec["file"]], spec["file"], spec["function"])
+
+    def plan(self, outputs: Sequence[str] | None = None) -> Plan:
+        """The sub-graph that computes ``outputs`` (default: the pipeline's outputs).
+
+        Raises UsageError on an unknown output name.
+        """
+        wanted = tuple(outputs) if outputs else self.outputs
+        cached = self._plans.get(wanted)
+        if cached is not None:
+            return cached
+        for name in wanted:
+            if name not in self.nodes:
+                known = ", ".join(self.nodes)
+                raise UsageError(f"unknown output '{name}' (nodes: {known})")
+        needed: set[str] = set()
+        columns: dict[str, list[str]] = {}
+        stack = list(wanted)
+        while stack:
+            name = stack.pop()
+            if name in needed:
+                continue
+            needed.add(name)
+            for ref in self.nodes[name]["inputs"]:
+                if "." in ref:
+                    table, column = ref.split(".", 1)
+                    if column not in columns.setdefault(table, []):
+                        columns[table].append(column)
+                else:
+                    stack.append(ref)
+        order = tuple(n for n in self.nodes if n in needed)  # metadata lists nodes in run order
+        plan = Plan(wanted, order, {t: tuple(c) for t, c in columns.items()})
+        if len(self._plans) < 64:
+            self._plans[wanted] = plan
+        return plan
+
+    def run_columns(
+        self, tables: Mapping[str, Mapping[str, np.ndarray]], rows: int, plan: Plan
+    ) -> dict[str, np.ndarray]:
+        """Run ``plan`` on validated input arrays; return every computed node's values."""
+        values: dict[str, np.ndarray] = {}
+        for name in plan.nodes:
+            spec = self.nodes[name]
+            args = [
+                tables[ref.split(".", 1)[0]][ref.split(".", 1)[1]] if "." in ref else values[ref]
+                for ref in spec["inputs"]
+            ]
+            try:
+                if spec["kind"] == "model":
+                    raw = self._callables[name](args)
+                else:
+                    kwargs = dict(zip(spec["args"], args, strict=True))
+                    kwargs.update(spec.get("params") or {})
+                    raw = self._callables[name](**kwargs)
+            except Exception as exc:
+                raise ModelError(f"{spec['kind']} '{name}' failed: {type(exc).__name__}: {exc}") from exc
+            values[name] = _coerce(name, spec["dtype"], raw, rows)
+        return values
+
+    def run_dict(self, data: Any, outputs: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Run on a dataset in the dict format; return the outputs in the typed form.
+
+        Raises SchemaError (naming table, column and row) on bad input, UsageError on an
+        unknown output, ModelError when a node fails.
+        """
+        plan = self.plan(outputs)
+        tables, rows = _dataset.parse_dataset(data, self.tables, plan.columns)
+        values = self.run_columns(tables, rows, plan)
+        return {name: _dataset.encode(self.nodes[name]["dtype"], values[name]) for name in plan.outputs}
+
+    def run_arrays(
+        self, data: Mapping[str, Mapping[str, Any]], outputs: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run on ``{table: {column: array or list}}``; return the outputs as numpy arrays."""
+        plan = self.plan(outputs)
+        tables, rows = _dataset.parse_dataset(data, self.tables, plan.columns)
+        values = self.run_columns(tables, rows, plan)
+        return {name: values[name] for name in plan.outputs}
+
+    def score_arrow_batch(
+        self, batch: Any, table: str, outputs: Sequence[str] | None, passthrough: Sequence[str] = ()
+    ) -> Any:
+        """Score one pyarrow RecordBatch of ``table``; return a RecordBatch of passthrough + outputs."""
+        import pyarrow as pa
+
+        plan = self.plan(outputs)
+        columns = {
+            name: batch.column(name).to_numpy(zero_copy_only=False)
+            for name in batch.schema.names
+            if name in self.tables[table].columns
+        }
+        tables, rows = _dataset.parse_dataset({table: columns}, self.tables, plan.columns)
+        if rows == 0:
+            rows = batch.num_rows
+        values = self.run_columns(tables, rows, plan)
+        arrays = [batch.column(name) for name in passthrough]
+        for name in plan.outputs:
+            arrays.append(arrow_array(self.nodes[name]["dtype"], values[name]))
+        return pa.RecordBatch.from_arrays(arrays, names=[*passthrough, *plan.outputs])
+
+
+def arrow_array(dtype: str, values: np.ndarray) -> Any:
+    """An output column as a pyarrow array of the type Spark and Parquet expect."""
+    import pyarrow as pa
+
+    if dtype == "float64":
+        return pa.array(values, type=pa.float64(), from_pandas=True)
+    if dtype == "int64":
+        return pa.array(values, type=pa.int64(), from_pandas=True)
+    if dtype == "bool":
+        return pa.array(values.tolist(), type=pa.bool_())
+    if dtype == "string":
+        return pa.array(values.tolist(), type=pa.string())
+    if dtype == "datetime":
+        return pa.array(values, type=pa.timestamp("us"))
+    return pa.array(values.tolist(), type=pa.list_(pa.float64()))
+
+
+def _coerce(name: str, dtype: str, raw: Any, rows: int) -> np.ndarray:
+    arr = np.asarray(raw)
+    if arr.ndim == 0:
+        arr = np.full(rows, arr.item())
+    if len(arr) != rows:
+        raise ModelError(f"node '{name}' returned {len(arr)} values for {rows} rows")
+    try:
+        if dtype == "float64":
+            return arr.astype(np.float64, copy=False)
+        if dtype == "int64":
+            return arr.astype(np.int64, copy=False)
+        if dtype == "bool":
+            return arr.astype(bool, copy=False)
+        if dtype == "string":
+            out = np.empty(rows, dtype=object)
+            out[:] = [None if v is None else str(v) for v in arr.tolist()]
+            return out
+        if dtype == "datetime":
+            return arr.astype("datetime64[us]")
+        if dtype == "list[float64]":
+            out2 = arr.astype(np.float64, copy=False)
+            return out2 if out2.ndim == 2 else out2.reshape(rows, -1)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"node '{name}' returned values that are not {dtype}: {exc}") from None
+    raise GraphError(f"node '{name}' has unknown type '{dtype}'")
+
+
+_warned: set[str] = set()
+
+
+def check_versions(versions: Mapping[str, Any], where: str) -> list[str]:
+    """Compare the host's Python and libraries with versions.json; warn once if major.minor differ.
+
+    Returns the differences as lines such as ``scikit-learn: bundle 1.5.2, here 1.4.0``.
+    """
+    import platform
+    from importlib import metadata
+
+    def major_minor(version: str) -> tuple[str, ...]:
+        return tuple(version.split(".")[:2])
+
+    differences = []
+    recorded = versions.get("python")
+    here = platform.python_version()
+    if recorded and major_minor(recorded) != major_minor(here):
+        differences.append(f"python: bundle {recorded}, here {here}")
+    for package, wanted in sorted((versions.get("packages") or {}).items()):
+        try:
+            found = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            differences.append(f"{package}: bundle {wanted}, here not installed")
+            continue
+        if major_minor(found) != major_minor(wanted):
+            differences.append(f"{package}: bundle {wanted}, here {found}")
+    key = where + "|" + ";".join(differences)
+    if differences and key not in _warned:
+        _warned.add(key)
+        warnings.warn(
+            f"{where} was built with other library versions; results may differ: "
+            + "; ".join(differences),
+            VersionMismatchWarning,
+            stacklevel=3,
+        )
+    return differences
+
+
+def load(
+    files: Mapping[str, bytes], public_key: str | bytes | os.PathLike[str] | None = None
+) -> Executor:
+    """Verify ``files`` (manifest, and signature when a key is given or configured) and load them.
+
+    Nothing is deserialised before the check passes. Raises TamperedArtifact,
+    SignatureError or IncompatibleArtifact.
+    """
+    _manifest.verify_bundle(files, _manifest.load_public_key(public_key))
+    return Executor(files)
+
+
+def load_directory(root: str | os.PathLike[str], entry_point: str) -> Executor:
+    """Load an extracted bundle folder for one of its entry points (used by the entry points)."""
+    files = read_directory(root)
+    executor = load(files)
+    versions_file = f"{entry_point}/versions.json"
+    if versions_file in files:
+        check_versions(json.loads(files[versions_file]), f"bundle {executor.name} {executor.version}")
+    return executor
+
+
+_cache: dict[str, Executor] = {}
+
+
+def cached_executor(root: str, entry_point: str = "pyspark_dataframe") -> Executor:
+    """``load_directory`` once per process and folder (Spark workers score many batches)."""
+    executor = _cache.get(root)
+    if executor is None:
+        executor = _cache[root] = load_directory(root, entry_point)
+    return executor

@@ -1,0 +1,161 @@
+"""Load a model node from verified bytes and call it.
+
+Copied into every bundle. Each flavor imports its own library only when a bundle
+uses it, so a bundle needs numpy plus the libraries of the flavors it holds.
+A loader returns ``predict(columns) -> array`` where ``columns`` are the node's
+input arrays in declared order.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._errors import ModelError
+
+Predict = Callable[[Sequence[np.ndarray]], np.ndarray]
+
+
+def _matrix(columns: Sequence[np.ndarray], spec: Mapping[str, Any]) -> Any:
+    if spec.get("input_format") == "pandas":
+        import pandas as pd
+
+        return pd.DataFrame(
+            {name: col for name, col in zip(spec["feature_names"], columns, strict=True)}, copy=False
+        )
+    if len(columns) == 1 and columns[0].ndim == 2:
+        return np.ascontiguousarray(columns[0], dtype=np.float64)
+    return np.column_stack(columns).astype(np.float64, copy=False)
+
+
+def _shape_output(raw: Any, spec: Mapping[str, Any], kind: str) -> np.ndarray:
+    """Turn a probability matrix or prediction vector into the node's declared output."""
+    out = np.asarray(raw)
+    if kind == "probability":
+        if out.ndim == 1:  # a booster that returns P(class 1) for binary problems
+            out = np.column_stack([1.0 - out, out])
+        if spec.get("binary", out.shape[1] == 2):
+            return out[:, int(spec.get("positive_index", 1))].astype(np.float64)
+        return out.astype(np.float64)
+    if out.ndim == 2 and out.shape[1] == 1:
+        out = out[:, 0]
+    return out
+
+
+def _estimator_predict(model: Any, spec: Mapping[str, Any]) -> Predict:
+    kind = spec["output"]
+
+    def predict(columns: Sequence[np.ndarray]) -> np.ndarray:
+        x = _matrix(columns, spec)
+        if kind == "probability":
+            return _shape_output(model.predict_proba(x), spec, kind)
+        return _shape_output(model.predict(x), spec, kind)
+
+    return predict
+
+
+def _load_sklearn(data: bytes, spec: Mapping[str, Any]) -> Predict:
+    import skops.io
+
+    model = skops.io.loads(data, trusted=list(spec.get("trusted_types", [])))
+    return _estimator_predict(model, spec)
+
+
+def _load_xgboost(data: bytes, spec: Mapping[str, Any]) -> Predict:
+    import xgboost
+
+    model = getattr(xgboost, spec.get("estimator_class", "XGBClassifier"))()
+    model.load_model(bytearray(data))
+    return _estimator_predict(model, spec)
+
+
+def _load_lightgbm(data: bytes, spec: Mapping[str, Any]) -> Predict:
+    import lightgbm
+
+    booster = lightgbm.Booster(model_str=data.decode("utf-8"))
+    kind = spec["output"]
+    classes = spec.get("classes")
+
+    def predict(columns: Sequence[np.ndarray]) -> np.ndarray:
+        raw = np.asarray(booster.predict(_matrix(columns, spec)))
+        if kind == "probability":
+            return _shape_output(raw, spec, kind)
+        if kind == "label" and classes is not None:
+            index = (raw > 0.5).astype(np.int64) if raw.ndim == 1 else raw.argmax(axis=1)
+            return np.asarray(classes)[index]
+        return raw
+
+    return predict
+
+
+def _load_onnx(data: bytes, spec: Mapping[str, Any]) -> Predict:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = int(spec.get("onnx_threads", 1))
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    model_input = session.get_inputs()[0]
+    dtype = np.float64 if "double" in model_input.type else np.float32
+    wanted = spec.get("onnx_output")
+    names = [o.name for o in session.get_outputs()]
+    output_name = wanted if wanted in names else names[-1 if spec["output"] == "probability" else 0]
+    kind = spec["output"]
+
+    def predict(columns: Sequence[np.ndarray]) -> np.ndarray:
+        x = _matrix(columns, spec).astype(dtype, copy=False)
+        (raw,) = session.run([output_name], {model_input.name: x})
+        if isinstance(raw, list) and raw and isinstance(raw[0], dict):  # a ZipMap output
+            keys = sorted(raw[0])
+            raw = np.array([[row[k] for k in keys] for row in raw])
+        return _shape_output(raw, spec, kind)
+
+    return predict
+
+
+def _load_python(data: bytes, spec: Mapping[str, Any]) -> Predict:
+    from ._source import load_function
+
+    function = load_function(data, spec["file"], spec["function"])
+    return lambda columns: np.asarray(function(_matrix(columns, spec)))
+
+
+def _load_pickle(data: bytes, spec: Mapping[str, Any]) -> Predict:
+    import pickle
+
+    # Only reached after MANIFEST.json matched this exact byte string.
+    model = pickle.load(io.BytesIO(data))  # noqa: S301
+    return _estimator_predict(model, spec)
+
+
+LOADERS: dict[str, Callable[[bytes, Mapping[str, Any]], Predict]] = {
+    "sklearn": _load_sklearn,
+    "xgboost": _load_xgboost,
+    "lightgbm": _load_lightgbm,
+    "onnx": _load_onnx,
+    "python": _load_python,
+    "pickle": _load_pickle,
+}
+
+
+def load_model(spec: Mapping[str, Any], files: Mapping[str, bytes]) -> Predict:
+    """The predict function of one model node; raises ModelError naming the node."""
+    flavor = spec.get("flavor")
+    loader = LOADERS.get(str(flavor))
+    if loader is None:
+        raise ModelError(f"model '{spec['name']}': unknown flavor '{flavor}'")
+    try:
+        return loader(files[spec["file"]], spec)
+    except ImportError as exc:
+        raise ModelError(
+            f"model '{spec['name']}' needs the '{exc.name}' package ({flavor} flavor); "
+            "install the bundle's requirements.txt"
+        ) from exc
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"model '{spec['name']}' could not be loaded: {exc}") from exc
