@@ -1,0 +1,280 @@
+"""``shipyard artifact``: build, inspect, verify, lineage, run and extract bundles."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table as RichTable
+
+from ..errors import UsageError
+from ..runtime import Artifact
+from ._data import read_dataset
+from ._output import console, print_json
+
+app = typer.Typer(help="Build and handle locked bundles (NAME-VERSION.tar.gz).", no_args_is_help=True)
+
+_KEY_HELP = "Ed25519 public key (PEM file) to check MANIFEST.sig; default: $SHIPYARD_PUBLIC_KEY."
+
+
+def _load_object(spec: str, what: str) -> Any:
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise UsageError(f"{what} must be MODULE:NAME (e.g. my_project.pipelines:credit_risk), not {spec!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"cannot import module '{module_name}': {exc}") from None
+    try:
+        value = getattr(module, attribute)
+    except AttributeError:
+        raise UsageError(f"module '{module_name}' has no '{attribute}'") from None
+    return value
+
+
+@app.command("build")
+def build(
+    target: str = typer.Argument(..., metavar="MODULE:PIPELINE", help="A Pipeline, or a function returning one."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder to write NAME-VERSION.tar.gz into."),
+    sign_key: Path | None = typer.Option(None, "--sign-key", help="Ed25519 private key (PEM) that signs the bundle."),
+    reference: str | None = typer.Option(
+        None, "--reference", help="Training data: a .json dataset, .csv, .parquet, .jsonl file, or MODULE:NAME."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Export a pipeline as a locked bundle."""
+    from ..pipeline import Pipeline
+
+    pipeline = _load_object(target, "MODULE:PIPELINE")
+    if callable(pipeline) and not isinstance(pipeline, Pipeline):
+        pipeline = pipeline()
+    if not isinstance(pipeline, Pipeline):
+        raise UsageError(f"'{target}' is a {type(pipeline).__name__}, not a shipyard.Pipeline")
+    data: Any = None
+    if reference is not None:
+        if Path(reference).exists() or ":" not in reference:
+            table = pipeline.inputs[0].name if len(pipeline.inputs) == 1 else None
+            data = read_dataset(reference, table)
+        else:
+            data = _load_object(reference, "--reference")
+            data = data() if callable(data) else data
+    path = pipeline.export(output, reference=data, sign_key=sign_key)
+    artifact = Artifact(path)
+    summary = {
+        "bundle": str(path),
+        "name": pipeline.name,
+        "version": pipeline.version,
+        "bytes": path.stat().st_size,
+        "files": len(artifact.files),
+        "signed": "MANIFEST.sig" in artifact.files,
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        signed = "signed" if summary["signed"] else "unsigned"
+        console.print(f"built {path} ({summary['bytes']:,} bytes, {summary['files']} files, {signed})")
+
+
+def _describe(artifact: Artifact, public_key: Path | None) -> dict[str, Any]:
+    meta = artifact.metadata
+    try:
+        check = artifact.verify(public_key)
+        check["ok"] = True
+    except Exception as exc:  # inspect reports a failed check rather than stopping
+        check = {"ok": False, "error": str(exc)}
+    return {
+        "bundle": str(artifact.path),
+        "package": artifact.package,
+        "name": meta["name"],
+        "version": meta["version"],
+        "format_version": meta["format_version"],
+        "description": meta.get("description", ""),
+        "target": meta.get("target"),
+        "created_at": meta.get("created_at"),
+        "created_by": meta.get("created_by"),
+        "groups": meta.get("groups", []),
+        "permissible_purpose": meta.get("permissible_purpose", []),
+        "tags": meta.get("tags", {}),
+        "outputs": meta["outputs"],
+        "nodes": [
+            {
+                "name": n["name"],
+                "kind": n["kind"],
+                "dtype": n["dtype"],
+                "flavor": n.get("flavor"),
+                "backend": meta.get("backend", {}).get(n["name"]),
+                "inputs": n["inputs"],
+                "pickle": bool(n.get("pickle")),
+            }
+            for n in meta["nodes"]
+        ],
+        "inputs": artifact.input_info["tables"],
+        "versions": artifact.versions,
+        "unsafe_pickle": meta.get("unsafe_pickle", []),
+        "verification": check,
+        "files": {path: len(data) for path, data in sorted(artifact.files.items())},
+    }
+
+
+@app.command("inspect")
+def inspect(
+    bundle: Path = typer.Argument(..., help="NAME-VERSION.tar.gz"),
+    public_key: Path | None = typer.Option(None, "--public-key", help=_KEY_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Show what a bundle holds: metadata, inputs, nodes, library versions, check result."""
+    info = _describe(Artifact(bundle), public_key)
+    if as_json:
+        print_json(info)
+        return
+    console.print(f"[bold]{info['name']} {info['version']}[/]  ({info['package']}, format {info['format_version']})")
+    if info["description"]:
+        console.print(info["description"])
+    console.print(f"created {info['created_at']} by {info['created_by']}; target: {info['target']}")
+    if info["groups"] or info["permissible_purpose"]:
+        console.print(f"groups: {', '.join(info['groups'])}; purpose: {', '.join(info['permissible_purpose'])}")
+    nodes = RichTable(title="nodes (run order)")
+    for column in ("node", "kind", "type", "flavor / backend", "reads"):
+        nodes.add_column(column)
+    for node in info["nodes"]:
+        flavor = f"{node['flavor']} / {node['backend']}" if node["flavor"] else ""
+        if node["pickle"]:
+            flavor += " [red](pickle)[/]"
+        reads = ", ".join(node["inputs"][:4]) + (f" … (+{len(node['inputs']) - 4})" if len(node["inputs"]) > 4 else "")
+        star = " *" if node["name"] in info["outputs"] else ""
+        nodes.add_row(node["name"] + star, node["kind"], node["dtype"], flavor, reads)
+    console.print(nodes)
+    console.print("* = output")
+    for table in info["inputs"]:
+        cols = RichTable(title=f"input table '{table['name']}' ({len(table['columns'])} columns)")
+        for column in ("column", "type", "nullable", "range / categories"):
+            cols.add_column(column)
+        for col in table["columns"]:
+            if col.get("categories") is not None:
+                allowed = ", ".join(map(str, col["categories"]))
+            elif col.get("min") is not None and col.get("max") is not None:
+                allowed = f"[{col['min']}, {col['max']}]"
+            elif col.get("min") is not None:
+                allowed = f">= {col['min']}"
+            elif col.get("max") is not None:
+                allowed = f"<= {col['max']}"
+            else:
+                allowed = ""
+            cols.add_row(col["name"], col["type"], "yes" if col["nullable"] else "no", allowed)
+        console.print(cols)
+    for entry, versions in info["versions"].items():
+        libs = ", ".join(f"{k} {v}" for k, v in versions["packages"].items())
+        console.print(f"{entry}: python {versions['python']}; {libs}")
+    check = info["verification"]
+    if check["ok"]:
+        sig = "signature checked" if check["signature_checked"] else ("signed, no key given" if check["signed"] else "unsigned")
+        console.print(f"[green]verified[/]: {check['files']} files match MANIFEST.json ({sig})")
+    else:
+        console.print(f"[red]NOT VERIFIED[/]: {check['error']}")
+    total = sum(info["files"].values())
+    console.print(f"{len(info['files'])} files, {total:,} bytes unpacked")
+
+
+@app.command("verify")
+def verify(
+    bundle: Path = typer.Argument(..., help="NAME-VERSION.tar.gz"),
+    public_key: Path | None = typer.Option(None, "--public-key", help=_KEY_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Check every file against MANIFEST.json and the signature; exit 1 naming the first bad file."""
+    report = Artifact(bundle).verify(public_key)
+    if as_json:
+        print_json({"bundle": str(bundle), "ok": True, **report})
+        return
+    if report["signature_checked"]:
+        how = "signature valid"
+    elif report["signed"]:
+        how = "signed, but no public key given: signature NOT checked"
+    else:
+        how = "unsigned"
+    console.print(f"[green]OK[/] {bundle}: {report['files']} files match MANIFEST.json; {how}")
+
+
+@app.command("lineage")
+def lineage(
+    bundle: Path = typer.Argument(..., help="NAME-VERSION.tar.gz"),
+    fmt: str = typer.Option("json", "--format", help="json, dot (Graphviz) or mermaid."),
+    as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
+) -> None:
+    """Print the graph: input columns -> features -> models -> rules."""
+    graph = Artifact(bundle).lineage
+    fmt = "json" if as_json else fmt
+    if fmt == "json":
+        print_json(graph)
+    elif fmt == "dot":
+        lines = ["digraph lineage {", "  rankdir=LR;"]
+        shapes = {"input": "note", "feature": "box", "model": "box3d", "rule": "diamond"}
+        for node in graph["nodes"]:
+            lines.append(f'  "{node["id"]}" [shape={shapes.get(node["kind"], "box")}, tooltip="{node["dtype"]}"];')
+        lines += [f'  "{a}" -> "{b}";' for a, b in graph["edges"]]
+        sys.stdout.write("\n".join(lines + ["}"]) + "\n")
+    elif fmt == "mermaid":
+        ids = {node["id"]: f"n{i}" for i, node in enumerate(graph["nodes"])}
+        lines = ["graph LR"]
+        for node in graph["nodes"]:
+            lines.append(f'  {ids[node["id"]]}["{node["id"]} ({node["kind"]})"]')
+        lines += [f"  {ids[a]} --> {ids[b]}" for a, b in graph["edges"]]
+        sys.stdout.write("\n".join(lines) + "\n")
+    else:
+        raise UsageError(f"unknown --format {fmt!r}: use json, dot or mermaid")
+
+
+@app.command("run")
+def run(
+    bundle: Path = typer.Argument(..., help="NAME-VERSION.tar.gz"),
+    input_file: Path = typer.Option(..., "--input", "-i", help="A .json dataset, or a .csv/.parquet/.jsonl table."),
+    outputs: str | None = typer.Option(None, "--outputs", help="Comma-separated node names (any node)."),
+    public_key: Path | None = typer.Option(None, "--public-key", help=_KEY_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Run a bundle on a file, whole or up to the named nodes (verifies it first)."""
+    artifact = Artifact(bundle, public_key=public_key)
+    tables = artifact.input_info["tables"]
+    data = read_dataset(input_file, tables[0]["name"] if len(tables) == 1 else None)
+    wanted = [o.strip() for o in outputs.split(",") if o.strip()] if outputs else None
+    result = artifact.run(data, wanted)
+    if as_json:
+        print_json(result)
+        return
+    grid = RichTable()
+    grid.add_column("row", justify="right")
+    for name, column in result.items():
+        grid.add_column(f"{name} ({column['type']})")
+    rows = len(next(iter(result.values()))["values"]) if result else 0
+    for i in range(rows):
+        grid.add_row(str(i), *(_cell(column["values"][i]) for column in result.values()))
+    console.print(grid)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "null" if value is None else str(value)
+
+
+@app.command("extract")
+def extract(
+    bundle: Path = typer.Argument(..., help="NAME-VERSION.tar.gz"),
+    node: str | None = typer.Argument(None, help="A node (its objects/NODE/ files); omit for the whole bundle."),
+    output: Path = typer.Option(..., "--output", "-o", help="Destination folder."),
+    public_key: Path | None = typer.Option(None, "--public-key", help=_KEY_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Write one node's files (e.g. a model file) or the whole bundle, after verifying it."""
+    written = Artifact(bundle, public_key=public_key).extract(node, output)
+    if as_json:
+        print_json({"written": [str(p) for p in written]})
+        return
+    for path in written:
+        console.print(str(path))

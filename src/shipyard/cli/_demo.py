@@ -1,0 +1,84 @@
+"""``shipyard demo``: the main job, end to end, on embedded defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table as RichTable
+
+from ..artifact import generate_key_pair
+from ..demo_pipeline import build_pipeline, reference
+from ..errors import ShipyardError
+from ..runtime import Artifact
+from ._output import console
+
+ROWS = (0, 13, 19, 81, 250)  # refer, refer, routine, review, refer: rows of the data set
+
+
+def demo(
+    workdir: Path = typer.Option(Path("demo-output"), "--workdir", help="Where keys, bundles and the production copy go."),
+) -> None:
+    """Train, define, export a signed bundle, verify it and run it as production would."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    console.rule("[bold]1. train a model and define the pipeline")
+    pipeline = build_pipeline()
+    console.print(f"{pipeline.name} {pipeline.version}: nodes {', '.join(pipeline.run_order())}; outputs {pipeline.outputs}")
+
+    console.rule("[bold]2. export a signed bundle")
+    keys = workdir / "keys"
+    private, public = keys / "shipyard.key", keys / "shipyard.pub"
+    if not private.exists():
+        private, public = generate_key_pair(keys)
+    bundle = pipeline.export(workdir / "dist", reference=reference(), sign_key=private)
+    console.print(f"bundle: {bundle} ({bundle.stat().st_size:,} bytes)")
+
+    console.rule("[bold]3. verify it (hashes and Ed25519 signature)")
+    artifact = Artifact(bundle)
+    report = artifact.verify(public)
+    console.print(f"[green]OK[/]: {report['files']} files match MANIFEST.json; signature valid")
+
+    console.rule("[bold]4. run it as production does: extracted, no Shipyard import")
+    production = workdir / "production"
+    artifact.extract(None, production)
+    data = reference()
+    rows = {"tumours": {name: [values[i] for i in ROWS] for name, values in data["tumours"].items()}}
+    request = workdir / "request.json"
+    request.write_text(json.dumps(rows))
+    env = dict(os.environ, SHIPYARD_PUBLIC_KEY=str(public.resolve()))
+    with request.open() as stdin:
+        done = subprocess.run(
+            [sys.executable, "-m", f"{artifact.package}.python_dict"],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            cwd=production,
+            env=env,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise ShipyardError(f"the production run failed: {done.stderr.strip()}")
+    result = json.loads(done.stdout)
+    console.print(f"$ cd {production} && python -m {artifact.package}.python_dict < {request.name}")
+    grid = RichTable(title="tumour triage")
+    for column in ("row", "mean_radius", "worst_concave_points", "p_malignant", "decision"):
+        grid.add_column(column, justify="right" if column != "decision" else "left")
+    for i, row in enumerate(ROWS):
+        grid.add_row(
+            str(row),
+            f"{rows['tumours']['mean_radius'][i]:.2f}",
+            f"{rows['tumours']['worst_concave_points'][i]:.3f}",
+            f"{result['p_malignant']['values'][i]:.4f}",
+            result["decision"]["values"][i],
+        )
+    console.print(grid)
+    same = pipeline.run(rows) == result
+    console.print(f"notebook run == production run: {'[green]yes[/]' if same else '[red]NO[/]'}")
+    if not same:
+        raise ShipyardError("the bundle's results differ from the pipeline's")
+    console.rule("[bold]done")
+    console.print(f"inspect it: shipyard artifact inspect {bundle} --public-key {public}")

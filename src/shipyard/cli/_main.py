@@ -1,0 +1,46 @@
+"""Entry point: the verb tree, and the mapping of errors to one line and an exit code."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+
+from ..errors import ShipyardError
+from . import _artifact, _demo, _keys
+from ._output import error_line
+
+app = typer.Typer(
+    name="shipyard",
+    help="Shipyard: locked, signed production bundles from data scientists' pipelines.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(_artifact.app, name="artifact")
+app.add_typer(_keys.app, name="key")
+app.command("demo")(_demo.demo)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Print a traceback when a command fails."),
+) -> None:
+    """Shipyard command line (every data-printing command also takes --json)."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; a ShipyardError prints one line and exits with its code (traceback with --debug)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="shipyard", standalone_mode=True)
+    except ShipyardError as exc:
+        if debug:
+            traceback.print_exc()
+        error_line(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        error_line("interrupted")
+        sys.exit(130)
