@@ -6,13 +6,27 @@ The names a data scientist types::
     table = sy.Table("applications", [sy.Column("income", "float64", min=0)])
     pipeline = sy.Pipeline("credit_risk", "1.0.0", inputs=[table], nodes=[...])
     pipeline.export("dist/", reference=training_frame, sign_key="keys/shipyard.key")
+
+The pipeline names are imported on first use (PEP 562): they need numpy, while
+``shipyard.runtime`` (inspect, verify, extract a bundle) needs only the standard
+library and must stay importable on a host that has nothing else.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 from . import errors  # noqa: E402
-from .pipeline import Column, OnnxModel, Pipeline, Table, feature, model, rule  # noqa: E402
 from .runtime import Artifact  # noqa: E402
+
+if TYPE_CHECKING:
+    from .pipeline import Column, OnnxModel, Pipeline, Table, feature, model, rule
+
+_PIPELINE_NAMES = frozenset(
+    {"Column", "OnnxModel", "Pipeline", "Table", "feature", "model", "rule"}
+)
 
 __all__ = [
     "Artifact",
@@ -26,3 +40,17 @@ __all__ = [
     "model",
     "rule",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PIPELINE_NAMES:
+        from . import pipeline
+
+        value = getattr(pipeline, name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module 'shipyard' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _PIPELINE_NAMES)

@@ -11,8 +11,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ..errors import SignatureError, UsageError
 
 
-def generate_key_pair(directory: str | Path, name: str = "shipyard", overwrite: bool = False) -> tuple[Path, Path]:
-    """Write ``NAME.key`` (private, mode 0600) and ``NAME.pub`` into ``directory``; return both paths.
+def generate_key_pair(
+    directory: str | Path, name: str = "shipyard", overwrite: bool = False
+) -> tuple[Path, Path]:
+    """Write ``NAME.key`` (private, mode 0600) and ``NAME.pub`` into ``directory``; return both.
 
     Raises UsageError rather than overwrite an existing key unless ``overwrite``.
     """
@@ -20,7 +22,9 @@ def generate_key_pair(directory: str | Path, name: str = "shipyard", overwrite: 
     folder.mkdir(parents=True, exist_ok=True)
     private_path, public_path = folder / f"{name}.key", folder / f"{name}.pub"
     if not overwrite and (private_path.exists() or public_path.exists()):
-        raise UsageError(f"'{private_path}' or '{public_path}' already exists; pass --force to replace them")
+        raise UsageError(
+            f"'{private_path}' or '{public_path}' already exists; pass --force to replace them"
+        )
     key = Ed25519PrivateKey.generate()
     private_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -28,7 +32,10 @@ def generate_key_pair(directory: str | Path, name: str = "shipyard", overwrite: 
     public_pem = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    if overwrite:
+        # Opening an existing file keeps its mode (perhaps 0644): make a new one instead.
+        private_path.unlink(missing_ok=True)
+    descriptor = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(private_pem)
     public_path.write_bytes(public_pem)
@@ -47,7 +54,11 @@ def load_private_key(key: str | Path | bytes) -> Ed25519PrivateKey:
     try:
         loaded = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
-        raise SignatureError(f"the signing key is not an unencrypted PEM private key ({exc})") from None
+        raise SignatureError(
+            f"the signing key is not an unencrypted PEM private key ({exc})"
+        ) from None
     if not isinstance(loaded, Ed25519PrivateKey):
-        raise SignatureError("the signing key is not an Ed25519 key (make one with 'shipyard key generate')")
+        raise SignatureError(
+            "the signing key is not an Ed25519 key (make one with 'shipyard key generate')"
+        )
     return loaded

@@ -32,6 +32,16 @@ def _global_names(code: types.CodeType) -> Iterator[str]:
             yield from _global_names(const)
 
 
+def _default_names(definition: ast.FunctionDef) -> Iterator[str]:
+    """Names read by default values: the bundle evaluates them when it loads the source."""
+    defaults = [*definition.args.defaults, *definition.args.kw_defaults]
+    for expression in defaults:
+        if expression is not None:
+            for node in ast.walk(expression):
+                if isinstance(node, ast.Name):
+                    yield node.id
+
+
 def _import_line(alias: str, value: Any, what: str) -> str:
     if isinstance(value, types.ModuleType):
         module = value.__name__
@@ -48,7 +58,7 @@ def _import_line(alias: str, value: Any, what: str) -> str:
         and owner is not None
         and getattr(owner, getattr(value, "__name__", ""), None) is value
     ):
-        name = value.__name__
+        name = str(getattr(value, "__name__", ""))
         return f"from {module_name} import {name}" + ("" if alias == name else f" as {alias}")
     raise CaptureError(
         f"{what} reads the global '{alias}', which will not exist in the bundle; "
@@ -67,7 +77,9 @@ def capture(function: Callable[..., Any], what: str) -> tuple[str, str]:
         raise CaptureError(f"{what} must be a plain Python function defined with 'def'")
     name = function.__name__
     if name == "<lambda>":
-        raise CaptureError(f"{what} is a lambda; define it with 'def' so its source can be captured")
+        raise CaptureError(
+            f"{what} is a lambda; define it with 'def' so its source can be captured"
+        )
     if function.__code__.co_freevars:
         names = ", ".join(function.__code__.co_freevars)
         raise CaptureError(
@@ -77,7 +89,9 @@ def capture(function: Callable[..., Any], what: str) -> tuple[str, str]:
     try:
         source = textwrap.dedent(inspect.getsource(function))
     except (OSError, TypeError):
-        raise CaptureError(f"{what}: the source of '{name}' is not available (defined interactively?)") from None
+        raise CaptureError(
+            f"{what}: the source of '{name}' is not available (defined interactively?)"
+        ) from None
     tree = ast.parse(source)
     definition = next(
         (n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name), None
@@ -88,15 +102,21 @@ def capture(function: Callable[..., Any], what: str) -> tuple[str, str]:
 
     imports: dict[str, str] = {}
     params = set(function.__code__.co_varnames)
-    for global_name in _global_names(function.__code__):
+    for global_name in [*_default_names(definition), *_global_names(function.__code__)]:
         if global_name in imports or global_name in params or global_name == name:
             continue
         if global_name in function.__globals__:
-            imports[global_name] = _import_line(global_name, function.__globals__[global_name], what)
+            imports[global_name] = _import_line(
+                global_name, function.__globals__[global_name], what
+            )
         elif not hasattr(builtins, global_name):
-            raise CaptureError(f"{what} reads the name '{global_name}', which is not defined anywhere")
+            raise CaptureError(
+                f"{what} reads the name '{global_name}', which is not defined anywhere"
+            )
     header = "\n".join(sorted(set(imports.values())))
     module = f'"""Captured by Shipyard from {function.__module__}.{name}."""\n\n'
+    # Annotations may name things the bundle lacks (typing.Any, pandas); never evaluate them.
+    module += "from __future__ import annotations\n\n"
     module += (header + "\n\n\n" if header else "\n") + body + "\n"
     compile(module, f"<{name}>", "exec")  # a capture that does not compile is a bug here, not later
     return module, name

@@ -32,7 +32,10 @@ class Node:
     def __post_init__(self) -> None:
         check_identifier(self.name, f"{self.kind}")
         if self.dtype not in TYPES:
-            raise GraphError(f"{self.kind} '{self.name}': unknown type {self.dtype!r} (types: {', '.join(TYPES)})")
+            raise GraphError(
+                f"{self.kind} '{self.name}': unknown type {self.dtype!r} "
+                f"(types: {', '.join(TYPES)})"
+            )
 
     @property
     def label(self) -> str:
@@ -67,27 +70,35 @@ def _function_node(
     params: Mapping[str, Any] | None,
     description: str | None,
 ) -> FunctionNode:
-    node_name = name or getattr(function, "__name__", "")
+    node_name = name or str(getattr(function, "__name__", ""))
     what = f"{kind} '{node_name}'"
     params = dict(params or {})
     try:
         json.dumps(params)
     except TypeError as exc:
-        raise GraphError(f"{what}: params must be JSON values (numbers, strings, lists): {exc}") from None
+        raise GraphError(
+            f"{what}: params must be JSON values (numbers, strings, lists): {exc}"
+        ) from None
     source, function_name = capture(function, what)
     signature = inspect.signature(function)
     args = [p for p in signature.parameters if p not in params]
     for param in params:
         if param not in signature.parameters:
-            raise GraphError(f"{what}: params names '{param}', which is not an argument of the function")
+            raise GraphError(
+                f"{what}: params names '{param}', which is not an argument of the function"
+            )
     if isinstance(inputs, Mapping):
         unknown = [a for a in inputs if a not in args]
         if unknown:
-            raise GraphError(f"{what}: inputs names '{unknown[0]}', which is not an argument of the function")
+            raise GraphError(
+                f"{what}: inputs names '{unknown[0]}', which is not an argument of the function"
+            )
         mapping: dict[str, str | None] = {a: inputs.get(a) for a in args}
     elif inputs is not None:
         if len(inputs) != len(args):
-            raise GraphError(f"{what}: {len(inputs)} inputs given for {len(args)} arguments ({', '.join(args)})")
+            raise GraphError(
+                f"{what}: {len(inputs)} inputs given for {len(args)} arguments ({', '.join(args)})"
+            )
         mapping = dict(zip(args, inputs, strict=True))
     else:
         mapping = dict.fromkeys(args)
@@ -121,7 +132,8 @@ def _decorator(kind: str, default_dtype: str) -> Callable[..., Any]:
 
     decorate.__name__ = kind
     decorate.__doc__ = (
-        f"Make a {kind} node from a vectorised function (use as ``@{kind}`` or ``@{kind}(...)``).\n\n"
+        f"Make a {kind} node from a vectorised function "
+        f"(use as ``@{kind}`` or ``@{kind}(...)``).\n\n"
         "Each argument receives a numpy array of one input (matched by name unless ``inputs``\n"
         "maps it); ``params`` are JSON constants passed as keyword arguments; ``dtype`` is the\n"
         f"type of the returned column (default {default_dtype}). The source is captured into the\n"
@@ -159,19 +171,31 @@ def model(
         else:
             output = "label" if classes is not None else "value"
     if output not in ("probability", "label", "value"):
-        raise GraphError(f"model '{name}': output must be probability, label or value, not {output!r}")
+        raise GraphError(
+            f"model '{name}': output must be probability, label or value, not {output!r}"
+        )
     if output == "probability" and not (
-        isinstance(estimator, OnnxModel) or hasattr(estimator, "predict_proba") or _is_lightgbm_booster(estimator)
+        isinstance(estimator, OnnxModel)
+        or hasattr(estimator, "predict_proba")
+        or _is_lightgbm_booster(estimator)
     ):
-        raise GraphError(f"model '{name}': output='probability' needs a classifier with predict_proba")
+        raise GraphError(
+            f"model '{name}': output='probability' needs a classifier with predict_proba"
+        )
     spec: dict[str, Any] = {"output": output}
     if output == "probability":
         if classes is not None:
             if positive_class is None:
                 positive_class = classes[-1]
             if positive_class not in classes:
-                raise GraphError(f"model '{name}': positive_class {positive_class!r} is not one of {classes}")
-            spec.update(classes=classes, binary=len(classes) == 2, positive_index=classes.index(positive_class))
+                raise GraphError(
+                    f"model '{name}': positive_class {positive_class!r} is not one of {classes}"
+                )
+            spec.update(
+                classes=classes,
+                binary=len(classes) == 2,
+                positive_index=classes.index(positive_class),
+            )
             dtype = "float64" if len(classes) == 2 else "list[float64]"
         else:
             spec.update(binary=True, positive_index=1)
@@ -194,7 +218,9 @@ def model(
         raise GraphError(f"model '{name}' has no features")
     expected = getattr(estimator, "n_features_in_", None)
     if isinstance(expected, int) and expected != len(features):
-        raise GraphError(f"model '{name}' was fitted on {expected} features but {len(features)} are given")
+        raise GraphError(
+            f"model '{name}' was fitted on {expected} features but {len(features)} are given"
+        )
     return ModelNode(
         name=name,
         kind="model",
@@ -208,7 +234,9 @@ def model(
 
 
 def _is_lightgbm_booster(estimator: Any) -> bool:
-    return type(estimator).__module__.startswith("lightgbm") and type(estimator).__name__ == "Booster"
+    return (
+        type(estimator).__module__.startswith("lightgbm") and type(estimator).__name__ == "Booster"
+    )
 
 
 def needs_frame(estimator: Any) -> bool:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import GraphError
 from ..runtime._dataset import NUMERIC
 from . import _nodes
-from ._nodes import FunctionNode, ModelNode, Node
+from ._nodes import ModelNode, Node
 from ._schema import Table, check_identifier
 
 if TYPE_CHECKING:
@@ -119,7 +119,9 @@ class Pipeline:
         if node.name in self._nodes:
             raise GraphError(f"pipeline '{self.name}': duplicate node name '{node.name}'")
         if any(t.name == node.name for t in self.inputs):
-            raise GraphError(f"pipeline '{self.name}': node '{node.name}' has the name of an input table")
+            raise GraphError(
+                f"pipeline '{self.name}': node '{node.name}' has the name of an input table"
+            )
         self._nodes[node.name] = node
         self._compiled = None
 
@@ -137,7 +139,9 @@ class Pipeline:
         self.add(node)
         return node
 
-    def _decorate(self, make: Callable[..., Any], function: Callable[..., Any] | None, options: dict[str, Any]) -> Any:
+    def _decorate(
+        self, make: Callable[..., Any], function: Callable[..., Any] | None, options: dict[str, Any]
+    ) -> Any:
         def wrap(fn: Callable[..., Any]) -> Node:
             node: Node = make(fn, **options)
             self.add(node)
@@ -167,7 +171,9 @@ class Pipeline:
         if len(holders) > 1:
             options = ", ".join(f"{h}.{target}" for h in holders)
             raise GraphError(f"{where}: '{target}' is ambiguous; say which: {options}")
-        raise GraphError(f"{where} refers to '{target}', which is neither a node nor an input column")
+        raise GraphError(
+            f"{where} refers to '{target}', which is neither a node nor an input column"
+        )
 
     def _dtype_of(self, ref: str) -> str:
         if "." in ref:
@@ -192,7 +198,8 @@ class Pipeline:
                     dtype = self._dtype_of(ref)
                     if dtype not in NUMERIC and not frame:
                         raise GraphError(
-                            f"type clash: {node.label} takes a numeric matrix but input '{ref}' is {dtype}"
+                            f"type clash: {node.label} takes a numeric matrix "
+                            f"but input '{ref}' is {dtype}"
                         )
                     if dtype == "list[float64]" and len(self._refs[node.name]) > 1:
                         raise GraphError(
@@ -237,7 +244,7 @@ class Pipeline:
     # -- running and exporting ---------------------------------------------------------
 
     def executor(self) -> Executor:
-        """The executor built from this pipeline's bundle files (cached until the pipeline changes)."""
+        """The executor built from this pipeline's bundle files (cached until the graph changes)."""
         if self._compiled is None:
             from ..runtime._executor import Executor
             from ._compile import compile_files

@@ -14,7 +14,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def check_identifier(name: str, what: str) -> None:
-    """Raise GraphError unless ``name`` is a Python identifier (it becomes a module or column name)."""
+    """Raise GraphError unless ``name`` is a Python identifier (it names a module or a column)."""
     if not isinstance(name, str) or not _IDENTIFIER.match(name):
         raise GraphError(f"{what} name {name!r} must be a Python identifier (letters, digits, _)")
 
@@ -40,14 +40,27 @@ class Column:
         if not isinstance(self.name, str) or not self.name or "." in self.name:
             raise GraphError(f"column name {self.name!r} must be a non-empty string without '.'")
         if self.type not in TYPES:
-            raise GraphError(f"column '{self.name}': unknown type {self.type!r} (types: {', '.join(TYPES)})")
+            raise GraphError(
+                f"column '{self.name}': unknown type {self.type!r} (types: {', '.join(TYPES)})"
+            )
+        for bound in ("min", "max"):
+            value = getattr(self, bound)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or value != value
+            ):
+                # A string or NaN bound would only fail (or pass everything) when data arrives.
+                raise GraphError(f"column '{self.name}': {bound} must be a number, not {value!r}")
         if (self.min is not None or self.max is not None) and self.type not in ("int64", "float64"):
-            raise GraphError(f"column '{self.name}': min/max apply to int64 and float64 columns only")
+            raise GraphError(
+                f"column '{self.name}': min/max apply to int64 and float64 columns only"
+            )
         if self.min is not None and self.max is not None and self.min > self.max:
             raise GraphError(f"column '{self.name}': min {self.min} is greater than max {self.max}")
         if self.categories is not None:
             if self.type not in ("string", "int64", "bool"):
-                raise GraphError(f"column '{self.name}': categories apply to string, int64 and bool columns")
+                raise GraphError(
+                    f"column '{self.name}': categories apply to string, int64 and bool columns"
+                )
             object.__setattr__(self, "categories", tuple(self.categories))
 
     def to_json(self) -> dict[str, Any]:

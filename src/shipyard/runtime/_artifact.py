@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from . import _manifest
-from ._errors import ArtifactError, TamperedArtifact, UsageError
+from ._errors import ArtifactError, ModelError, TamperedArtifact, UsageError
 
 if TYPE_CHECKING:
     from ._executor import Executor
@@ -28,7 +28,7 @@ def read_bundle(path: str | os.PathLike[str]) -> tuple[str, dict[str, bytes]]:
     folder with TamperedArtifact; raises ArtifactError when the file is not a tar.gz.
     """
     try:
-        archive = tarfile.open(path, mode="r:*")
+        archive = tarfile.open(path, mode="r:*")  # noqa: SIM115 - closed by the `with` below
     except FileNotFoundError:
         raise ArtifactError(f"bundle '{path}' does not exist") from None
     except (tarfile.TarError, OSError) as exc:
@@ -43,17 +43,25 @@ def read_bundle(path: str | os.PathLike[str]) -> tuple[str, dict[str, bytes]]:
         for member in members:
             name = PurePosixPath(member.name)
             if name.is_absolute() or ".." in name.parts or not name.parts:
-                raise TamperedArtifact(f"member '{member.name}' escapes the bundle folder", member.name)
+                raise TamperedArtifact(
+                    f"member '{member.name}' escapes the bundle folder", member.name
+                )
             if top is None:
                 top = name.parts[0]
             elif name.parts[0] != top:
-                raise TamperedArtifact(f"member '{member.name}' is outside the top folder '{top}'", member.name)
+                raise TamperedArtifact(
+                    f"member '{member.name}' is outside the top folder '{top}'", member.name
+                )
             if member.isdir():
                 continue
             if not member.isfile():
-                raise TamperedArtifact(f"member '{member.name}' is a link or device, not a file", member.name)
+                raise TamperedArtifact(
+                    f"member '{member.name}' is a link or device, not a file", member.name
+                )
             if len(name.parts) < 2:
-                raise TamperedArtifact(f"member '{member.name}' is outside the top folder", member.name)
+                raise TamperedArtifact(
+                    f"member '{member.name}' is outside the top folder", member.name
+                )
             handle = archive.extractfile(member)
             assert handle is not None
             relative = PurePosixPath(*name.parts[1:]).as_posix()
@@ -73,7 +81,9 @@ class Artifact:
     ``extract`` verify first and refuse a bundle that fails.
     """
 
-    def __init__(self, path: str | os.PathLike[str], public_key: str | bytes | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], public_key: str | bytes | os.PathLike[str] | None = None
+    ) -> None:
         self.path = Path(path)
         self.package, self.files = read_bundle(self.path)
         self._public_key = public_key
@@ -114,7 +124,7 @@ class Artifact:
         return dict(self.metadata["lineage"])
 
     def verify(self, public_key: str | bytes | os.PathLike[str] | None = None) -> dict[str, Any]:
-        """Check every file against MANIFEST.json, and MANIFEST.sig when a key is given or configured.
+        """Check every file against MANIFEST.json, and MANIFEST.sig when a key is given or set.
 
         Raises TamperedArtifact naming the file, or SignatureError. Returns a report:
         files checked, whether the bundle is signed and whether the signature was checked.
@@ -128,7 +138,13 @@ class Artifact:
         """The loaded executor (verifies first; loads models once)."""
         if self._executor is None:
             self.verify()
-            from ._executor import Executor, check_versions
+            try:
+                from ._executor import Executor, check_versions
+            except ImportError as exc:  # inspecting needs only Python; running needs numpy
+                raise ModelError(
+                    f"running a bundle needs the '{exc.name}' package; "
+                    "install the bundle's requirements.txt"
+                ) from exc
 
             self._executor = Executor(self.files)
             versions = self.versions.get("python_dict")
@@ -155,7 +171,11 @@ class Artifact:
             if node not in names:
                 raise UsageError(f"unknown node '{node}' (nodes: {', '.join(names)})")
             prefix = f"objects/{node}/"
-            chosen = {path[len(prefix) :]: data for path, data in self.files.items() if path.startswith(prefix)}
+            chosen = {
+                path[len(prefix) :]: data
+                for path, data in self.files.items()
+                if path.startswith(prefix)
+            }
         written = []
         for relative, data in sorted(chosen.items()):
             target = dest.joinpath(*relative.split("/"))
@@ -168,4 +188,3 @@ class Artifact:
 
     def __repr__(self) -> str:
         return f"Artifact({str(self.path)!r})"
-

@@ -96,9 +96,7 @@ def columns_of(table: str, value: Any) -> dict[str, tuple[str | None, Any]]:
             if not isinstance(record, Mapping):
                 raise SchemaError("records must be objects ({column: value})", table, None, i)
             names.update(dict.fromkeys(record))
-        return {
-            str(name): (None, [record.get(name) for record in value]) for name in names
-        }
+        return {str(name): (None, [record.get(name) for record in value]) for name in names}
     raise SchemaError(
         "a table must be {column: {type, values}}, {column: [values]} or [{column: value}]", table
     )
@@ -108,7 +106,9 @@ def _first(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _object_scan(table: str, spec: ColumnSpec, values: Sequence[Any], ok: tuple[type, ...]) -> list[int]:
+def _object_scan(
+    table: str, spec: ColumnSpec, values: Sequence[Any], ok: tuple[type, ...]
+) -> list[int]:
     """Check each value's Python type; return the rows holding nulls."""
     nulls = []
     for row, value in enumerate(values):
@@ -121,6 +121,29 @@ def _object_scan(table: str, spec: ColumnSpec, values: Sequence[Any], ok: tuple[
     return nulls
 
 
+_NUMBERS = (int, float, np.integer, np.floating)
+_INT64_END = 2.0**63
+
+
+def _number_array(table: str, spec: ColumnSpec, items: Sequence[Any]) -> np.ndarray:
+    """A list of numbers and nulls as int64, or float64 with NaN for null; bad rows raise."""
+    if len(items) == 0:
+        return np.zeros(0, dtype=np.float64)
+    # Anything but plain ints and floats (nulls, strings, bools, numpy scalars) is checked singly.
+    if not set(map(type, items)) <= {int, float} and _object_scan(table, spec, items, _NUMBERS):
+        items = [np.nan if v is None else v for v in items]
+    try:
+        arr = np.asarray(items)
+    except OverflowError:  # Python ints of mixed sign beyond 64 bits
+        arr = np.asarray(items, dtype=object)
+    if arr.dtype.kind in "iuf":
+        return arr
+    if spec.type == "float64":
+        return arr.astype(np.float64)
+    row = next((i for i, v in enumerate(items) if not -_INT64_END <= v < _INT64_END), 0)
+    raise WrongType(f"{items[row]!r} does not fit in int64", table, spec.name, row)
+
+
 def _parse_datetime(table: str, spec: ColumnSpec, row: int, value: Any) -> Any:
     if isinstance(value, _dt.datetime):
         parsed = value
@@ -128,11 +151,15 @@ def _parse_datetime(table: str, spec: ColumnSpec, row: int, value: Any) -> Any:
         try:
             parsed = _dt.datetime.fromisoformat(value)
         except ValueError:
-            raise WrongType(f"expected an ISO 8601 datetime, got {value!r}", table, spec.name, row) from None
+            raise WrongType(
+                f"expected an ISO 8601 datetime, got {value!r}", table, spec.name, row
+            ) from None
     else:
-        raise WrongType(f"expected an ISO 8601 datetime, got {type(value).__name__}", table, spec.name, row)
+        raise WrongType(
+            f"expected an ISO 8601 datetime, got {type(value).__name__}", table, spec.name, row
+        )
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        parsed = parsed.astimezone(_dt.UTC).replace(tzinfo=None)
     return np.datetime64(parsed, "us")
 
 
@@ -151,30 +178,33 @@ def to_array(table: str, spec: ColumnSpec, values: Any) -> np.ndarray:
     nulls: list[int] | np.ndarray = []
 
     if kind in ("float64", "int64"):
-        if arr is None:
-            arr = np.asarray(values) if len(values) else np.zeros(0, dtype=np.float64)
-        if arr.dtype.kind in "O":
-            rows = _object_scan(table, spec, arr.tolist(), (int, float))
-            if rows:
-                arr = np.array([np.nan if v is None else v for v in arr.tolist()], dtype=np.float64)
-            else:
-                arr = np.asarray(arr.tolist())
-        if arr.dtype.kind not in "iuf":
-            bad = next(i for i, v in enumerate(arr.tolist()) if type(v) not in (int, float))
-            value = arr[bad].item() if hasattr(arr[bad], "item") else arr[bad]
-            raise WrongType(f"expected {kind}, got {type(value).__name__} {value!r}", table, spec.name, bad)
+        if arr is None or arr.dtype.kind == "O":
+            arr = _number_array(table, spec, values if arr is None else arr.tolist())
+        if arr.dtype.kind not in "iuf":  # a numpy array of strings, bools, dates…
+            if len(arr):
+                value = arr[0].item()
+                raise WrongType(
+                    f"expected {kind}, got {type(value).__name__} {value!r}", table, spec.name, 0
+                )
+            arr = np.zeros(0, dtype=np.float64)
         if arr.dtype.kind == "f":
             null_mask = np.isnan(arr)
             if kind == "int64":
-                frac = ~null_mask & (arr != np.floor(np.where(null_mask, 0, arr)))
-                if frac.any():
-                    row = _first(frac)
-                    raise WrongType(f"expected int64, got {arr[row]!r}", table, spec.name, row)
+                whole = np.where(null_mask, 0.0, arr)
+                bad = ~null_mask & ((whole != np.floor(whole)) | ~(np.abs(whole) < _INT64_END))
+                if bad.any():
+                    row = _first(bad)
+                    raise WrongType(
+                        f"expected int64, got {arr[row].item()!r}", table, spec.name, row
+                    )
                 if not null_mask.any():
                     arr = arr.astype(np.int64)
             else:
                 arr = arr.astype(np.float64, copy=False)
             nulls = np.flatnonzero(null_mask)
+        elif kind == "int64" and arr.dtype.kind == "u" and len(arr) and arr.max() >= _INT64_END:
+            row = _first(arr >= _INT64_END)
+            raise WrongType(f"{arr[row].item()!r} does not fit in int64", table, spec.name, row)
         else:
             arr = arr.astype(np.int64 if kind == "int64" else np.float64, copy=False)
     elif kind == "bool":
@@ -221,7 +251,12 @@ def to_array(table: str, spec: ColumnSpec, values: Any) -> np.ndarray:
         if arr.ndim != 2:
             raise WrongType("expected one list of numbers per row", table, spec.name)
         if np.isnan(arr).any():
-            raise NullValue("null inside a list[float64] value", table, spec.name, _first(np.isnan(arr).any(axis=1)))
+            raise NullValue(
+                "null inside a list[float64] value",
+                table,
+                spec.name,
+                _first(np.isnan(arr).any(axis=1)),
+            )
     else:  # pragma: no cover - input_info.json is checked at build
         raise SchemaError(f"unknown column type '{kind}'", table, spec.name)
 
@@ -241,7 +276,7 @@ def _check_range(table: str, spec: ColumnSpec, arr: np.ndarray) -> None:
             if bad.any():
                 row = _first(bad)
                 raise OutOfRange(
-                    f"{values[row]!r} is outside the allowed range [{spec.min}, {spec.max}]",
+                    f"{arr[row].item()!r} is outside the allowed range [{spec.min}, {spec.max}]",
                     table,
                     spec.name,
                     row,
@@ -249,9 +284,15 @@ def _check_range(table: str, spec: ColumnSpec, arr: np.ndarray) -> None:
     if spec.categories is not None:
         allowed = set(spec.categories)
         for row, value in enumerate(arr.tolist()):
-            if value is not None and value not in allowed and not (type(value) is float and math.isnan(value)):
+            if (
+                value is not None
+                and value not in allowed
+                and not (type(value) is float and math.isnan(value))
+            ):
                 shown = ", ".join(repr(c) for c in spec.categories[:10])
-                raise OutOfRange(f"{value!r} is not an allowed category ({shown})", table, spec.name, row)
+                raise OutOfRange(
+                    f"{value!r} is not an allowed category ({shown})", table, spec.name, row
+                )
 
 
 def parse_dataset(
@@ -275,7 +316,7 @@ def parse_dataset(
             data = {only: data}
     result: dict[str, dict[str, np.ndarray]] = {}
     rows: int | None = None
-    first_table = None
+    first_table = ("", "")
     for name in data:
         if name not in tables:
             known = ", ".join(sorted(tables))
@@ -296,14 +337,18 @@ def parse_dataset(
             if cspec is None:
                 continue  # extra columns are allowed and ignored
             if declared is not None and declared != cspec.type:
-                raise WrongType(f"declared as {declared!r} but the pipeline expects {cspec.type}", name, column)
+                raise WrongType(
+                    f"declared as {declared!r} but the pipeline expects {cspec.type}", name, column
+                )
             arrays[column] = to_array(name, cspec, values)
             length = len(arrays[column])
             if rows is None:
                 rows, first_table = length, (name, column)
             elif length != rows:
                 raise SchemaError(
-                    f"has {length} rows but '{first_table[0]}.{first_table[1]}' has {rows}", name, column
+                    f"has {length} rows but '{first_table[0]}.{first_table[1]}' has {rows}",
+                    name,
+                    column,
                 )
         result[name] = arrays
     return result, rows or 0
@@ -311,17 +356,26 @@ def parse_dataset(
 
 def encode(dtype: str, values: np.ndarray) -> dict[str, Any]:
     """One output column in the typed form ``{"type": ..., "values": [...]}`` (JSON-safe)."""
+    out: list[Any]
     if dtype == "datetime":
         out = [None if np.isnat(v) else str(v.astype("datetime64[us]")) for v in values]
+    elif dtype == "int64" and values.dtype.kind == "f":  # a nullable int64 column holding nulls
+        out = [None if math.isnan(v) else int(v) for v in values.tolist()]
     else:
         out = values.tolist()
-        if dtype in ("float64", "list[float64]") and values.dtype.kind == "f" and np.isnan(values).any():
+        if (
+            dtype in ("float64", "list[float64]")
+            and values.dtype.kind == "f"
+            and np.isnan(values).any()
+        ):
             out = _nan_to_none(out)
     return {"type": dtype, "values": out}
 
 
 def _nan_to_none(items: list[Any]) -> list[Any]:
     return [
-        _nan_to_none(v) if isinstance(v, list) else (None if isinstance(v, float) and math.isnan(v) else v)
+        _nan_to_none(v)
+        if isinstance(v, list)
+        else (None if isinstance(v, float) and math.isnan(v) else v)
         for v in items
     ]

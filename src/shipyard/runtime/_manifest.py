@@ -31,9 +31,18 @@ def sha256(data: bytes) -> str:
 
 def build_manifest(files: Mapping[str, bytes]) -> bytes:
     """The MANIFEST.json bytes for ``files`` (bundle-relative paths, '/'-separated)."""
-    entries = {path: sha256(files[path]) for path in sorted(files) if path not in (MANIFEST, SIGNATURE)}
+    entries = {
+        path: sha256(files[path]) for path in sorted(files) if path not in (MANIFEST, SIGNATURE)
+    }
     document = {"algorithm": "sha256", "files": entries}
     return (json.dumps(document, indent=1, sort_keys=True) + "\n").encode()
+
+
+def _manifest_bytes(files: Mapping[str, bytes]) -> bytes:
+    raw = files.get(MANIFEST)
+    if raw is None:
+        raise TamperedArtifact(f"{MANIFEST} is missing: the bundle cannot be checked", MANIFEST)
+    return raw
 
 
 def check_files(files: Mapping[str, bytes]) -> dict[str, str]:
@@ -41,11 +50,8 @@ def check_files(files: Mapping[str, bytes]) -> dict[str, str]:
 
     Raises TamperedArtifact naming the first file that was changed, added or is missing.
     """
-    raw = files.get(MANIFEST)
-    if raw is None:
-        raise TamperedArtifact(f"{MANIFEST} is missing: the bundle cannot be checked", MANIFEST)
     try:
-        document = json.loads(raw)
+        document = json.loads(_manifest_bytes(files))
         entries = document["files"]
         if document.get("algorithm") != "sha256" or not isinstance(entries, dict):
             raise ValueError("unexpected layout")
@@ -56,7 +62,9 @@ def check_files(files: Mapping[str, bytes]) -> dict[str, str]:
         if data is None:
             raise TamperedArtifact(f"file '{path}' is listed in {MANIFEST} but missing", path)
         if sha256(data) != entries[path]:
-            raise TamperedArtifact(f"file '{path}' was changed: its sha256 differs from {MANIFEST}", path)
+            raise TamperedArtifact(
+                f"file '{path}' was changed: its sha256 differs from {MANIFEST}", path
+            )
     for path in sorted(files):
         if path not in entries and path not in (MANIFEST, SIGNATURE):
             raise TamperedArtifact(f"file '{path}' is not listed in {MANIFEST}: it was added", path)
@@ -92,7 +100,9 @@ def load_public_key(key: str | bytes | os.PathLike[str] | None) -> bytes | None:
 def verify_signature(manifest: bytes, signature: bytes | None, public_key: bytes) -> None:
     """Check MANIFEST.sig against ``public_key``; raise SignatureError if it does not hold."""
     if signature is None:
-        raise SignatureError(f"a public key is configured but the bundle has no {SIGNATURE}: it was not signed")
+        raise SignatureError(
+            f"a public key is configured but the bundle has no {SIGNATURE}: it was not signed"
+        )
     try:
         raw = base64.b64decode(signature.strip(), validate=True)
     except ValueError:
@@ -107,12 +117,14 @@ def verify_bundle(files: Mapping[str, bytes], public_key: bytes | None) -> dict[
     """Check files and, when ``public_key`` is given, the signature; return a short report.
 
     Raises TamperedArtifact or SignatureError. The report says whether the bundle is
-    signed and whether the signature was checked.
+    signed and whether the signature was checked. With a key, the signature is checked
+    first: a changed manifest is then reported as such (SignatureError), not as a
+    changed file, and no file is trusted on the word of an unsigned manifest.
     """
+    if public_key is not None:
+        verify_signature(_manifest_bytes(files), files.get(SIGNATURE), public_key)
     entries = check_files(files)
     signed = SIGNATURE in files
-    if public_key is not None:
-        verify_signature(files[MANIFEST], files.get(SIGNATURE), public_key)
     return {"files": len(entries), "signed": signed, "signature_checked": public_key is not None}
 
 
