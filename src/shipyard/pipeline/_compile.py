@@ -15,12 +15,10 @@ from importlib import metadata as _metadata
 from importlib import resources
 from typing import Any
 
-
-
 from .. import __version__
 from ..runtime._dataset import parse_dataset, table_specs
 from ..runtime._executor import FORMAT_VERSION, Executor
-from ._flavors import save_model
+from ._flavors import fitted_on_frame, save_model
 from ._nodes import FunctionNode, ModelNode, needs_frame
 from ._pipeline import Pipeline
 from ._profile import example_input, profile_tables, reference_tables
@@ -37,13 +35,23 @@ RUNTIME_MODULES = (
     "_spark.py",
 )
 
-_RUNTIME_INIT = '''"""The Shipyard runtime, copied into this bundle at export: it needs no Shipyard install."""
+_RUNTIME_INIT = '''\
+"""The Shipyard runtime, copied into this bundle at export: no Shipyard install needed."""
 
 from ._errors import *  # noqa: F403
-from ._executor import Executor, cached_executor, check_versions, load, load_directory, read_directory
+from ._executor import (
+    Executor,
+    cached_executor,
+    check_versions,
+    load,
+    load_directory,
+    load_files,
+    read_directory,
+)
 '''
 
-_PYTHON_DICT = '''"""Low-latency entry point of {name} {version}: ``main(data, outputs=None) -> dict``.
+_PYTHON_DICT = '''\
+"""Low-latency entry point of {name} {version}: ``main(data, outputs=None) -> dict``.
 
 Importing this module reads every file of the bundle, checks it against MANIFEST.json
 (and MANIFEST.sig when SHIPYARD_PUBLIC_KEY is set) and loads the models; it raises
@@ -68,7 +76,8 @@ def main(data, outputs=None):
     return _executor.run_dict(data, outputs)
 '''
 
-_PYTHON_DICT_MAIN = '''"""``python -m {package}.python_dict [--outputs a,b] < input.json`` prints the result as JSON."""
+_PYTHON_DICT_MAIN = '''\
+"""Print the result as JSON: ``python -m {package}.python_dict [--outputs a,b] < input.json``."""
 
 import argparse
 import json
@@ -77,7 +86,9 @@ import sys
 from . import main
 
 parser = argparse.ArgumentParser(prog="python -m {package}.python_dict")
-parser.add_argument("--outputs", help="comma-separated node names (default: the pipeline outputs)")
+parser.add_argument(
+    "--outputs", help="comma-separated node names (default: the pipeline outputs)"
+)
 options = parser.parse_args()
 try:
     data = json.load(sys.stdin)
@@ -92,9 +103,11 @@ json.dump(result, sys.stdout)
 sys.stdout.write("\\n")
 '''
 
-_PYSPARK = '''"""Batch entry point of {name} {version}: ``main(tables, outputs=None, passthrough=()) -> DataFrame``.
+_PYSPARK = '''\
+"""Batch entry point of {name} {version}: ``main(tables, outputs=None, passthrough=())``.
 
-Scores a Spark DataFrame in Arrow batches with the same executor as ``python_dict``.
+Scores a Spark DataFrame in Arrow batches with the same executor as ``python_dict`` and
+returns a DataFrame of the passthrough columns and the outputs.
 """
 
 from pathlib import Path
@@ -106,11 +119,13 @@ _executor = load_directory(Path(__file__).resolve().parent.parent, "pyspark_data
 
 
 def main(tables, outputs=None, passthrough=()):
-    """Score ``{{"{table}": spark_dataframe}}``; return a DataFrame of passthrough columns + outputs."""
-    return score_dataframes(_executor, __package__.rsplit(".", 1)[0], tables, outputs, passthrough)
+    """Score ``{{"{table}": spark_dataframe}}``: a DataFrame of passthrough columns + outputs."""
+    package = __package__.rsplit(".", 1)[0]
+    return score_dataframes(_executor, package, tables, outputs, passthrough)
 '''
 
-_PACKAGE_INIT = '''"""{name} {version}, a Shipyard bundle.
+_PACKAGE_INIT = '''\
+"""{name} {version}, a Shipyard bundle.
 
     from {package}.python_dict import main          # main(data: dict) -> dict
     from {package}.pyspark_dataframe import main    # main({{table: DataFrame}}) -> DataFrame
@@ -163,13 +178,17 @@ def compile_files(
         }
         if isinstance(node, FunctionNode):
             path = f"objects/{name}/source.py"
-            spec.update(args=list(node.inputs), params=node.params, file=path, function=node.function_name)
+            spec.update(
+                args=list(node.inputs), params=node.params, file=path, function=node.function_name
+            )
             files[path] = node.source.encode()
         elif isinstance(node, ModelNode):
             model_spec = dict(node.spec)
-            frame = needs_frame(node.model)
+            frame = needs_frame(node.model) or fitted_on_frame(node.model)
             fitted = getattr(node.model, "feature_names_in_", None)
-            feature_names = [str(f) for f in fitted] if fitted is not None else [r.split(".")[-1] for r in refs]
+            feature_names = (
+                [str(f) for f in fitted] if fitted is not None else [r.split(".")[-1] for r in refs]
+            )
             model_spec.update(
                 name=name,
                 input_format="pandas" if frame else "numpy",
@@ -178,7 +197,12 @@ def compile_files(
             saved = save_model(name, node.model, model_spec)
             path = f"objects/{name}/{saved.filename}"
             spec.update(saved.spec, file=path)
-            spec["name"], spec["kind"], spec["inputs"], spec["dtype"] = name, "model", refs, node.dtype
+            spec["name"], spec["kind"], spec["inputs"], spec["dtype"] = (
+                name,
+                "model",
+                refs,
+                node.dtype,
+            )
             files[path] = saved.data
             packages += saved.packages + (["pandas"] if frame else [])
             flavors[name] = saved.spec["flavor"]
@@ -186,7 +210,9 @@ def compile_files(
 
     input_info = {"tables": [t.to_json() for t in pipeline.inputs]}
     lineage_nodes = [
-        {"id": f"{t.name}.{c.name}", "kind": "input", "dtype": c.type} for t in pipeline.inputs for c in t.columns
+        {"id": f"{t.name}.{c.name}", "kind": "input", "dtype": c.type}
+        for t in pipeline.inputs
+        for c in t.columns
     ] + [{"id": n["name"], "kind": n["kind"], "dtype": n["dtype"]} for n in nodes]
     edges = [[ref, n["name"]] for n in nodes for ref in n["inputs"]]
     used = {ref for ref, _ in edges}
@@ -199,7 +225,7 @@ def compile_files(
         "package": pipeline.bundle_name,
         "description": pipeline.description,
         "target": pipeline.target,
-        "created_at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+        "created_at": _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat(),
         "created_by": created_by or os.environ.get("SHIPYARD_USER") or _user(),
         "shipyard_version": __version__,
         "groups": pipeline.groups,
@@ -209,15 +235,27 @@ def compile_files(
         "nodes": nodes,
         "lineage": {"nodes": lineage_nodes, "edges": edges},
         "flavors": flavors,
-        "backend": {n["name"]: "onnx" if n.get("flavor") == "onnx" else "native" for n in nodes if n["kind"] == "model"},
+        "backend": {
+            n["name"]: "onnx" if n.get("flavor") == "onnx" else "native"
+            for n in nodes
+            if n["kind"] == "model"
+        },
         "unsafe_pickle": pickled,
-        "entry_points": {"python_dict": "python_dict.main", "pyspark_dataframe": "pyspark_dataframe.main"},
+        "entry_points": {
+            "python_dict": "python_dict.main",
+            "pyspark_dataframe": "pyspark_dataframe.main",
+        },
     }
     files["metadata.json"] = _json(metadata)
     files["input_info.json"] = _json(input_info)
 
     package = pipeline.bundle_name
-    fill = {"name": pipeline.name, "version": pipeline.version, "package": package, "table": pipeline.inputs[0].name}
+    fill = {
+        "name": pipeline.name,
+        "version": pipeline.version,
+        "package": package,
+        "table": pipeline.inputs[0].name,
+    }
     files["__init__.py"] = _PACKAGE_INIT.format(**fill).encode()
     files["_runtime/__init__.py"] = _RUNTIME_INIT.encode()
     for module in RUNTIME_MODULES:
@@ -229,12 +267,7 @@ def compile_files(
     spark_versions = _versions(packages + ["pyspark", "pyarrow"])
     files["python_dict/versions.json"] = _json(dict_versions)
     files["pyspark_dataframe/versions.json"] = _json(spark_versions)
-    requirements = sorted(f"{p}=={v}" for p, v in spark_versions["packages"].items() if p != "pyspark")
-    files["requirements.txt"] = (
-        "# Pinned by Shipyard from the build host; pyspark is needed only for pyspark_dataframe.\n"
-        + "\n".join(requirements)
-        + f"\n# pyspark=={spark_versions['packages'].get('pyspark', '')}\n"
-    ).encode()
+    files["requirements.txt"] = _requirements(dict_versions, spark_versions)
 
     if reference is not None:
         tables = reference_tables(reference, pipeline)
@@ -247,10 +280,21 @@ def compile_files(
     return files
 
 
+def _requirements(dict_versions: dict[str, Any], spark_versions: dict[str, Any]) -> bytes:
+    """requirements.txt: what python_dict needs, pinned; what only Spark adds, commented out."""
+    needed = dict_versions["packages"]
+    spark_only = {p: v for p, v in spark_versions["packages"].items() if p not in needed}
+    lines = [
+        "# Pinned by Shipyard from the build host: what python_dict.main needs.",
+        *(f"{p}=={v}" for p, v in sorted(needed.items())),
+        "# pyspark_dataframe.main needs these too (a Spark cluster usually provides them):",
+        *(f"# {p}=={v}" for p, v in sorted(spark_only.items())),
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
 def _user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-

@@ -19,7 +19,15 @@ from typing import Any
 import numpy as np
 
 from . import _dataset, _manifest
-from ._errors import GraphError, IncompatibleArtifact, ModelError, UsageError, VersionMismatchWarning
+from ._errors import (
+    GraphError,
+    IncompatibleArtifact,
+    ModelError,
+    SchemaError,
+    TamperedArtifact,
+    UsageError,
+    VersionMismatchWarning,
+)
 from ._models import load_model
 from ._source import load_function
 
@@ -59,7 +67,8 @@ class Executor:
         version = self.metadata.get("format_version")
         if version != FORMAT_VERSION:
             raise IncompatibleArtifact(
-                f"bundle format {version!r} is not readable by this runtime (reads format {FORMAT_VERSION})"
+                f"bundle format {version!r} is not readable by this runtime "
+                f"(reads format {FORMAT_VERSION})"
             )
         self.input_info: dict[str, Any] = json.loads(files["input_info.json"])
         self.tables = _dataset.table_specs(self.input_info)
@@ -139,11 +148,15 @@ class Executor:
                     kwargs.update(spec.get("params") or {})
                     raw = self._callables[name](**kwargs)
             except Exception as exc:
-                raise ModelError(f"{spec['kind']} '{name}' failed: {type(exc).__name__}: {exc}") from exc
+                raise ModelError(
+                    f"{spec['kind']} '{name}' failed: {type(exc).__name__}: {exc}"
+                ) from exc
             values[name] = _coerce(name, spec["dtype"], raw, rows)
         return values
 
-    def run_dict(self, data: Any, outputs: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    def run_dict(
+        self, data: Any, outputs: Sequence[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
         """Run on a dataset in the dict format; return the outputs in the typed form.
 
         Raises SchemaError (naming table, column and row) on bad input, UsageError on an
@@ -152,7 +165,9 @@ class Executor:
         plan = self.plan(outputs)
         tables, rows = _dataset.parse_dataset(data, self.tables, plan.columns)
         values = self.run_columns(tables, rows, plan)
-        return {name: _dataset.encode(self.nodes[name]["dtype"], values[name]) for name in plan.outputs}
+        return {
+            name: _dataset.encode(self.nodes[name]["dtype"], values[name]) for name in plan.outputs
+        }
 
     def run_arrays(
         self, data: Mapping[str, Mapping[str, Any]], outputs: Sequence[str] | None = None
@@ -166,16 +181,27 @@ class Executor:
     def score_arrow_batch(
         self, batch: Any, table: str, outputs: Sequence[str] | None, passthrough: Sequence[str] = ()
     ) -> Any:
-        """Score one pyarrow RecordBatch of ``table``; return a RecordBatch of passthrough + outputs."""
+        """Score one pyarrow RecordBatch of ``table``: a RecordBatch of passthrough + outputs.
+
+        A row that fails validation raises the SchemaError, which also gives the row's
+        passthrough values (its row number counts from the start of this batch only).
+        """
         import pyarrow as pa
 
         plan = self.plan(outputs)
+        declared = self.tables[table].columns
         columns = {
-            name: batch.column(name).to_numpy(zero_copy_only=False)
+            name: _arrow_values(declared[name].type, batch.column(name))
             for name in batch.schema.names
-            if name in self.tables[table].columns
+            if name in declared
         }
-        tables, rows = _dataset.parse_dataset({table: columns}, self.tables, plan.columns)
+        try:
+            tables, rows = _dataset.parse_dataset({table: columns}, self.tables, plan.columns)
+        except SchemaError as exc:
+            if exc.row is not None and passthrough:
+                shown = ", ".join(f"{n}={batch.column(n)[exc.row].as_py()!r}" for n in passthrough)
+                exc.args = (f"{exc.args[0]} (row {exc.row} of a batch; that row has {shown})",)
+            raise
         if rows == 0:
             rows = batch.num_rows
         values = self.run_columns(tables, rows, plan)
@@ -183,6 +209,13 @@ class Executor:
         for name in plan.outputs:
             arrays.append(arrow_array(self.nodes[name]["dtype"], values[name]))
         return pa.RecordBatch.from_arrays(arrays, names=[*passthrough, *plan.outputs])
+
+
+def _arrow_values(dtype: str, column: Any) -> Any:
+    """An Arrow input column as what ``_dataset.to_array`` reads for ``dtype``."""
+    if dtype == "list[float64]":  # to_numpy would give an object array of arrays
+        return column.to_pylist()
+    return column.to_numpy(zero_copy_only=False)
 
 
 def arrow_array(dtype: str, values: np.ndarray) -> Any:
@@ -280,22 +313,38 @@ def load(
     return Executor(files)
 
 
-def load_directory(root: str | os.PathLike[str], entry_point: str) -> Executor:
-    """Load an extracted bundle folder for one of its entry points (used by the entry points)."""
-    files = read_directory(root)
+def load_files(files: Mapping[str, bytes], entry_point: str) -> Executor:
+    """``load`` for one entry point, warning when the host's library versions differ."""
     executor = load(files)
     versions_file = f"{entry_point}/versions.json"
     if versions_file in files:
-        check_versions(json.loads(files[versions_file]), f"bundle {executor.name} {executor.version}")
+        check_versions(
+            json.loads(files[versions_file]), f"bundle {executor.name} {executor.version}"
+        )
     return executor
+
+
+def load_directory(root: str | os.PathLike[str], entry_point: str) -> Executor:
+    """Load an extracted bundle folder for one of its entry points (used by the entry points)."""
+    return load_files(read_directory(root), entry_point)
 
 
 _cache: dict[str, Executor] = {}
 
 
-def cached_executor(root: str, entry_point: str = "pyspark_dataframe") -> Executor:
-    """``load_directory`` once per process and folder (Spark workers score many batches)."""
-    executor = _cache.get(root)
+def cached_executor(
+    key: str, files: Mapping[str, bytes], entry_point: str = "pyspark_dataframe"
+) -> Executor:
+    """``load_files`` once per process for the bundle whose MANIFEST.json hashes to ``key``.
+
+    Spark workers score many batches of one bundle. Raises TamperedArtifact when
+    ``files`` are not that bundle's.
+    """
+    executor = _cache.get(key)
     if executor is None:
-        executor = _cache[root] = load_directory(root, entry_point)
+        if _manifest.sha256(files.get(_manifest.MANIFEST, b"")) != key:
+            raise TamperedArtifact(
+                f"{_manifest.MANIFEST} is not the one the driver sent", _manifest.MANIFEST
+            )
+        executor = _cache[key] = load_files(files, entry_point)
     return executor

@@ -24,7 +24,8 @@ def _matrix(columns: Sequence[np.ndarray], spec: Mapping[str, Any]) -> Any:
         import pandas as pd
 
         return pd.DataFrame(
-            {name: col for name, col in zip(spec["feature_names"], columns, strict=True)}, copy=False
+            {name: col for name, col in zip(spec["feature_names"], columns, strict=True)},
+            copy=False,
         )
     if len(columns) == 1 and columns[0].ndim == 2:
         return np.ascontiguousarray(columns[0], dtype=np.float64)
@@ -83,7 +84,7 @@ def _load_lightgbm(data: bytes, spec: Mapping[str, Any]) -> Predict:
         raw = np.asarray(booster.predict(_matrix(columns, spec)))
         if kind == "probability":
             return _shape_output(raw, spec, kind)
-        if kind == "label" and classes is not None:
+        if classes is not None:  # a classifier's label or value is what its predict() gives
             index = (raw > 0.5).astype(np.int64) if raw.ndim == 1 else raw.argmax(axis=1)
             return np.asarray(classes)[index]
         return raw
@@ -99,11 +100,22 @@ def _load_onnx(data: bytes, spec: Mapping[str, Any]) -> Predict:
     options.inter_op_num_threads = 1
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-    model_input = session.get_inputs()[0]
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise ModelError(
+            f"model '{spec['name']}': the ONNX graph takes {len(inputs)} inputs "
+            f"({', '.join(i.name for i in inputs)}); Shipyard feeds it one matrix"
+        )
+    model_input = inputs[0]
     dtype = np.float64 if "double" in model_input.type else np.float32
     wanted = spec.get("onnx_output")
     names = [o.name for o in session.get_outputs()]
-    output_name = wanted if wanted in names else names[-1 if spec["output"] == "probability" else 0]
+    if wanted is not None and wanted not in names:
+        raise ModelError(
+            f"model '{spec['name']}': the ONNX graph has no output '{wanted}' "
+            f"(outputs: {', '.join(names)})"
+        )
+    output_name = wanted or names[-1 if spec["output"] == "probability" else 0]
     kind = spec["output"]
 
     def predict(columns: Sequence[np.ndarray]) -> np.ndarray:

@@ -1,9 +1,11 @@
 """Score a Spark DataFrame through a bundle, in Arrow batches, with the same executor.
 
 Copied into every bundle; imports pyspark only when called. The bundle's verified
-files travel to the executors as a broadcast variable; each Python worker writes
-them once to a local folder keyed by the manifest's hash, checks them again, and
-imports the bundle from there, so the cluster needs no Shipyard and no shared disk.
+files travel to the executors as a broadcast variable. Each Python worker checks the
+runtime's files against the manifest the driver sent, imports them from memory under
+a name unique to the bundle (never from a path on disk, which another user could
+have written first), and loads the executor from those same bytes, so the cluster
+needs no Shipyard, no shared disk and no copy of the bundle.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from ._errors import SchemaError, UsageError
+from ._errors import MissingColumn, UnknownTable, UsageError
 from ._executor import Executor
 from ._manifest import MANIFEST, sha256
 
@@ -26,33 +28,65 @@ _SPARK_TYPES = {
 
 
 def _make_worker(
-    files: Any, package: str, key: str, table: str, outputs: tuple[str, ...], passthrough: tuple[str, ...]
+    files: Any,
+    key: str,
+    table: str,
+    outputs: tuple[str, ...],
+    passthrough: tuple[str, ...],
 ) -> Any:
     # Everything the worker needs is a local name or an import inside the function, so
     # cloudpickle sends it by value and the worker needs nothing importable in advance.
-    def score(batches: Iterator[Any]) -> Iterator[Any]:
-        import importlib
-        import os
-        import sys
-        import tempfile
+    manifest_name = MANIFEST
 
-        root = os.path.join(tempfile.gettempdir(), "shipyard-bundles", key)
-        if not os.path.isdir(os.path.join(root, package)):
-            os.makedirs(os.path.dirname(root), exist_ok=True)
-            staging = tempfile.mkdtemp(prefix=key[:12], dir=os.path.dirname(root))
-            for relative, data in files.value.items():
-                path = os.path.join(staging, package, *relative.split("/"))
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                with open(path, "wb") as handle:
-                    handle.write(data)
-            try:
-                os.rename(staging, root)
-            except OSError:  # another worker finished first; its copy is identical
-                pass
-        if root not in sys.path:
-            sys.path.insert(0, root)
-        runtime = importlib.import_module(f"{package}._runtime")
-        executor = runtime.cached_executor(os.path.join(root, package))
+    def score(batches: Iterator[Any]) -> Iterator[Any]:
+        import hashlib
+        import importlib
+        import importlib.abc
+        import importlib.util
+        import json
+        import sys
+
+        name = f"shipyard_bundle_{key[:32]}"
+        runtime = sys.modules.get(name)
+        if runtime is None:
+            bundle = files.value
+            manifest = bundle[manifest_name]
+            entries = (
+                json.loads(manifest)["files"] if hashlib.sha256(manifest).hexdigest() == key else {}
+            )
+            sources = {}
+            for path, data in bundle.items():
+                if path.startswith("_runtime/") and path.endswith(".py"):
+                    if entries.get(path) != hashlib.sha256(data).hexdigest():
+                        raise RuntimeError(f"bundle file '{path}' differs from the driver's")
+                    sources[path[len("_runtime/") : -len(".py")]] = data
+
+            class BundleRuntime(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+                """Serves this bundle's runtime modules from the verified bytes."""
+
+                def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+                    if fullname != name and not fullname.startswith(name + "."):
+                        return None
+                    module = "__init__" if fullname == name else fullname[len(name) + 1 :]
+                    if module not in sources:
+                        return None
+                    origin = f"<bundle {key[:12]}>/_runtime/{module}.py"
+                    package = module == "__init__"
+                    return importlib.util.spec_from_loader(
+                        fullname, self, origin=origin, is_package=package
+                    )
+
+                def create_module(self, spec: Any) -> None:
+                    return None
+
+                def exec_module(self, module: Any) -> None:
+                    short = module.__spec__.origin.rsplit("/", 1)[1][: -len(".py")]
+                    code = compile(sources[short], module.__spec__.origin, "exec")
+                    exec(code, module.__dict__)  # noqa: S102 - checked against the manifest above
+
+            sys.meta_path.append(BundleRuntime())
+            runtime = importlib.import_module(name)
+        executor = runtime.cached_executor(key, files.value)
         for batch in batches:
             yield executor.score_arrow_batch(batch, table, outputs, passthrough)
 
@@ -64,12 +98,15 @@ def score_dataframes(
     package: str,
     tables: Mapping[str, Any],
     outputs: Sequence[str] | None = None,
-    passthrough: Sequence[str] = (),
+    passthrough: Sequence[str] | str = (),
 ) -> Any:
     """Score ``{table: DataFrame}``; return a DataFrame of ``passthrough`` columns and the outputs.
 
-    Needs a pipeline with exactly one input table. Raises UnknownTable/MissingColumn on
-    wrong input; rows that fail validation fail the Spark task with the SchemaError.
+    Needs a pipeline with exactly one input table and a classic (not Spark Connect)
+    session. Raises UnknownTable or MissingColumn on wrong input, UsageError on an
+    unknown output; a row that fails validation fails the Spark job with the SchemaError
+    (naming table, column and row, and the row's passthrough values). ``package`` is
+    the bundle's top folder, kept for the entry point's signature.
     """
     if len(executor.tables) != 1:
         raise UsageError(
@@ -79,24 +116,28 @@ def score_dataframes(
     (table,) = executor.tables
     unknown = [name for name in tables if name != table]
     if unknown:
-        raise SchemaError(f"unknown table (the pipeline declares: {table})", unknown[0])
+        raise UnknownTable(f"unknown table (the pipeline declares: {table})", unknown[0])
     if table not in tables:
-        raise SchemaError("table is missing from the input", table)
+        raise MissingColumn("table is missing from the input", table)
+    passthrough = (passthrough,) if isinstance(passthrough, str) else tuple(passthrough)
     frame = tables[table]
     plan = executor.plan(outputs)
     present = set(frame.columns)
     for column in plan.columns.get(table, ()):
         if column not in present:
-            raise SchemaError("column is missing from the input", table, column)
+            raise MissingColumn("column is missing from the input", table, column)
     for column in passthrough:
         if column not in present:
-            raise SchemaError("passthrough column is missing from the input", table, column)
-    keep = list(dict.fromkeys([*passthrough, *(c for c in frame.columns if c in executor.tables[table].columns)]))
+            raise MissingColumn("passthrough column is missing from the input", table, column)
+    clash = [name for name in plan.outputs if name in passthrough]
+    if clash:
+        raise UsageError(f"passthrough column '{clash[0]}' has the name of an output")
+    declared = executor.tables[table].columns
+    keep = list(dict.fromkeys([*passthrough, *(c for c in frame.columns if c in declared)]))
     selected = frame.select(*keep)
-    schema_parts = [f"`{f.name}` {f.dataType.simpleString()}" for f in selected.schema.fields if f.name in passthrough]
-    schema_parts += [f"`{name}` {_SPARK_TYPES[executor.dtype(name)]}" for name in plan.outputs]
-    spark = frame.sparkSession
-    key = sha256(executor.files[MANIFEST])
-    files = spark.sparkContext.broadcast(dict(executor.files))
-    worker = _make_worker(files, package, key, table, plan.outputs, tuple(passthrough))
-    return selected.mapInArrow(worker, ", ".join(schema_parts))
+    types = {f.name: f.dataType.simpleString() for f in selected.schema.fields}
+    schema = [f"`{name}` {types[name]}" for name in passthrough]
+    schema += [f"`{name}` {_SPARK_TYPES[executor.dtype(name)]}" for name in plan.outputs]
+    files = frame.sparkSession.sparkContext.broadcast(dict(executor.files))
+    worker = _make_worker(files, sha256(executor.files[MANIFEST]), table, plan.outputs, passthrough)
+    return selected.mapInArrow(worker, ", ".join(schema))
