@@ -1,0 +1,90 @@
+"""The registry service: projects, model versions, environments, promotion and audit.
+
+    from shipyard.registry import Registry
+    registry = Registry.open()                      # from SHIPYARD_* environment variables
+    registry.create_project("demo")                 # integration -> uat -> production
+    version = registry.register_model("demo", "dist/tumour_triage-1.0.0.tar.gz")
+    registry.tag("demo", version.model, version.version_id)          # -> v1
+    registry.add_component("demo", "integration", version.model)     # the default version
+    registry.promote("demo", "integration")                          # into uat, atomically
+
+Results are frozen dataclasses of JSON types (``to_json`` makes plain data of them);
+errors are the ``RegistryError`` tree in ``_errors``. See docs/registry.md.
+"""
+
+from ._db import create_engine, database_url, migrate, schema_revision, shipyard_home
+from ._errors import (
+    AuditBroken,
+    Conflict,
+    InvalidComponentConfig,
+    InvalidInput,
+    InvalidSetting,
+    NotFound,
+    PermissionDenied,
+    RegistryError,
+    StoreError,
+)
+from ._registry import DEFAULT_ENVIRONMENTS, ROLES, Registry
+from ._settings import DEFAULTS as SETTING_DEFAULTS
+from ._store import ArtifactStore, LocalStore, S3Store, open_store
+from ._types import (
+    ApiToken,
+    AuditEntry,
+    AuditReport,
+    ComponentDiff,
+    ComponentStatus,
+    DeployedComponent,
+    Diff,
+    EffectiveSetting,
+    Environment,
+    EnvironmentStatus,
+    Model,
+    ModelVersion,
+    Project,
+    Revision,
+    ValueDiff,
+    WorkerGroup,
+    to_json,
+)
+
+__all__ = [
+    "DEFAULT_ENVIRONMENTS",
+    "ROLES",
+    "SETTING_DEFAULTS",
+    "ApiToken",
+    "ArtifactStore",
+    "AuditBroken",
+    "AuditEntry",
+    "AuditReport",
+    "ComponentDiff",
+    "ComponentStatus",
+    "Conflict",
+    "DeployedComponent",
+    "Diff",
+    "EffectiveSetting",
+    "Environment",
+    "EnvironmentStatus",
+    "InvalidComponentConfig",
+    "InvalidInput",
+    "InvalidSetting",
+    "LocalStore",
+    "Model",
+    "ModelVersion",
+    "NotFound",
+    "PermissionDenied",
+    "Project",
+    "Registry",
+    "RegistryError",
+    "Revision",
+    "S3Store",
+    "StoreError",
+    "ValueDiff",
+    "WorkerGroup",
+    "create_engine",
+    "database_url",
+    "migrate",
+    "open_store",
+    "schema_revision",
+    "shipyard_home",
+    "to_json",
+]

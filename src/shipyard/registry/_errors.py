@@ -1,0 +1,99 @@
+"""The registry's branch of Shipyard's exception tree.
+
+    ShipyardError
+    └── RegistryError              the registry refused or could not do something
+        ├── NotFound               a project, environment, model, version, revision … is unknown
+        ├── Conflict               the current state forbids the change (exists already, cycle,
+        │                          dependants, promote into a challenger, nothing to promote)
+        ├── InvalidInput           a name, value or file is malformed (exit code 2)
+        │   ├── InvalidSetting     a setting key or value is refused; the message says why
+        │   └── InvalidComponentConfig   a component config file does not apply; lists every problem
+        ├── PermissionDenied       an API token is unknown, revoked, or its role is too low
+        ├── AuditBroken            ``audit verify`` found an event that breaks the hash chain
+        └── StoreError             a blob is missing from the artifact store or fails its sha256
+
+Every class carries ``exit_code`` (for the CLI) and ``http_status`` (for the HTTP API).
+A bundle that fails verification at registration raises the runtime's ``ArtifactError``
+(``TamperedArtifact``, ``SignatureError``) unchanged.
+"""
+
+from __future__ import annotations
+
+from ..errors import ShipyardError
+
+__all__ = [
+    "AuditBroken",
+    "Conflict",
+    "InvalidComponentConfig",
+    "InvalidInput",
+    "InvalidSetting",
+    "NotFound",
+    "PermissionDenied",
+    "RegistryError",
+    "StoreError",
+]
+
+
+class RegistryError(ShipyardError):
+    """The registry refused or could not do something; the message says what and why."""
+
+    http_status = 400
+
+
+class NotFound(RegistryError):
+    """A named object does not exist; the message lists what does, when that helps."""
+
+    http_status = 404
+
+
+class Conflict(RegistryError):
+    """The registry's current state forbids the change (duplicate, cycle, dependants, …)."""
+
+    http_status = 409
+
+
+class InvalidInput(RegistryError):
+    """A name, value or document given by the caller is malformed."""
+
+    exit_code = 2
+    http_status = 422
+
+
+class InvalidSetting(InvalidInput):
+    """A setting key or value is refused; ``key`` names the setting."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"setting '{key}': {reason}")
+        self.key = key
+        self.reason = reason
+
+
+class InvalidComponentConfig(InvalidInput):
+    """A component config does not apply; ``problems`` lists every reason, nothing was changed."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("component config refused, nothing changed: " + "; ".join(problems))
+        self.problems = list(problems)
+
+
+class PermissionDenied(RegistryError):
+    """An API token is missing, unknown or revoked, or its role does not allow the operation."""
+
+    http_status = 403
+
+
+class AuditBroken(RegistryError):
+    """The audit log's hash chain is broken; ``event_id`` is the first event that fails."""
+
+    http_status = 409
+
+    def __init__(self, event_id: int, reason: str) -> None:
+        super().__init__(f"audit log broken at event {event_id}: {reason}")
+        self.event_id = event_id
+        self.reason = reason
+
+
+class StoreError(RegistryError):
+    """A blob is missing from the artifact store, fails its sha256, or the store is unreachable."""
+
+    http_status = 502

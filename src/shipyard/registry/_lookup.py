@@ -1,0 +1,154 @@
+"""Finding registry rows by name, with errors that list what does exist.
+
+Every function takes the caller's session; ``lock=True`` reads the row with
+``SELECT … FOR UPDATE`` (PostgreSQL; SQLite's BEGIN IMMEDIATE already serializes writers).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from ._errors import InvalidInput, NotFound
+from ._models import Component, ComponentVersion, DefaultVersion, Environment, Project
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+TAG = re.compile(r"^v([1-9][0-9]*)$")
+T = TypeVar("T")
+
+
+def now() -> datetime:
+    """The current time, in UTC."""
+    return datetime.now(UTC)
+
+
+def check_name(kind: str, name: str) -> str:
+    """``name``, or InvalidInput saying which characters a ``kind`` name may use."""
+    if not isinstance(name, str) or not NAME.match(name):
+        raise InvalidInput(
+            f"{kind} name {name!r} is not allowed: use letters, digits, '_', '.', '-' "
+            "(at most 63, starting with a letter or digit)"
+        )
+    return name
+
+
+def listing(names: Sequence[str]) -> str:
+    """``a, b, c`` for an error message, or ``none``."""
+    return ", ".join(names) if names else "none"
+
+
+def tag_number(tag: str | None) -> int:
+    """N of a tag ``vN``; 0 for a candidate (no tag)."""
+    match = TAG.match(tag or "")
+    return int(match.group(1)) if match else 0
+
+
+def one(session: Session, query: Select[T], lock: bool) -> T | None:
+    """The single row ``query`` finds, or None; locked (and re-read) when ``lock``."""
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return session.execute(query).scalar_one_or_none()
+
+
+def project(session: Session, name: str, lock: bool = False) -> Project:
+    """A project by name; NotFound listing the projects."""
+    found = one(session, select(Project).where(Project.name == name), lock)
+    if found is None:
+        names = session.execute(select(Project.name).order_by(Project.name)).scalars().all()
+        raise NotFound(f"project '{name}' does not exist (projects: {listing(names)})")
+    return found
+
+
+def environment(session: Session, project: Project, name: str, lock: bool = False) -> Environment:
+    """An environment of ``project`` by name; NotFound listing its environments."""
+    query = select(Environment).where(
+        Environment.project_id == project.id, Environment.name == name
+    )
+    found = one(session, query, lock)
+    if found is None:
+        names = environment_names(session, project)
+        raise NotFound(
+            f"project '{project.name}' has no environment '{name}' (environments: {listing(names)})"
+        )
+    return found
+
+
+def environment_names_by_id(session: Session, project: Project) -> dict[int, str]:
+    """``{id: name}`` of the project's environments."""
+    query = select(Environment.id, Environment.name).where(Environment.project_id == project.id)
+    return {row.id: row.name for row in session.execute(query)}
+
+
+def environment_names(session: Session, project: Project) -> list[str]:
+    """The project's environment names, in creation order."""
+    query = select(Environment.name).where(Environment.project_id == project.id)
+    return list(session.execute(query.order_by(Environment.id)).scalars())
+
+
+def component(session: Session, project: Project, name: str, lock: bool = False) -> Component:
+    """A component of ``project`` by name; NotFound listing its models."""
+    query = select(Component).where(Component.project_id == project.id, Component.name == name)
+    found = one(session, query, lock)
+    if found is None:
+        names = session.execute(
+            select(Component.name)
+            .where(Component.project_id == project.id)
+            .order_by(Component.name)
+        ).scalars()
+        raise NotFound(
+            f"project '{project.name}' has no model '{name}' (models: {listing(list(names))})"
+        )
+    return found
+
+
+def versions(session: Session, component: Component) -> list[ComponentVersion]:
+    """Every version of a component, oldest first."""
+    query = select(ComponentVersion).where(ComponentVersion.component_id == component.id)
+    return list(session.execute(query.order_by(ComponentVersion.number)).scalars())
+
+
+def version(session: Session, component: Component, ref: str | int | None) -> ComponentVersion:
+    """A version by tag (``v2``), by version id (``3`` or 3), or the default (None).
+
+    Raises InvalidInput for anything else, NotFound listing the tags and candidates.
+    """
+    known = versions(session, component)
+    if ref is None:
+        default = default_version(session, component, known)
+        if default is None:
+            raise NotFound(
+                f"model '{component.name}' has no tagged version to use by default: "
+                "tag one (shipyard model tag) or name a version"
+            )
+        return default
+    if isinstance(ref, str) and ref.strip().isdigit():
+        ref = int(ref)
+    if isinstance(ref, bool) or not isinstance(ref, int | str):
+        raise InvalidInput(f"version {ref!r} is neither a tag like v2 nor a version id")
+    if isinstance(ref, str) and not TAG.match(ref):
+        raise InvalidInput(f"version '{ref}' is neither a tag like v2 nor a version id")
+    for candidate in known:
+        if candidate.number == ref or (candidate.tag is not None and candidate.tag == ref):
+            return candidate
+    tags = [v.tag for v in known if v.tag]
+    candidates = [str(v.number) for v in known if v.tag is None]
+    raise NotFound(
+        f"model '{component.name}' has no version {ref} "
+        f"(tags: {listing(tags)}; candidates: {listing(candidates)})"
+    )
+
+
+def default_version(
+    session: Session, component: Component, known: Sequence[ComponentVersion]
+) -> ComponentVersion | None:
+    """The version chosen with set-default, else the newest tagged one, else None."""
+    pinned = session.get(DefaultVersion, component.id)
+    if pinned is not None:
+        return next(v for v in known if v.id == pinned.component_version_id)
+    tagged = [v for v in known if v.tag is not None]
+    return max(tagged, key=lambda v: tag_number(v.tag)) if tagged else None

@@ -1,0 +1,246 @@
+"""The registry's tables as SQLAlchemy 2 ORM classes.
+
+The schema itself is created by the Alembic migrations in ``migrations/versions``;
+these classes must match them (a test compares the two on both backends). Rows of
+``component_versions`` (apart from their tag, given once), ``revisions`` and
+``revision_entries`` are never updated: the code has no path that does it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAME = 63  # length of project, environment, component and worker-group names
+
+# Named constraints let a later migration alter them on SQLite (batch mode recreates the
+# table and needs the names). The migrations get this convention through env.py's
+# target_metadata, so keep it stable.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base; JSON documents map to the portable ``JSON`` type."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        dict[str, Any]: JSON,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class Project(Base):
+    """A logical grouping for one deployment: its models, apps and environments."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME), unique=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class Environment(Base):
+    """A slot in a project's promotion chain; its contents live in its latest revision."""
+
+    __tablename__ = "environments"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(NAME))
+    promotes_to_id: Mapped[int | None] = mapped_column(ForeignKey("environments.id"))
+    challenger_of_id: Mapped[int | None] = mapped_column(ForeignKey("environments.id"))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))
+
+    @property
+    def is_challenger(self) -> bool:
+        """True for a challenger: cloned from another environment, it promotes back into it."""
+        return self.challenger_of_id is not None
+
+
+class Component(Base):
+    """Something deployable into an environment: a ``model`` now, an ``app`` later."""
+
+    __tablename__ = "components"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(NAME))
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+
+
+class ComponentVersion(Base):
+    """One immutable version of a component: a candidate until it is given a tag ``vN``."""
+
+    __tablename__ = "component_versions"
+    __table_args__ = (
+        UniqueConstraint("component_id", "number"),
+        UniqueConstraint("component_id", "tag"),
+        UniqueConstraint("component_id", "digest"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    component_id: Mapped[int] = mapped_column(ForeignKey("components.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    tag: Mapped[str | None] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    bundle_name: Mapped[str] = mapped_column(String(255))
+    bundle_version: Mapped[str] = mapped_column(String(64))
+    signed: Mapped[bool]
+    app_config: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))
+    tagged_at: Mapped[datetime | None]
+    tagged_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class DefaultVersion(Base):
+    """A default version chosen with set-default; without a row the newest tag is the default."""
+
+    __tablename__ = "default_versions"
+
+    component_id: Mapped[int] = mapped_column(
+        ForeignKey("components.id", ondelete="CASCADE"), primary_key=True
+    )
+    component_version_id: Mapped[int] = mapped_column(
+        ForeignKey("component_versions.id", ondelete="CASCADE")
+    )
+    set_at: Mapped[datetime]
+    set_by: Mapped[str] = mapped_column(String(255))
+
+
+class Revision(Base):
+    """An immutable snapshot of an environment: components, settings and environment config."""
+
+    __tablename__ = "revisions"
+    __table_args__ = (UniqueConstraint("environment_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    number: Mapped[int]
+    created_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    settings: Mapped[dict[str, Any]]
+    config: Mapped[dict[str, Any]]
+
+
+class RevisionEntry(Base):
+    """One component of a revision: the version deployed and its app config."""
+
+    __tablename__ = "revision_entries"
+    __table_args__ = (UniqueConstraint("revision_id", "component_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    revision_id: Mapped[int] = mapped_column(ForeignKey("revisions.id", ondelete="CASCADE"))
+    component_id: Mapped[int] = mapped_column(ForeignKey("components.id", ondelete="CASCADE"))
+    component_version_id: Mapped[int] = mapped_column(
+        ForeignKey("component_versions.id", ondelete="CASCADE")
+    )
+    app_config: Mapped[dict[str, Any]]
+
+
+class Setting(Base):
+    """A setting set at one level; ``scope_key`` ("global", "p3", "e7", "e7/c2") makes it unique.
+
+    Environment- and component-level rows mirror the environment's latest revision and
+    are written only together with it.
+    """
+
+    __tablename__ = "settings"
+    __table_args__ = (UniqueConstraint("scope_key", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    scope_key: Mapped[str] = mapped_column(String(64))
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    environment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("environments.id", ondelete="CASCADE")
+    )
+    component_id: Mapped[int | None] = mapped_column(
+        ForeignKey("components.id", ondelete="CASCADE")
+    )
+    key: Mapped[str] = mapped_column(String(64))
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(255))
+
+
+class WorkerGroup(Base):
+    """A named pool of machines of one size that environments and components are pinned to."""
+
+    __tablename__ = "worker_groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME), unique=True)
+    machine_size: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))
+
+
+class AuditEvent(Base):
+    """One audited change; ``hash`` = sha256(``prev_hash`` + the event's canonical JSON).
+
+    Ids are given by the code (the head's id + 1), so they run 1, 2, 3 … without gaps.
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    object: Mapped[str] = mapped_column(String(500))
+    before: Mapped[Any] = mapped_column(JSON, nullable=True)
+    after: Mapped[Any] = mapped_column(JSON, nullable=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The single row (id 1) naming the last event; locking it serializes appends."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last_id: Mapped[int]
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class ApiToken(Base):
+    """A bearer token for the registry API: only a sha256 of its secret is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME))
+    role: Mapped[str] = mapped_column(String(16))
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))
+    revoked_at: Mapped[datetime | None]

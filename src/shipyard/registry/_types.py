@@ -1,0 +1,241 @@
+"""What the registry returns: frozen dataclasses holding only JSON types.
+
+``to_json(value)`` turns any of them (or lists and dicts of them) into plain JSON data
+for a CLI's ``--json`` or an HTTP response. Times are ISO 8601 strings in UTC.
+A component version is named by its ``version_id`` (1, 2, 3 … per component, given at
+registration) and, once tagged, by its ``tag`` (``v1``, ``v2`` …).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+JSONValue = Any
+
+
+def to_json(value: Any) -> JSONValue:
+    """Plain JSON data (dicts, lists, str, numbers, bools, None) from registry results."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project and its environments (names, in creation order)."""
+
+    name: str
+    created_at: str
+    created_by: str
+    environments: list[str]
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One immutable version of a model; ``tag`` is None while it is a candidate."""
+
+    project: str
+    model: str
+    version_id: int
+    tag: str | None
+    is_default: bool
+    bundle_name: str
+    bundle_version: str
+    digest: str
+    size: int
+    signed: bool
+    app_config: dict[str, Any]
+    created_at: str
+    created_by: str
+    tagged_at: str | None
+    tagged_by: str | None
+
+    @property
+    def label(self) -> str:
+        """``v2`` for a tagged version, ``candidate 3`` otherwise."""
+        return self.tag or f"candidate {self.version_id}"
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model component: its default version and how many versions it has."""
+
+    project: str
+    name: str
+    kind: str
+    default_version: str | None
+    versions: int
+    candidates: int
+    latest_bundle_version: str | None
+
+
+@dataclass(frozen=True)
+class Environment:
+    """An environment of a project's promotion chain."""
+
+    project: str
+    name: str
+    promotes_to: str | None
+    challenger_of: str | None
+    is_challenger: bool
+    revision: int
+    created_at: str
+    created_by: str
+
+
+@dataclass(frozen=True)
+class DeployedComponent:
+    """A component version deployed in an environment (in one revision), with its app config."""
+
+    name: str
+    kind: str
+    version_id: int
+    tag: str | None
+    bundle_name: str
+    bundle_version: str
+    digest: str
+    app_config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Revision:
+    """An immutable snapshot of an environment: components, its settings and environment config.
+
+    ``settings`` is ``{"environment": {key: value}, "components": {name: {key: value}}}``
+    (only the values set at those levels).
+    """
+
+    project: str
+    environment: str
+    number: int
+    created_at: str
+    actor: str
+    action: str
+    reason: str
+    components: list[DeployedComponent]
+    settings: dict[str, Any]
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EffectiveSetting:
+    """A setting's value where it was asked for, and the level it came from.
+
+    ``level`` is ``component``, ``environment``, ``project``, ``global`` or ``default``;
+    ``inherited`` is True when it came from a level above the one asked about.
+    """
+
+    key: str
+    value: Any
+    level: str
+    inherited: bool
+
+
+@dataclass(frozen=True)
+class ComponentStatus(DeployedComponent):
+    """A deployed component with its effective settings."""
+
+    settings: dict[str, EffectiveSetting]
+
+
+@dataclass(frozen=True)
+class EnvironmentStatus:
+    """What an environment runs now: its revision, components, effective settings and config."""
+
+    project: str
+    environment: str
+    promotes_to: str | None
+    challenger_of: str | None
+    revision: int
+    updated_at: str
+    updated_by: str
+    components: list[ComponentStatus]
+    settings: dict[str, EffectiveSetting]
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ComponentDiff:
+    """How one component differs between ``a`` and ``b`` (a version is None where it is absent)."""
+
+    name: str
+    change: str  # "added", "removed", "version", "app_config", "version, app_config"
+    a_version: str | None
+    b_version: str | None
+    a_app_config: dict[str, Any] | None
+    b_app_config: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class ValueDiff:
+    """A setting or config key whose value differs (None where it is not set)."""
+
+    key: str
+    a: Any
+    b: Any
+
+
+@dataclass(frozen=True)
+class Diff:
+    """The differences between two environments or revisions; ``same`` when there are none."""
+
+    a: str
+    b: str
+    same: bool
+    components: list[ComponentDiff]
+    settings: list[ValueDiff]
+    config: list[ValueDiff]
+
+
+@dataclass(frozen=True)
+class WorkerGroup:
+    """A named pool of ``count`` machines of one ``machine_size``."""
+
+    name: str
+    machine_size: str
+    count: int
+    created_at: str
+    created_by: str
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One audit event: who did what to which object, with the object before and after."""
+
+    id: int
+    at: str
+    actor: str
+    action: str
+    object: str
+    before: Any
+    after: Any
+    hash: str
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """The result of checking the audit chain; ``head_hash`` can be recorded elsewhere."""
+
+    ok: bool
+    events: int
+    head_hash: str
+    broken_event: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """An API token's public part (the secret is shown once, at creation, and never stored)."""
+
+    id: int
+    name: str
+    role: str
+    created_at: str
+    created_by: str
+    revoked: bool

@@ -1,0 +1,107 @@
+"""The public surface of shipyard.registry, and JSON-ready results."""
+
+from __future__ import annotations
+
+import json
+
+import shipyard.registry as registry_package
+from shipyard.errors import ShipyardError
+from shipyard.registry import (
+    AuditBroken,
+    Conflict,
+    InvalidInput,
+    InvalidSetting,
+    NotFound,
+    PermissionDenied,
+    Registry,
+    RegistryError,
+    StoreError,
+    to_json,
+)
+
+from .conftest import MODEL
+
+
+def test_the_public_names_change_only_on_purpose() -> None:
+    assert sorted(registry_package.__all__) == sorted(
+        [
+            "DEFAULT_ENVIRONMENTS",
+            "ROLES",
+            "SETTING_DEFAULTS",
+            "ApiToken",
+            "ArtifactStore",
+            "AuditBroken",
+            "AuditEntry",
+            "AuditReport",
+            "ComponentDiff",
+            "ComponentStatus",
+            "Conflict",
+            "DeployedComponent",
+            "Diff",
+            "EffectiveSetting",
+            "Environment",
+            "EnvironmentStatus",
+            "InvalidComponentConfig",
+            "InvalidInput",
+            "InvalidSetting",
+            "LocalStore",
+            "Model",
+            "ModelVersion",
+            "NotFound",
+            "PermissionDenied",
+            "Project",
+            "Registry",
+            "RegistryError",
+            "Revision",
+            "S3Store",
+            "StoreError",
+            "ValueDiff",
+            "WorkerGroup",
+            "create_engine",
+            "database_url",
+            "migrate",
+            "open_store",
+            "schema_revision",
+            "shipyard_home",
+            "to_json",
+        ]
+    )
+
+
+def test_errors_carry_exit_codes_and_http_statuses() -> None:
+    assert issubclass(RegistryError, ShipyardError)
+    expected = {
+        NotFound: (1, 404),
+        Conflict: (1, 409),
+        InvalidInput: (2, 422),
+        InvalidSetting: (2, 422),
+        PermissionDenied: (1, 403),
+        AuditBroken: (1, 409),
+        StoreError: (1, 502),
+    }
+    assert {e: (e.exit_code, e.http_status) for e in expected} == expected
+
+
+def test_results_are_json_ready(demo: Registry) -> None:
+    demo.add_component("demo", "integration", MODEL)
+    demo.create_worker_group("cpu", "cpu-2-8gb", 1)
+    results = [
+        demo.list_projects(),
+        demo.list_models("demo"),
+        demo.versions("demo", MODEL),
+        demo.list_environments("demo"),
+        demo.status("demo", "integration"),
+        demo.history("demo", "integration"),
+        demo.diff("demo", "integration", "uat"),
+        demo.get_settings("demo", "integration", MODEL),
+        demo.list_worker_groups(),
+        demo.audit_list(limit=3),
+        demo.audit_verify(),
+    ]
+    data = json.loads(json.dumps(to_json(results)))
+    assert data[4]["components"][0]["settings"]["replicas"] == {
+        "key": "replicas",
+        "value": 1,
+        "level": "default",
+        "inherited": True,
+    }
