@@ -270,18 +270,10 @@ def test_null_in_a_nullable_int_column_reaches_a_feature_as_nan(pipeline: Pipeli
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in cast:RuntimeWarning")
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime/_executor.py _coerce casts NaN to int64 (gives -2**63); see the report",
-)
 def test_null_in_a_nullable_int_column_comes_back_as_none(pipeline: Pipeline) -> None:
     assert _run(pipeline, "score", [3, None]) == {"type": "int64", "values": [3, None]}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime/_executor.py _coerce casts None to False for bool outputs; see the report",
-)
 def test_null_in_a_nullable_bool_column_comes_back_as_none(pipeline: Pipeline) -> None:
     assert _run(pipeline, "flagged", [True, None]) == {"type": "bool", "values": [True, None]}
 

@@ -83,6 +83,7 @@ import argparse
 import json
 import sys
 
+from .._runtime import ShipyardError
 from . import main
 
 parser = argparse.ArgumentParser(prog="python -m {package}.python_dict")
@@ -97,8 +98,9 @@ except ValueError as exc:
 outputs = options.outputs.split(",") if options.outputs else None
 try:
     result = main(data, outputs)
-except ValueError as exc:
-    sys.exit(f"error: {{exc}}")
+except (ValueError, ShipyardError) as exc:
+    print(f"error: {{exc}}", file=sys.stderr)
+    sys.exit(getattr(exc, "exit_code", 1))
 json.dump(result, sys.stdout)
 sys.stdout.write("\\n")
 '''

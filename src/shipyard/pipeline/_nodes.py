@@ -165,8 +165,15 @@ def model(
     Raises GraphError when the combination cannot work.
     """
     classes = classes_of(estimator)
+    if classes is None and _is_lightgbm_booster(estimator):
+        # A raw Booster does not know its labels; its trees per iteration give the class count.
+        per_iteration = int(estimator.num_model_per_iteration())
+        objective = str(estimator.params.get("objective", ""))
+        if per_iteration > 1 or objective.startswith(("binary", "multi")):
+            classes = list(range(max(per_iteration, 2)))
     if output is None:
-        if hasattr(estimator, "predict_proba") and classes is not None:
+        probabilistic = hasattr(estimator, "predict_proba") or isinstance(estimator, OnnxModel)
+        if probabilistic and classes is not None:
             output = "probability"
         else:
             output = "label" if classes is not None else "value"
@@ -217,7 +224,8 @@ def model(
     if not features:
         raise GraphError(f"model '{name}' has no features")
     expected = getattr(estimator, "n_features_in_", None)
-    if isinstance(expected, int) and expected != len(features):
+    # One reference may be a list[float64] column that fills the whole matrix by itself.
+    if isinstance(expected, int) and len(features) > 1 and expected != len(features):
         raise GraphError(
             f"model '{name}' was fitted on {expected} features but {len(features)} are given"
         )

@@ -245,8 +245,14 @@ def _coerce(name: str, dtype: str, raw: Any, rows: int) -> np.ndarray:
         if dtype == "float64":
             return arr.astype(np.float64, copy=False)
         if dtype == "int64":
+            if arr.dtype.kind == "f" and np.isnan(arr).any():
+                return arr  # nulls stay NaN in a float array, as in a nullable int64 input
             return arr.astype(np.int64, copy=False)
         if dtype == "bool":
+            if arr.dtype.kind == "O" and any(v is None for v in arr.tolist()):
+                out_bool = np.empty(rows, dtype=object)
+                out_bool[:] = [None if v is None else bool(v) for v in arr.tolist()]
+                return out_bool
             return arr.astype(bool, copy=False)
         if dtype == "string":
             out = np.empty(rows, dtype=object)
@@ -274,7 +280,8 @@ def check_versions(versions: Mapping[str, Any], where: str) -> list[str]:
     from importlib import metadata
 
     def major_minor(version: str) -> tuple[str, ...]:
-        return tuple(version.split(".")[:2])
+        parts = (version.split(".") + ["0"])[:2]  # "2" and "2.0.1" are the same major.minor
+        return tuple(parts)
 
     differences = []
     recorded = versions.get("python")
