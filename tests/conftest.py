@@ -43,7 +43,26 @@ def signed_bundle(
     demo_reference: dict[str, Any],
     key_pair: tuple[Path, Path],
 ) -> Path:
-    """The demo pipeline exported as a signed bundle.tar.gz (do not modify: copy it first)."""
+    """The demo pipeline as a signed bundle with its model in native form (model.skops).
+
+    Do not modify it: copy it first.
+    """
     return demo_pipeline.export(
-        tmp_path_factory.mktemp("bundle"), reference=demo_reference, sign_key=key_pair[0]
+        tmp_path_factory.mktemp("bundle"),
+        reference=demo_reference,
+        sign_key=key_pair[0],
+        backend="native",
+    )
+
+
+@pytest.fixture(scope="session")
+def onnx_bundle(
+    tmp_path_factory: pytest.TempPathFactory,
+    demo_pipeline: Pipeline,
+    demo_reference: dict[str, Any],
+    key_pair: tuple[Path, Path],
+) -> Path:
+    """The demo pipeline exported with the default backend (its model as model.onnx)."""
+    return demo_pipeline.export(
+        tmp_path_factory.mktemp("onnx-bundle"), reference=demo_reference, sign_key=key_pair[0]
     )

@@ -41,7 +41,11 @@ def compactness_ratio(mean_area: Any, mean_perimeter: Any) -> Any:
 @rule(params={"refer_above": 0.5, "review_above": 0.2})
 def decision(p_malignant: Any, refer_above: float, review_above: float) -> Any:
     """Refer, review or routine follow-up, by the model's probability of malignancy."""
-    return np.where(p_malignant > refer_above, "refer", np.where(p_malignant > review_above, "review", "routine"))
+    return np.where(
+        p_malignant > refer_above,
+        "refer",
+        np.where(p_malignant > review_above, "review", "routine"),
+    )
 
 
 def build_pipeline() -> Pipeline:
@@ -52,7 +56,9 @@ def build_pipeline() -> Pipeline:
 
     names, x, y = _columns()
     ratio = x[:, names.index("mean_area")] / x[:, names.index("mean_perimeter")]
-    classifier = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=_SEED))
+    classifier = make_pipeline(
+        StandardScaler(), LogisticRegression(max_iter=1000, random_state=_SEED)
+    )
     classifier.fit(np.column_stack([x, ratio]), y)
     tumours = Table("tumours", [Column(n, "float64", min=0.0) for n in names])
     return Pipeline(

@@ -358,7 +358,7 @@ def export(case: Case, directory: Path) -> Exported:
     """Export the case's pipeline into ``directory``, recording every warning."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        path = case.pipeline.export(directory, reference=case.reference)
+        path = case.pipeline.export(directory, reference=case.reference, backend="native")
     return Exported(case, shipyard.Artifact(path), [str(w.message) for w in caught])
 
 
@@ -428,7 +428,7 @@ def test_safe_formats_are_not_flagged_as_pickle(exported: Exported) -> None:
 def test_a_pickled_model_is_flagged_and_the_export_warns(tmp_path: Path) -> None:
     case = pickled_object(tmp_path)
     with pytest.warns(UserWarning, match=r"model 'weighted' is stored as a pickle"):
-        path = case.pipeline.export(tmp_path, reference=case.reference)
+        path = case.pipeline.export(tmp_path, reference=case.reference, backend="native")
     artifact = shipyard.Artifact(path)
     assert artifact.metadata["unsafe_pickle"] == ["weighted"]
     (node,) = artifact.metadata["nodes"]
@@ -501,7 +501,7 @@ def test_a_model_fitted_on_a_dataframe_runs_without_feature_name_warnings(tmp_pa
     frame = pd.DataFrame(data.x, columns=data.names)
     estimator = LogisticRegression(max_iter=1000).fit(frame, data.y)
     pipeline = Pipeline("named", "1.0.0", inputs=[data.spec()], nodes=[model("p", estimator)])
-    artifact = shipyard.Artifact(pipeline.export(tmp_path, reference=frame))
+    artifact = shipyard.Artifact(pipeline.export(tmp_path, reference=frame, backend="native"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         result = artifact.run(data.columns())

@@ -228,3 +228,32 @@ def test_the_bundle_checks_its_signature_on_a_host_without_cryptography(
     )
     assert wrong.returncode != 0
     assert "SignatureError: MANIFEST.sig does not match" in wrong.stderr
+
+
+def test_an_onnx_bundle_runs_with_numpy_and_onnxruntime_only(
+    onnx_host_python: Path,
+    onnx_bundle: Path,
+    demo_pipeline: shipyard.Pipeline,
+    demo_rows: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    subprocess.run(["tar", "xzf", str(onnx_bundle), "-C", str(tmp_path)], check=True)
+    probe = SCORE + (
+        "import importlib.util as u\n"
+        "print(json.dumps([m for m in ('sklearn', 'skops', 'pandas') if u.find_spec(m)]))\n"
+    )
+    result = _run(onnx_host_python, "-c", probe, str(tmp_path), stdin=json.dumps(demo_rows))
+    assert result.returncode == 0, result.stderr
+    scored, training_libraries = (json.loads(line) for line in result.stdout.splitlines())
+    assert training_libraries == []  # the host never had scikit-learn
+    assert scored["shipyard_importable"] is False
+    expected = demo_pipeline.run(demo_rows)
+    assert scored["result"]["decision"] == expected["decision"]
+    tolerance = shipyard.Artifact(onnx_bundle).metadata["nodes"][1]["parity"]["tolerance"]
+    gaps = [
+        abs(a - b)
+        for a, b in zip(
+            scored["result"]["p_malignant"]["values"], expected["p_malignant"]["values"], strict=True
+        )
+    ]
+    assert max(gaps) <= tolerance

@@ -52,7 +52,9 @@ def write_bundle(package: str, files: Mapping[str, bytes], path: Path, mtime: in
                 info.size, info.mode, info.mtime = len(files[relative]), 0o644, mtime
                 archive.addfile(info, io.BytesIO(files[relative]))
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".partial", dir=path.parent
+    )
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(buffer.getvalue())
@@ -74,15 +76,22 @@ def build(
     reference: Any = None,
     sign_key: str | Path | bytes | None = None,
     created_by: str | None = None,
+    backend: str = "auto",
 ) -> Path:
     """Export ``pipeline`` as ``directory/NAME-VERSION.tar.gz``; return the path.
 
-    Raises ModelError when a model cannot be saved, SchemaError when ``reference``
-    does not fit the declared inputs, SignatureError on a bad signing key.
+    ``backend`` is ``auto`` (ONNX where parity with the native model holds on
+    ``reference``), ``onnx`` (required for every convertible model) or ``native``.
+    Raises ModelError when a model cannot be saved (or, with ``onnx``, converted),
+    SchemaError when ``reference`` does not fit the declared inputs, SignatureError on
+    a bad signing key, UsageError on a bad backend.
     """
     if sign_key is not None:
         load_private_key(sign_key)  # fail on a bad key before the expensive work
-    files = sign_files(compile_files(pipeline, reference=reference, created_by=created_by), sign_key)
+    files = sign_files(
+        compile_files(pipeline, reference=reference, created_by=created_by, backend=backend),
+        sign_key,
+    )
     created = json.loads(files["metadata.json"])["created_at"]
     mtime = int(_dt.datetime.fromisoformat(created).timestamp())
     target = Path(directory) / f"{pipeline.name}-{pipeline.version}.tar.gz"

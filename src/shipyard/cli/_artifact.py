@@ -16,7 +16,9 @@ from ..runtime import Artifact
 from ._data import read_dataset
 from ._output import console, print_json
 
-app = typer.Typer(help="Build and handle locked bundles (NAME-VERSION.tar.gz).", no_args_is_help=True)
+app = typer.Typer(
+    help="Build and handle locked bundles (NAME-VERSION.tar.gz).", no_args_is_help=True
+)
 
 _KEY_HELP = "Ed25519 public key (PEM file) to check MANIFEST.sig; default: $SHIPYARD_PUBLIC_KEY."
 
@@ -24,7 +26,9 @@ _KEY_HELP = "Ed25519 public key (PEM file) to check MANIFEST.sig; default: $SHIP
 def _load_object(spec: str, what: str) -> Any:
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
-        raise UsageError(f"{what} must be MODULE:NAME (e.g. my_project.pipelines:credit_risk), not {spec!r}")
+        raise UsageError(
+            f"{what} must be MODULE:NAME (e.g. my_project.pipelines:credit_risk), not {spec!r}"
+        )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
@@ -40,11 +44,22 @@ def _load_object(spec: str, what: str) -> Any:
 
 @app.command("build")
 def build(
-    target: str = typer.Argument(..., metavar="MODULE:PIPELINE", help="A Pipeline, or a function returning one."),
-    output: Path = typer.Option(..., "--output", "-o", help="Folder to write NAME-VERSION.tar.gz into."),
-    sign_key: Path | None = typer.Option(None, "--sign-key", help="Ed25519 private key (PEM) that signs the bundle."),
+    target: str = typer.Argument(
+        ..., metavar="MODULE:PIPELINE", help="A Pipeline, or a function returning one."
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Folder to write NAME-VERSION.tar.gz into."
+    ),
+    sign_key: Path | None = typer.Option(
+        None, "--sign-key", help="Ed25519 private key (PEM) that signs the bundle."
+    ),
     reference: str | None = typer.Option(
-        None, "--reference", help="Training data: a .json dataset, .csv, .parquet, .jsonl file, or MODULE:NAME."
+        None,
+        "--reference",
+        help="Training data: a .json dataset, .csv, .parquet, .jsonl file, or MODULE:NAME.",
+    ),
+    backend: str = typer.Option(
+        "auto", "--backend", help="auto (ONNX where parity holds on the reference), onnx or native."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
@@ -64,7 +79,7 @@ def build(
         else:
             data = _load_object(reference, "--reference")
             data = data() if callable(data) else data
-    path = pipeline.export(output, reference=data, sign_key=sign_key)
+    path = pipeline.export(output, reference=data, sign_key=sign_key, backend=backend)
     artifact = Artifact(path)
     summary = {
         "bundle": str(path),
@@ -78,7 +93,9 @@ def build(
         print_json(summary)
     else:
         signed = "signed" if summary["signed"] else "unsigned"
-        console.print(f"built {path} ({summary['bytes']:,} bytes, {summary['files']} files, {signed})")
+        console.print(
+            f"built {path} ({summary['bytes']:,} bytes, {summary['files']} files, {signed})"
+        )
 
 
 def _describe(artifact: Artifact, public_key: Path | None) -> dict[str, Any]:
@@ -111,6 +128,9 @@ def _describe(artifact: Artifact, public_key: Path | None) -> dict[str, Any]:
                 "backend": meta.get("backend", {}).get(n["name"]),
                 "inputs": n["inputs"],
                 "pickle": bool(n.get("pickle")),
+                "converted_from": n.get("converted_from"),
+                "parity": n.get("parity"),
+                "onnx_rejected": n.get("onnx_rejected"),
             }
             for n in meta["nodes"]
         ],
@@ -133,12 +153,16 @@ def inspect(
     if as_json:
         print_json(info)
         return
-    console.print(f"[bold]{info['name']} {info['version']}[/]  ({info['package']}, format {info['format_version']})")
+    console.print(
+        f"[bold]{info['name']} {info['version']}[/]  ({info['package']}, format {info['format_version']})"
+    )
     if info["description"]:
         console.print(info["description"])
     console.print(f"created {info['created_at']} by {info['created_by']}; target: {info['target']}")
     if info["groups"] or info["permissible_purpose"]:
-        console.print(f"groups: {', '.join(info['groups'])}; purpose: {', '.join(info['permissible_purpose'])}")
+        console.print(
+            f"groups: {', '.join(info['groups'])}; purpose: {', '.join(info['permissible_purpose'])}"
+        )
     nodes = RichTable(title="nodes (run order)")
     for column in ("node", "kind", "type", "flavor / backend", "reads"):
         nodes.add_column(column)
@@ -146,11 +170,23 @@ def inspect(
         flavor = f"{node['flavor']} / {node['backend']}" if node["flavor"] else ""
         if node["pickle"]:
             flavor += " [red](pickle)[/]"
-        reads = ", ".join(node["inputs"][:4]) + (f" … (+{len(node['inputs']) - 4})" if len(node["inputs"]) > 4 else "")
+        reads = ", ".join(node["inputs"][:4]) + (
+            f" … (+{len(node['inputs']) - 4})" if len(node["inputs"]) > 4 else ""
+        )
         star = " *" if node["name"] in info["outputs"] else ""
         nodes.add_row(node["name"] + star, node["kind"], node["dtype"], flavor, reads)
     console.print(nodes)
     console.print("* = output")
+    for node in info["nodes"]:
+        if node["parity"]:
+            p = node["parity"]
+            console.print(
+                f"{node['name']}: ONNX (from {node['converted_from']}), max |diff| "
+                f"{p['max_abs_diff']:.2g} <= tolerance {p['tolerance']:g} on {p['rows']:,} "
+                "reference rows; labels identical"
+            )
+        elif node["onnx_rejected"]:
+            console.print(f"{node['name']}: native, ONNX not used: {node['onnx_rejected']}")
     for table in info["inputs"]:
         cols = RichTable(title=f"input table '{table['name']}' ({len(table['columns'])} columns)")
         for column in ("column", "type", "nullable", "range / categories"):
@@ -173,7 +209,11 @@ def inspect(
         console.print(f"{entry}: python {versions['python']}; {libs}")
     check = info["verification"]
     if check["ok"]:
-        sig = "signature checked" if check["signature_checked"] else ("signed, no key given" if check["signed"] else "unsigned")
+        sig = (
+            "signature checked"
+            if check["signature_checked"]
+            else ("signed, no key given" if check["signed"] else "unsigned")
+        )
         console.print(f"[green]verified[/]: {check['files']} files match MANIFEST.json ({sig})")
     else:
         console.print(f"[red]NOT VERIFIED[/]: {check['error']}")
@@ -216,7 +256,9 @@ def lineage(
         lines = ["digraph lineage {", "  rankdir=LR;"]
         shapes = {"input": "note", "feature": "box", "model": "box3d", "rule": "diamond"}
         for node in graph["nodes"]:
-            lines.append(f'  "{node["id"]}" [shape={shapes.get(node["kind"], "box")}, tooltip="{node["dtype"]}"];')
+            lines.append(
+                f'  "{node["id"]}" [shape={shapes.get(node["kind"], "box")}, tooltip="{node["dtype"]}"];'
+            )
         lines += [f'  "{a}" -> "{b}";' for a, b in graph["edges"]]
         sys.stdout.write("\n".join(lines + ["}"]) + "\n")
     elif fmt == "mermaid":
@@ -233,8 +275,12 @@ def lineage(
 @app.command("run")
 def run(
     bundle: Path = typer.Argument(..., help="NAME-VERSION.tar.gz"),
-    input_file: Path = typer.Option(..., "--input", "-i", help="A .json dataset, or a .csv/.parquet/.jsonl table."),
-    outputs: str | None = typer.Option(None, "--outputs", help="Comma-separated node names (any node)."),
+    input_file: Path = typer.Option(
+        ..., "--input", "-i", help="A .json dataset, or a .csv/.parquet/.jsonl table."
+    ),
+    outputs: str | None = typer.Option(
+        None, "--outputs", help="Comma-separated node names (any node)."
+    ),
     public_key: Path | None = typer.Option(None, "--public-key", help=_KEY_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
@@ -266,7 +312,9 @@ def _cell(value: Any) -> str:
 @app.command("extract")
 def extract(
     bundle: Path = typer.Argument(..., help="NAME-VERSION.tar.gz"),
-    node: str | None = typer.Argument(None, help="A node (its objects/NODE/ files); omit for the whole bundle."),
+    node: str | None = typer.Argument(
+        None, help="A node (its objects/NODE/ files); omit for the whole bundle."
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Destination folder."),
     public_key: Path | None = typer.Option(None, "--public-key", help=_KEY_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),

@@ -8,7 +8,13 @@ from typing import Any
 
 from ..errors import UsageError
 
-TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+TABLE_SUFFIXES = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
 
 
 def read_table(path: Path) -> dict[str, Any]:
@@ -49,5 +55,7 @@ def read_dataset(path: str | Path, table: str | None) -> Any:
         except ValueError as exc:
             raise UsageError(f"'{file}' is not valid JSON: {exc}") from None
     if table is None:
-        raise UsageError(f"'{file}' holds one table but the pipeline declares several; use a .json dataset")
+        raise UsageError(
+            f"'{file}' holds one table but the pipeline declares several; use a .json dataset"
+        )
     return {table: read_table(file)}

@@ -14,7 +14,9 @@ app = typer.Typer(help="Ed25519 keys that sign and verify bundles.", no_args_is_
 
 @app.command("generate")
 def generate(
-    output: Path = typer.Option(Path("."), "--output", "-o", help="Folder for NAME.key and NAME.pub."),
+    output: Path = typer.Option(
+        Path("."), "--output", "-o", help="Folder for NAME.key and NAME.pub."
+    ),
     name: str = typer.Option("shipyard", "--name", help="File name stem."),
     force: bool = typer.Option(False, "--force", help="Replace existing key files."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
@@ -25,4 +27,6 @@ def generate(
         print_json({"private_key": str(private), "public_key": str(public)})
         return
     console.print(f"private key: {private}  (mode 0600; pass it to --sign-key, keep it secret)")
-    console.print(f"public key:  {public}  (give it to verifiers: --public-key or SHIPYARD_PUBLIC_KEY)")
+    console.print(
+        f"public key:  {public}  (give it to verifiers: --public-key or SHIPYARD_PUBLIC_KEY)"
+    )

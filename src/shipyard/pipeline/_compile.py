@@ -18,8 +18,10 @@ from typing import Any
 from .. import __version__
 from ..runtime._dataset import parse_dataset, table_specs
 from ..runtime._executor import FORMAT_VERSION, Executor
+from ..errors import UsageError
 from ._flavors import fitted_on_frame, save_model
 from ._nodes import FunctionNode, ModelNode, needs_frame
+from ._onnx import BACKENDS, choose_backends
 from ._pipeline import Pipeline
 from ._profile import example_input, profile_tables, reference_tables
 
@@ -155,19 +157,13 @@ def _json(document: Any) -> bytes:
     return (json.dumps(document, indent=2, sort_keys=False, default=str) + "\n").encode()
 
 
-def compile_files(
-    pipeline: Pipeline, reference: Any = None, created_by: str | None = None
-) -> dict[str, bytes]:
-    """Every file of ``pipeline``'s bundle except MANIFEST.json and MANIFEST.sig.
-
-    Paths are relative to the bundle's top folder. Raises ModelError when a model
-    cannot be saved, SchemaError when ``reference`` does not match the inputs.
-    """
-    pipeline.check()
+def _node_files(
+    pipeline: Pipeline,
+) -> tuple[list[dict[str, Any]], dict[str, bytes], dict[str, list[str]]]:
+    """Node specs in run order, their object files, and the packages each model needs."""
     files: dict[str, bytes] = {}
     nodes: list[dict[str, Any]] = []
-    packages = ["numpy"]
-    flavors: dict[str, str] = {}
+    packages: dict[str, list[str]] = {}
     for name in pipeline.run_order():
         node = pipeline.nodes[name]
         refs = pipeline.references(name)
@@ -199,18 +195,17 @@ def compile_files(
             saved = save_model(name, node.model, model_spec)
             path = f"objects/{name}/{saved.filename}"
             spec.update(saved.spec, file=path)
-            spec["name"], spec["kind"], spec["inputs"], spec["dtype"] = (
-                name,
-                "model",
-                refs,
-                node.dtype,
-            )
+            spec.update(name=name, kind="model", inputs=refs, dtype=node.dtype)
+            spec["backend"] = "onnx" if spec["flavor"] == "onnx" else "native"
             files[path] = saved.data
-            packages += saved.packages + (["pandas"] if frame else [])
-            flavors[name] = saved.spec["flavor"]
+            packages[name] = saved.packages + (["pandas"] if frame else [])
         nodes.append(spec)
+    return nodes, files, packages
 
-    input_info = {"tables": [t.to_json() for t in pipeline.inputs]}
+
+def _bundle_metadata(
+    pipeline: Pipeline, nodes: list[dict[str, Any]], created_by: str | None
+) -> dict[str, Any]:
     lineage_nodes = [
         {"id": f"{t.name}.{c.name}", "kind": "input", "dtype": c.type}
         for t in pipeline.inputs
@@ -219,8 +214,8 @@ def compile_files(
     edges = [[ref, n["name"]] for n in nodes for ref in n["inputs"]]
     used = {ref for ref, _ in edges}
     lineage_nodes = [n for n in lineage_nodes if n["kind"] != "input" or n["id"] in used]
-    pickled = [n["name"] for n in nodes if n.get("pickle")]
-    metadata = {
+    models = [n for n in nodes if n["kind"] == "model"]
+    return {
         "format_version": FORMAT_VERSION,
         "name": pipeline.name,
         "version": pipeline.version,
@@ -236,21 +231,47 @@ def compile_files(
         "outputs": pipeline.outputs,
         "nodes": nodes,
         "lineage": {"nodes": lineage_nodes, "edges": edges},
-        "flavors": flavors,
-        "backend": {
-            n["name"]: "onnx" if n.get("flavor") == "onnx" else "native"
-            for n in nodes
-            if n["kind"] == "model"
-        },
-        "unsafe_pickle": pickled,
+        "flavors": {n["name"]: n["flavor"] for n in models},
+        "backend": {n["name"]: n["backend"] for n in models},
+        "unsafe_pickle": [n["name"] for n in nodes if n.get("pickle")],
         "entry_points": {
             "python_dict": "python_dict.main",
             "pyspark_dataframe": "pyspark_dataframe.main",
         },
     }
-    files["metadata.json"] = _json(metadata)
-    files["input_info.json"] = _json(input_info)
 
+
+def compile_files(
+    pipeline: Pipeline,
+    reference: Any = None,
+    created_by: str | None = None,
+    backend: str = "auto",
+) -> dict[str, bytes]:
+    """Every file of ``pipeline``'s bundle except MANIFEST.json and MANIFEST.sig.
+
+    Paths are relative to the bundle's top folder. ``backend`` chooses how models are
+    stored: ``native``; ``onnx`` (every convertible model, else ModelError); ``auto``
+    (ONNX where it converts and matches the native predictions on ``reference``).
+    Raises ModelError when a model cannot be saved, SchemaError when ``reference`` does
+    not match the inputs, UsageError on an unknown backend or ``onnx`` without reference.
+    """
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r} (use {', '.join(BACKENDS)})")
+    pipeline.check()
+    nodes, files, packages = _node_files(pipeline)
+    input_info = {"tables": [t.to_json() for t in pipeline.inputs]}
+    specs = table_specs(input_info)
+    reference_columns: dict[str, dict[str, Any]] | None = None
+    rows = 0
+    if reference is not None:
+        reference_columns, rows = parse_dataset(reference_tables(reference, pipeline), specs, {})
+    if backend != "native":
+        choose_backends(
+            nodes, files, packages, pipeline, input_info, reference_columns, rows, backend
+        )
+
+    files["metadata.json"] = _json(_bundle_metadata(pipeline, nodes, created_by))
+    files["input_info.json"] = _json(input_info)
     package = pipeline.bundle_name
     fill = {
         "name": pipeline.name,
@@ -265,17 +286,16 @@ def compile_files(
     files["python_dict/__init__.py"] = _PYTHON_DICT.format(**fill).encode()
     files["python_dict/__main__.py"] = _PYTHON_DICT_MAIN.format(**fill).encode()
     files["pyspark_dataframe/__init__.py"] = _PYSPARK.format(**fill).encode()
-    dict_versions = _versions(packages)
-    spark_versions = _versions(packages + ["pyspark", "pyarrow"])
+    needed = ["numpy", *(p for name in sorted(packages) for p in packages[name])]
+    dict_versions = _versions(needed)
+    spark_versions = _versions(needed + ["pyspark", "pyarrow"])
     files["python_dict/versions.json"] = _json(dict_versions)
     files["pyspark_dataframe/versions.json"] = _json(spark_versions)
     files["requirements.txt"] = _requirements(dict_versions, spark_versions)
 
-    if reference is not None:
-        tables = reference_tables(reference, pipeline)
-        columns, rows = parse_dataset(tables, table_specs(input_info), {})
-        files["reference/profile.json"] = _json(profile_tables(columns, rows))
-        example = example_input(columns, input_info, rows=min(rows, 5))
+    if reference_columns is not None:
+        files["reference/profile.json"] = _json(profile_tables(reference_columns, rows))
+        example = example_input(reference_columns, input_info, rows=min(rows, 5))
         files["reference/example_input.json"] = _json(example)
         executor = Executor(files)
         files["reference/example_output.json"] = _json(executor.run_dict(example))

@@ -154,6 +154,7 @@ def model(
     output: str | None = None,
     positive_class: Any = None,
     description: str = "",
+    tolerance: float = 1e-5,
 ) -> ModelNode:
     """Make a model node.
 
@@ -162,6 +163,8 @@ def model(
     ``features`` are the references that form its input matrix, in order (default: the
     names it was fitted on). ``output`` is ``probability`` (classifiers; binary gives the
     probability of ``positive_class``, default the last class), ``label`` or ``value``.
+    ``tolerance`` is the largest absolute difference from the native predictions on the
+    reference data that still lets export choose the faster ONNX form (labels must match).
     Raises GraphError when the combination cannot work.
     """
     classes = classes_of(estimator)
@@ -189,7 +192,9 @@ def model(
         raise GraphError(
             f"model '{name}': output='probability' needs a classifier with predict_proba"
         )
-    spec: dict[str, Any] = {"output": output}
+    if not (isinstance(tolerance, (int, float)) and 0 <= tolerance < 1):
+        raise GraphError(f"model '{name}': tolerance must be a number in [0, 1), not {tolerance!r}")
+    spec: dict[str, Any] = {"output": output, "tolerance": float(tolerance)}
     if output == "probability":
         if classes is not None:
             if positive_class is None:

@@ -268,16 +268,25 @@ class Pipeline:
         reference: Any = None,
         sign_key: str | Path | bytes | None = None,
         created_by: str | None = None,
+        backend: str = "auto",
     ) -> Path:
         """Write ``NAME-VERSION.tar.gz`` into ``directory``; return its path.
 
         ``reference`` (a dict dataset, a pandas DataFrame, or {table: DataFrame}) gives the
-        training-data profile and example input; ``sign_key`` is an Ed25519 private key
-        (PEM path or bytes) that signs MANIFEST.json.
+        training-data profile and example input, and is where ONNX parity is proven;
+        ``sign_key`` is an Ed25519 private key (PEM path or bytes) that signs MANIFEST.json;
+        ``backend`` is ``auto`` (ONNX where parity holds), ``onnx`` or ``native``.
         """
         from ..artifact import build  # the artifact service builds on pipelines
 
-        return build(self, directory, reference=reference, sign_key=sign_key, created_by=created_by)
+        return build(
+            self,
+            directory,
+            reference=reference,
+            sign_key=sign_key,
+            created_by=created_by,
+            backend=backend,
+        )
 
     def __repr__(self) -> str:
         return f"Pipeline({self.name!r}, {self.version!r}, nodes={list(self._nodes)})"

@@ -97,7 +97,11 @@ def public_key_from_pem(text: str | bytes) -> bytes:
     if isinstance(text, bytes):
         text = text.decode("ascii", errors="replace")
     lines = [line.strip() for line in text.strip().splitlines()]
-    if not lines or lines[0] != "-----BEGIN PUBLIC KEY-----" or lines[-1] != "-----END PUBLIC KEY-----":
+    if (
+        not lines
+        or lines[0] != "-----BEGIN PUBLIC KEY-----"
+        or lines[-1] != "-----END PUBLIC KEY-----"
+    ):
         raise ValueError("not a PEM public key (expected '-----BEGIN PUBLIC KEY-----')")
     try:
         der = base64.b64decode("".join(lines[1:-1]), validate=True)

@@ -96,18 +96,20 @@ def _load_onnx(data: bytes, spec: Mapping[str, Any]) -> Predict:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
+    # One thread per call: a server runs one executor per worker process, and for the
+    # small batches of online scoring thread hand-offs cost more than they save.
     options.intra_op_num_threads = int(spec.get("onnx_threads", 1))
     options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: shape notes on label outputs are noise here
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     session = onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     inputs = session.get_inputs()
-    if len(inputs) != 1:
+    per_column = spec.get("onnx_inputs")
+    if per_column is None and len(inputs) != 1:
         raise ModelError(
             f"model '{spec['name']}': the ONNX graph takes {len(inputs)} inputs "
             f"({', '.join(i.name for i in inputs)}); Shipyard feeds it one matrix"
         )
-    model_input = inputs[0]
-    dtype = np.float64 if "double" in model_input.type else np.float32
     wanted = spec.get("onnx_output")
     names = [o.name for o in session.get_outputs()]
     if wanted is not None and wanted not in names:
@@ -117,10 +119,32 @@ def _load_onnx(data: bytes, spec: Mapping[str, Any]) -> Predict:
         )
     output_name = wanted or names[-1 if spec["output"] == "probability" else 0]
     kind = spec["output"]
+    run = session.run
+
+    if per_column is not None:
+        kinds = {"float32": np.float32, "float64": np.float64, "int64": np.int64}
+        feeds = [(name, kinds.get(kind_name)) for name, kind_name in per_column]
+
+        def build(columns: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+            feed = {}
+            for (name, dtype), column in zip(feeds, columns, strict=True):
+                if dtype is None:  # a string column: ONNX strings may not be None
+                    values = np.array(["" if v is None else str(v) for v in column.tolist()])
+                    feed[name] = values.astype(object).reshape(-1, 1)
+                else:
+                    feed[name] = np.asarray(column, dtype=dtype).reshape(-1, 1)
+            return feed
+    else:
+        model_input = inputs[0].name
+        dtype = np.float64 if "double" in inputs[0].type else np.float32
+
+        def build(columns: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+            if len(columns) == 1 and columns[0].ndim == 2:
+                return {model_input: np.ascontiguousarray(columns[0], dtype=dtype)}
+            return {model_input: np.column_stack(columns).astype(dtype, copy=False)}
 
     def predict(columns: Sequence[np.ndarray]) -> np.ndarray:
-        x = _matrix(columns, spec).astype(dtype, copy=False)
-        (raw,) = session.run([output_name], {model_input.name: x})
+        (raw,) = run([output_name], build(columns))
         if isinstance(raw, list) and raw and isinstance(raw[0], dict):  # a ZipMap output
             keys = sorted(raw[0])
             raw = np.array([[row[k] for k in keys] for row in raw])
