@@ -201,7 +201,8 @@ def to_array(table: str, spec: ColumnSpec, values: Any) -> np.ndarray:
                     arr = arr.astype(np.int64)
             else:
                 arr = arr.astype(np.float64, copy=False)
-            nulls = np.flatnonzero(null_mask)
+            if null_mask.any():
+                nulls = np.flatnonzero(null_mask)
         elif kind == "int64" and arr.dtype.kind == "u" and len(arr) and arr.max() >= _INT64_END:
             row = _first(arr >= _INT64_END)
             raise WrongType(f"{arr[row].item()!r} does not fit in int64", table, spec.name, row)
@@ -370,21 +371,22 @@ def _float_block(
     plain = {int, float}
     for column, (declared, values) in given.items():
         cspec = spec.columns.get(column)
-        if (
-            cspec is not None
-            and cspec.type == "float64"
-            and declared in (None, "float64")
-            and type(values) is list
-            and values
-            and set(map(type, values)) <= plain
-        ):
+        if cspec is None or cspec.type != "float64" or declared not in (None, "float64"):
+            continue
+        if type(values) is list:
+            fits = bool(values) and set(map(type, values)) <= plain
+        else:  # numpy columns (from Arrow, pandas or a caller's arrays): floats, NaN = null
+            fits = isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind == "f"
+        if fits:
             names.append(column)
             columns.append(values)
     if not names:
         return {}
+    if len({len(c) for c in columns}) != 1:
+        return {}  # unequal lengths: the per-column path names them
     try:
         block = np.array(columns, dtype=np.float64)
-    except (ValueError, OverflowError):  # unequal lengths or huge ints: per column
+    except (ValueError, OverflowError):  # huge ints: per column
         return {}
     specs = [spec.columns[n] for n in names]
     low = np.array([-np.inf if c.min is None else c.min for c in specs], dtype=np.float64)

@@ -75,6 +75,14 @@ class Executor:
         self.nodes: dict[str, dict[str, Any]] = {n["name"]: n for n in self.metadata["nodes"]}
         self.outputs: tuple[str, ...] = tuple(self.metadata["outputs"])
         self._callables = {name: self._load_node(spec, files) for name, spec in self.nodes.items()}
+        # Each node input as (table, column) or (None, node): resolved once, not per request.
+        self._sources = {
+            name: [
+                (ref.split(".", 1)[0], ref.split(".", 1)[1]) if "." in ref else (None, ref)
+                for ref in spec["inputs"]
+            ]
+            for name, spec in self.nodes.items()
+        }
         self._plans: dict[tuple[str, ...], Plan] = {}
 
     @property
@@ -137,8 +145,8 @@ class Executor:
         for name in plan.nodes:
             spec = self.nodes[name]
             args = [
-                tables[ref.split(".", 1)[0]][ref.split(".", 1)[1]] if "." in ref else values[ref]
-                for ref in spec["inputs"]
+                values[ref] if table is None else tables[table][ref]
+                for table, ref in self._sources[name]
             ]
             try:
                 if spec["kind"] == "model":
@@ -189,12 +197,7 @@ class Executor:
         import pyarrow as pa
 
         plan = self.plan(outputs)
-        declared = self.tables[table].columns
-        columns = {
-            name: _arrow_values(declared[name].type, batch.column(name))
-            for name in batch.schema.names
-            if name in declared
-        }
+        columns = self.arrow_columns(batch, table)
         try:
             tables, rows = _dataset.parse_dataset({table: columns}, self.tables, plan.columns)
         except SchemaError as exc:
@@ -210,12 +213,183 @@ class Executor:
             arrays.append(arrow_array(self.nodes[name]["dtype"], values[name]))
         return pa.RecordBatch.from_arrays(arrays, names=[*passthrough, *plan.outputs])
 
+    def arrow_columns(self, batch: Any, table: str) -> dict[str, Any]:
+        """The declared columns of ``table`` present in a pyarrow ``batch``, ready to validate.
+
+        Text columns declared numeric or bool (CSV read as text, a Spark CSV without
+        inferSchema) are parsed here; a value that does not parse stays text, so validation
+        names it (WrongType) rather than the whole column failing.
+        """
+        declared = self.tables[table].columns
+        return {
+            name: _arrow_values(declared[name].type, batch.column(name))
+            for name in batch.schema.names
+            if name in declared
+        }
+
+    def parse_rows(
+        self, table: str, columns: Mapping[str, Any], plan: Plan
+    ) -> tuple[dict[str, np.ndarray], np.ndarray | None, list[tuple[int, SchemaError]]]:
+        """Validate one table's columns, setting aside the rows that fail instead of raising.
+
+        Returns ``(arrays of the valid rows, their row numbers or None when every row is
+        valid, [(row, error)] for the others)``, errors in row order, each naming the row
+        in ``columns``. A clean table costs one ``parse_dataset``; a table with bad rows is
+        searched column by column by bisection (k bad rows among n: about 2k·log2(n/k)
+        small checks), so a row is rejected exactly when ``run_dict`` would refuse it.
+        Raises the SchemaError that concerns no row (a missing column, an unknown table).
+        """
+        try:
+            tables, _ = _dataset.parse_dataset({table: columns}, self.tables, plan.columns)
+            return tables.get(table, {}), None, []
+        except SchemaError as exc:
+            if exc.row is None:
+                raise
+        rows = len(next(iter(columns.values())))
+        declared = self.tables[table].columns
+        bad: dict[int, SchemaError] = {}
+        for name, values in columns.items():
+            if name in declared:
+                for row, error in _bad_rows(table, declared[name], values, rows).items():
+                    bad.setdefault(row, error)  # the first failing column names the reason
+        keep = np.setdiff1d(np.arange(rows), np.fromiter(bad, dtype=np.int64, count=len(bad)))
+        subset = {name: _take(values, keep) for name, values in columns.items()}
+        tables, _ = _dataset.parse_dataset({table: subset}, self.tables, plan.columns)
+        return tables.get(table, {}), keep, sorted(bad.items())
+
+    def score_arrow_rows(
+        self, batch: Any, table: str, outputs: Sequence[str] | None, passthrough: Sequence[str] = ()
+    ) -> tuple[Any, list[tuple[int, SchemaError]]]:
+        """Score the rows of a pyarrow ``batch`` that pass validation; set the others aside.
+
+        Returns ``(RecordBatch of passthrough + outputs for the valid rows, in order,
+        [(row in batch, SchemaError)] for the rows that failed)``. Raises what
+        ``parse_rows`` raises, and ModelError when a node fails.
+        """
+        import pyarrow as pa
+
+        plan = self.plan(outputs)
+        tables, keep, rejected = self.parse_rows(table, self.arrow_columns(batch, table), plan)
+        rows = batch.num_rows if keep is None else len(keep)
+        if rows:
+            values = self.run_columns({table: tables}, rows, plan)
+        else:  # models refuse empty input: nothing to score, nothing to call
+            values = {name: _EMPTY[self.nodes[name]["dtype"]] for name in plan.outputs}
+        kept = batch if keep is None else batch.take(pa.array(keep, type=pa.int64()))
+        arrays = [kept.column(name) for name in passthrough]
+        for name in plan.outputs:
+            arrays.append(arrow_array(self.nodes[name]["dtype"], values[name]))
+        return pa.RecordBatch.from_arrays(arrays, names=[*passthrough, *plan.outputs]), rejected
+
+
+_EMPTY = {
+    "float64": np.empty(0, dtype=np.float64),
+    "int64": np.empty(0, dtype=np.int64),
+    "bool": np.empty(0, dtype=bool),
+    "string": np.empty(0, dtype=object),
+    "datetime": np.empty(0, dtype="datetime64[us]"),
+    "list[float64]": np.empty((0, 0), dtype=np.float64),
+}
+
+
+def _take(values: Any, rows: np.ndarray) -> Any:
+    """``values`` (a numpy array or a list) at ``rows``."""
+    if isinstance(values, np.ndarray):
+        return values[rows]
+    return [values[i] for i in rows.tolist()]
+
+
+def _bad_rows(
+    table: str, spec: _dataset.ColumnSpec, values: Any, rows: int
+) -> dict[int, SchemaError]:
+    """The rows of one column that fail validation, each with its error naming that row.
+
+    Bisection: a segment that validates is done, one that fails is halved, and a failing
+    segment of a few rows is checked row by row. Validation is per value, so a segment
+    passes exactly when all its rows do.
+    """
+    found: dict[int, SchemaError] = {}
+    segments = [(0, rows)]
+    while segments:
+        start, stop = segments.pop()
+        try:
+            _dataset.to_array(table, spec, values[start:stop])
+            continue
+        except SchemaError as exc:
+            if stop - start == 1:
+                found[start] = relocate(exc, start)
+                continue
+        if stop - start <= _ROW_BY_ROW:
+            segments += [(row, row + 1) for row in range(stop - 1, start - 1, -1)]
+        else:
+            middle = (start + stop) // 2
+            segments += [(middle, stop), (start, middle)]
+    return found
+
+
+_ROW_BY_ROW = 8  # a failing segment this small is likely mostly bad: halving would cost more
+
+
+def reason(error: SchemaError) -> str:
+    """A SchemaError's message without its ``table 't', column 'c', row r: `` prefix."""
+    message = str(error)
+    if error.table is not None or error.column is not None or error.row is not None:
+        message = message.split(": ", 1)[-1]
+    return message
+
+
+def relocate(error: SchemaError, row: int | None) -> SchemaError:
+    """The same error naming another row (counted from the start of a file, say)."""
+    return type(error)(reason(error), error.table, error.column, row)
+
+
+_PARSED_TEXT = ("float64", "int64", "bool")
+
 
 def _arrow_values(dtype: str, column: Any) -> Any:
     """An Arrow input column as what ``_dataset.to_array`` reads for ``dtype``."""
     if dtype == "list[float64]":  # to_numpy would give an object array of arrays
         return column.to_pylist()
+    if dtype in _PARSED_TEXT and _is_text(column.type):
+        return _parse_text(dtype, column)
     return column.to_numpy(zero_copy_only=False)
+
+
+def _is_text(arrow_type: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
+
+
+def _parse_text(dtype: str, column: Any) -> Any:
+    """A text column declared numeric or bool: one vectorised cast when every value parses;
+    otherwise each value is parsed alone and what does not parse stays text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    trimmed = pc.utf8_trim_whitespace(column)
+    target = {"float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_()}[dtype]
+    try:
+        return pc.cast(trimmed, target).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    parse = _parse_bool if dtype == "bool" else _parse_number
+    out = np.empty(len(trimmed), dtype=object)
+    out[:] = [None if v is None else parse(v) for v in trimmed.to_pylist()]
+    return out
+
+
+def _parse_number(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _parse_bool(text: str) -> Any:
+    return {"true": True, "false": False, "1": True, "0": False}.get(text.lower(), text)
 
 
 def arrow_array(dtype: str, values: np.ndarray) -> Any:
