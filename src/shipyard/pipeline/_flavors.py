@@ -118,7 +118,21 @@ def _sklearn(model: Any, spec: dict[str, Any]) -> SavedModel:
     # Every type skops would refuse is one this model holds; the bundle is trusted once
     # its manifest (and signature) checks, so loading trusts exactly these.
     spec["trusted_types"] = sorted(skops.io.get_untrusted_types(data=data))
+    # A type from outside the libraries the bundle pins (a user's function or class) is
+    # code the bundle does not carry: the host must provide it, so say so loudly.
+    foreign = [t for t in spec["trusted_types"] if t.split(".")[0] not in _PINNED_MODULES]
+    if foreign:
+        spec["foreign_types"] = foreign
+        warnings.warn(
+            f"model '{spec.get('name', '?')}' refers to code outside the bundle "
+            f"({', '.join(foreign)}); the production host must provide it",
+            stacklevel=4,
+        )
     return SavedModel(spec, data, "model.skops", ["scikit-learn", "skops"])
+
+
+# Top-level modules whose types a skops file may name without being flagged.
+_PINNED_MODULES = frozenset({"sklearn", "numpy", "scipy", "builtins", "collections", "functools"})
 
 
 def _load_back(name: str, saved: SavedModel) -> SavedModel:
