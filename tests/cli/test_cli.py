@@ -255,7 +255,10 @@ def test_key_generate_refuses_to_overwrite(capsys, tmp_path) -> None:
 def test_installed_command_runs_as_a_process(signed_bundle, key_pair) -> None:
     shipyard = Path(sys.executable).with_name("shipyard")
     done = subprocess.run(
-        [str(shipyard), "artifact", "verify", str(signed_bundle), "--public-key", str(key_pair[1]), "--json"],
+        [
+            str(shipyard), "artifact", "verify", str(signed_bundle),
+            "--public-key", str(key_pair[1]), "--json",
+        ],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

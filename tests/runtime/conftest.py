@@ -63,5 +63,7 @@ def onnx_host_python(tmp_path_factory: pytest.TempPathFactory, onnx_bundle: Path
         timeout=600,
     )
     if result.returncode != 0:
-        pytest.fail(f"pip could not install the ONNX bundle's requirements:\n{result.stderr[-3000:]}")
+        pytest.fail(
+            f"pip could not install the ONNX bundle's requirements:\n{result.stderr[-3000:]}"
+        )
     return python

@@ -253,7 +253,9 @@ def test_an_onnx_bundle_runs_with_numpy_and_onnxruntime_only(
     gaps = [
         abs(a - b)
         for a, b in zip(
-            scored["result"]["p_malignant"]["values"], expected["p_malignant"]["values"], strict=True
+            scored["result"]["p_malignant"]["values"],
+            expected["p_malignant"]["values"],
+            strict=True,
         )
     ]
     assert max(gaps) <= tolerance

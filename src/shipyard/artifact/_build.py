@@ -36,21 +36,23 @@ def write_bundle(package: str, files: Mapping[str, bytes], path: Path, mtime: in
     The archive appears under its final name only when complete.
     """
     buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=mtime) as zipped:
-        with tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive:
-            folders: set[str] = set()
-            for relative in sorted(files):
-                parts = relative.split("/")
-                for depth in range(0, len(parts)):
-                    folder = "/".join([package, *parts[:depth]])
-                    if folder not in folders:
-                        folders.add(folder)
-                        info = tarfile.TarInfo(folder)
-                        info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, mtime
-                        archive.addfile(info)
-                info = tarfile.TarInfo(f"{package}/{relative}")
-                info.size, info.mode, info.mtime = len(files[relative]), 0o644, mtime
-                archive.addfile(info, io.BytesIO(files[relative]))
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=mtime) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
+        folders: set[str] = set()
+        for relative in sorted(files):
+            parts = relative.split("/")
+            for depth in range(0, len(parts)):
+                folder = "/".join([package, *parts[:depth]])
+                if folder not in folders:
+                    folders.add(folder)
+                    info = tarfile.TarInfo(folder)
+                    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, mtime
+                    archive.addfile(info)
+            info = tarfile.TarInfo(f"{package}/{relative}")
+            info.size, info.mode, info.mtime = len(files[relative]), 0o644, mtime
+            archive.addfile(info, io.BytesIO(files[relative]))
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(
         prefix=f".{path.name}.", suffix=".partial", dir=path.parent

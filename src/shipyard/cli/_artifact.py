@@ -154,14 +154,16 @@ def inspect(
         print_json(info)
         return
     console.print(
-        f"[bold]{info['name']} {info['version']}[/]  ({info['package']}, format {info['format_version']})"
+        f"[bold]{info['name']} {info['version']}[/]  "
+        f"({info['package']}, format {info['format_version']})"
     )
     if info["description"]:
         console.print(info["description"])
     console.print(f"created {info['created_at']} by {info['created_by']}; target: {info['target']}")
     if info["groups"] or info["permissible_purpose"]:
         console.print(
-            f"groups: {', '.join(info['groups'])}; purpose: {', '.join(info['permissible_purpose'])}"
+            f"groups: {', '.join(info['groups'])}; "
+            f"purpose: {', '.join(info['permissible_purpose'])}"
         )
     nodes = RichTable(title="nodes (run order)")
     for column in ("node", "kind", "type", "flavor / backend", "reads"):
@@ -227,7 +229,7 @@ def verify(
     public_key: Path | None = typer.Option(None, "--public-key", help=_KEY_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
-    """Check every file against MANIFEST.json and the signature; exit 1 naming the first bad file."""
+    """Check each file against MANIFEST.json and the signature; exit 1 naming the first bad file."""
     report = Artifact(bundle).verify(public_key)
     if as_json:
         print_json({"bundle": str(bundle), "ok": True, **report})
@@ -256,9 +258,8 @@ def lineage(
         lines = ["digraph lineage {", "  rankdir=LR;"]
         shapes = {"input": "note", "feature": "box", "model": "box3d", "rule": "diamond"}
         for node in graph["nodes"]:
-            lines.append(
-                f'  "{node["id"]}" [shape={shapes.get(node["kind"], "box")}, tooltip="{node["dtype"]}"];'
-            )
+            shape = shapes.get(node["kind"], "box")
+            lines.append(f'  "{node["id"]}" [shape={shape}, tooltip="{node["dtype"]}"];')
         lines += [f'  "{a}" -> "{b}";' for a, b in graph["edges"]]
         sys.stdout.write("\n".join(lines + ["}"]) + "\n")
     elif fmt == "mermaid":

@@ -16,9 +16,9 @@ from importlib import resources
 from typing import Any
 
 from .. import __version__
+from ..errors import UsageError
 from ..runtime._dataset import parse_dataset, table_specs
 from ..runtime._executor import FORMAT_VERSION, Executor
-from ..errors import UsageError
 from ._flavors import fitted_on_frame, save_model
 from ._nodes import FunctionNode, ModelNode, needs_frame
 from ._onnx import BACKENDS, choose_backends

@@ -24,13 +24,19 @@ def _frame_columns(frame: Any) -> dict[str, Any]:
         series = frame[name]
         values = series.to_numpy() if hasattr(series, "to_numpy") else np.asarray(series)
         if values.dtype.kind == "O" or str(getattr(series, "dtype", "")) in ("string", "str"):
-            values = np.array([None if _is_missing(v) else v for v in values.tolist()], dtype=object)
+            values = np.array(
+                [None if _is_missing(v) else v for v in values.tolist()], dtype=object
+            )
         out[str(name)] = values
     return out
 
 
 def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value) or type(value).__name__ in ("NAType", "NaTType")
+    return (
+        value is None
+        or (isinstance(value, float) and value != value)
+        or type(value).__name__ in ("NAType", "NaTType")
+    )
 
 
 def reference_tables(reference: Any, pipeline: Pipeline) -> dict[str, Any]:
@@ -41,11 +47,15 @@ def reference_tables(reference: Any, pipeline: Pipeline) -> dict[str, Any]:
     """
     if hasattr(reference, "columns") and not isinstance(reference, Mapping):
         if len(pipeline.inputs) != 1:
-            raise SchemaError("a single DataFrame as reference needs a single-table pipeline; pass {table: frame}")
+            raise SchemaError(
+                "a single DataFrame as reference needs a single-table pipeline; pass {table: frame}"
+            )
         return {pipeline.inputs[0].name: _frame_columns(reference)}
     if isinstance(reference, Mapping):
         return {
-            name: _frame_columns(value) if hasattr(value, "columns") and not isinstance(value, Mapping) else value
+            name: _frame_columns(value)
+            if hasattr(value, "columns") and not isinstance(value, Mapping)
+            else value
             for name, value in reference.items()
         }
     raise SchemaError("reference must be a dict dataset, a DataFrame or {table: DataFrame}")
@@ -86,8 +96,12 @@ def profile_tables(columns: Mapping[str, Mapping[str, np.ndarray]], rows: int) -
                 profile.update(_numeric_profile(values))
             elif values.ndim == 1 and values.dtype.kind in "Ob":
                 present = [v for v in values.tolist() if v is not None]
-                unique, counts = np.unique(np.array([str(v) for v in present], dtype=object), return_counts=True)
-                top = sorted(zip(unique.tolist(), counts.tolist(), strict=True), key=lambda p: -p[1])
+                unique, counts = np.unique(
+                    np.array([str(v) for v in present], dtype=object), return_counts=True
+                )
+                top = sorted(
+                    zip(unique.tolist(), counts.tolist(), strict=True), key=lambda p: -p[1]
+                )
                 profile["categories"] = dict(top[:TOP_CATEGORIES])
                 profile["distinct"] = len(unique)
             profiles[name] = profile
@@ -99,10 +113,10 @@ def example_input(
     columns: Mapping[str, Mapping[str, np.ndarray]], input_info: Mapping[str, Any], rows: int
 ) -> dict[str, Any]:
     """The first ``rows`` reference rows in the typed dict format."""
-    types = {
-        (t["name"], c["name"]): c["type"] for t in input_info["tables"] for c in t["columns"]
-    }
+    types = {(t["name"], c["name"]): c["type"] for t in input_info["tables"] for c in t["columns"]}
     return {
-        table: {name: encode(types[(table, name)], values[:rows]) for name, values in arrays.items()}
+        table: {
+            name: encode(types[(table, name)], values[:rows]) for name, values in arrays.items()
+        }
         for table, arrays in columns.items()
     }

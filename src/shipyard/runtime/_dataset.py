@@ -22,7 +22,7 @@ import datetime as _dt
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -391,9 +391,11 @@ def _float_block(
     specs = [spec.columns[n] for n in names]
     low = np.array([-np.inf if c.min is None else c.min for c in specs], dtype=np.float64)
     high = np.array([np.inf if c.max is None else c.max for c in specs], dtype=np.float64)
+    # One flag per column of the 2-D block; numpy's stubs cannot tell ``any(axis=1)`` of a
+    # 2-D array gives an array rather than a scalar.
     with np.errstate(invalid="ignore"):
-        bad = ((block < low[:, None]) | (block > high[:, None])).any(axis=1)
-    nan = np.isnan(block).any(axis=1)
+        bad = cast(np.ndarray, ((block < low[:, None]) | (block > high[:, None])).any(axis=1))
+    nan = cast(np.ndarray, np.isnan(block).any(axis=1))
     return {
         name: block[i]
         for i, (name, cspec) in enumerate(zip(names, specs, strict=True))

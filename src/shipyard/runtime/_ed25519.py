@@ -16,7 +16,8 @@ _Q = 2**252 + 27742317777372353535851937790883648493  # order of the base point
 _D = (-121665 * pow(121666, _P - 2, _P)) % _P
 _SQRT_M1 = pow(2, (_P - 1) // 4, _P)
 
-# DER prefix of an Ed25519 SubjectPublicKeyInfo: SEQUENCE { SEQUENCE { OID 1.3.101.112 }, BIT STRING }
+# DER prefix of an Ed25519 SubjectPublicKeyInfo:
+# SEQUENCE { SEQUENCE { OID 1.3.101.112 }, BIT STRING }
 _SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 
 _Point = tuple[int, int, int, int]  # extended coordinates X, Y, Z, T with x=X/Z, y=Y/Z, xy=T/Z

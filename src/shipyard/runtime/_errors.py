@@ -125,7 +125,10 @@ class GraphError(PipelineError):
 
 
 class CaptureError(PipelineError):
-    """A function cannot be written into a bundle (it reads a global or closure that would be lost)."""
+    """A function cannot be written into a bundle.
+
+    It reads a global or a closure variable that would be lost once exported.
+    """
 
 
 class ModelError(ShipyardError):

@@ -14,7 +14,11 @@ from ._errors import ModelError
 
 
 def load_function(source: bytes, path: str, name: str) -> Callable[..., Any]:
-    """Execute ``source`` (verified bytes of ``path``) in a fresh module; return ``name`` from it."""
+    """Execute ``source`` in a fresh module and return its function ``name``.
+
+    ``source`` must be the verified bytes of ``path``. Raises ModelError when it does not
+    load or defines no such function.
+    """
     module = types.ModuleType(f"shipyard_node_{name}")
     module.__file__ = path
     try:
