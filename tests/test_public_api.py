@@ -53,3 +53,45 @@ def test_the_runtime_surface() -> None:
     ]
     assert shipyard.Artifact is shipyard.runtime.Artifact
     assert shipyard.runtime.TamperedArtifact is shipyard.errors.TamperedArtifact
+
+
+def test_one_exception_tree_holds_the_registry_errors() -> None:
+    import shipyard.errors
+
+    assert sorted(shipyard.errors.__all__) == [
+        "ArtifactError",
+        "AuditBroken",
+        "CaptureError",
+        "Conflict",
+        "GraphError",
+        "IncompatibleArtifact",
+        "InvalidComponentConfig",
+        "InvalidInput",
+        "InvalidSetting",
+        "MissingColumn",
+        "ModelError",
+        "NotFound",
+        "NullValue",
+        "OutOfRange",
+        "PermissionDenied",
+        "PipelineError",
+        "RegistryError",
+        "SchemaError",
+        "ShipyardError",
+        "SignatureError",
+        "StoreError",
+        "TamperedArtifact",
+        "UnknownTable",
+        "UsageError",
+        "VersionMismatchWarning",
+        "WrongType",
+    ]
+    assert shipyard.errors.__all__ == sorted(shipyard.errors.__all__)
+    for name in shipyard.errors.__all__:
+        assert getattr(shipyard.errors, name) is not None, name
+        assert name in dir(shipyard.errors)
+    import shipyard.registry
+
+    assert shipyard.errors.NotFound is shipyard.registry.NotFound
+    assert issubclass(shipyard.errors.InvalidSetting, shipyard.errors.ShipyardError)
+    assert shipyard.errors.InvalidSetting.exit_code == 2

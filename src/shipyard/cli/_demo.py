@@ -15,6 +15,7 @@ from ..artifact import generate_key_pair
 from ..demo_pipeline import build_pipeline, reference
 from ..errors import ShipyardError
 from ..runtime import Artifact
+from . import _demo_registry
 from ._output import console
 
 ROWS = (0, 13, 19, 81, 250)  # refer, refer, routine, review, refer: rows of the data set
@@ -25,12 +26,16 @@ def demo(
         Path("demo-output"), "--workdir", help="Where keys, bundles and the production copy go."
     ),
 ) -> None:
-    """Train, define, export a signed bundle, verify it and run it as production would."""
+    """Train, export a signed bundle, run it as production would, then register and promote it.
+
+    The registry part runs on a fresh embedded registry in WORKDIR/.shipyard.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     console.rule("[bold]1. train a model and define the pipeline")
     pipeline = build_pipeline()
     console.print(
-        f"{pipeline.name} {pipeline.version}: nodes {', '.join(pipeline.run_order())}; outputs {pipeline.outputs}"
+        f"{pipeline.name} {pipeline.version}: nodes {', '.join(pipeline.run_order())}; "
+        f"outputs {pipeline.outputs}"
     )
 
     console.rule("[bold]2. export a signed bundle")
@@ -88,7 +93,9 @@ def demo(
     parity = artifact.metadata["nodes"][1].get("parity") or {"tolerance": 0.0}
     gap = max(
         abs(a - b)
-        for a, b in zip(notebook["p_malignant"]["values"], result["p_malignant"]["values"], strict=True)
+        for a, b in zip(
+            notebook["p_malignant"]["values"], result["p_malignant"]["values"], strict=True
+        )
     )
     same = notebook["decision"] == result["decision"] and gap <= parity["tolerance"]
     backend = artifact.metadata["backend"]["p_malignant"]
@@ -99,5 +106,6 @@ def demo(
     )
     if not same:
         raise ShipyardError("the bundle's results differ from the pipeline's")
+    _demo_registry.run(workdir, pipeline, bundle, private, public)
     console.rule("[bold]done")
     console.print(f"inspect it: shipyard artifact inspect {bundle} --public-key {public}")

@@ -8,18 +8,36 @@ import traceback
 import typer
 
 from ..errors import ShipyardError
-from . import _artifact, _demo, _keys
+from . import (
+    _admin,
+    _artifact,
+    _components,
+    _demo,
+    _environments,
+    _keys,
+    _projects,
+)
 from ._output import error_line
 
 app = typer.Typer(
     name="shipyard",
-    help="Shipyard: locked, signed production bundles from data scientists' pipelines.",
+    help="Shipyard: locked, signed production bundles from data scientists' pipelines, "
+    "and a registry that promotes them from integration to production.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 app.add_typer(_artifact.app, name="artifact")
 app.add_typer(_keys.app, name="key")
+app.add_typer(_projects.projects, name="project")
+app.add_typer(_projects.models, name="model")
+app.add_typer(_environments.app, name="env")
+app.add_typer(_components.components, name="component")
+app.add_typer(_components.component_config, name="component-config")
+app.add_typer(_admin.worker_groups, name="worker-group")
+app.add_typer(_admin.audit, name="audit")
+app.add_typer(_admin.tokens, name="token")
+app.command("server")(_admin.server)
 app.command("demo")(_demo.demo)
 
 
@@ -27,11 +45,18 @@ app.command("demo")(_demo.demo)
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Print a traceback when a command fails."),
 ) -> None:
-    """Shipyard command line (every data-printing command also takes --json)."""
+    """Shipyard command line (every data-printing command also takes --json).
+
+    Registry commands use the registry server at $SHIPYARD_URL (with $SHIPYARD_TOKEN) when
+    it is set, else the embedded registry ($SHIPYARD_HOME or $SHIPYARD_DATABASE_URL).
+    """
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; a ShipyardError prints one line and exits with its code (traceback with --debug)."""
+    """Run the CLI; a ShipyardError prints one line and exits with its code.
+
+    A traceback is printed only with --debug.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:

@@ -1,0 +1,145 @@
+"""``shipyard worker-group``, ``audit``, ``token`` and ``server``: the platform's own objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from ._backend import JSON, open_backend
+from ._output import console, emit, listing, plain, print_json
+
+worker_groups = typer.Typer(
+    help="Pools of machines environments are pinned to.", no_args_is_help=True
+)
+audit = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+tokens = typer.Typer(help="API tokens for the registry server.", no_args_is_help=True)
+
+
+@worker_groups.command("create")
+def create_worker_group(
+    name: str = typer.Argument(..., help="Worker group name."),
+    machine_size: str = typer.Option(..., "--machine-size", help="e.g. cpu-4-16gb."),
+    count: int = typer.Option(1, "--count", help="Number of machines."),
+    as_json: bool = JSON,
+) -> None:
+    """Define a pool of COUNT machines of one size."""
+    with open_backend() as backend:
+        result = backend.create_worker_group(name, machine_size, count)
+    emit(
+        result,
+        as_json,
+        lambda g: f"created worker group {g['name']}: {g['count']} x {g['machine_size']}",
+    )
+
+
+@worker_groups.command("list")
+def list_worker_groups(as_json: bool = JSON) -> None:
+    """Every worker group."""
+    with open_backend() as backend:
+        result = backend.list_worker_groups()
+    emit(result, as_json, listing("name", "machine_size", "count", "created_at", "created_by"))
+
+
+@worker_groups.command("delete")
+def delete_worker_group(
+    name: str = typer.Argument(..., help="Worker group name."), as_json: bool = JSON
+) -> None:
+    """Delete a worker group (refused while a setting names it)."""
+    with open_backend() as backend:
+        backend.delete_worker_group(name)
+    emit({"deleted": name}, as_json, lambda d: f"deleted worker group {d['deleted']}")
+
+
+@audit.command("list")
+def audit_list(
+    limit: int = typer.Option(20, "--limit", "-n", help="How many events, newest first."),
+    object_prefix: str | None = typer.Option(
+        None, "--object", help="Only events on objects under this path (project/demo)."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """The newest audit events: who did what to which object, when."""
+    with open_backend() as backend:
+        result = backend.audit_list(limit, object_prefix)
+    emit(result, as_json, listing("id", "at", "actor", "action", "object"))
+
+
+@audit.command("verify")
+def audit_verify(as_json: bool = JSON) -> None:
+    """Check the audit log's hash chain; fails (exit code 1) naming the first broken event."""
+    with open_backend() as backend:
+        # Without --json a broken chain raises AuditBroken: one error line naming the event.
+        report = emit(backend.audit_verify(not as_json), as_json, _verified)
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+def _verified(report: dict[str, Any]) -> str:
+    return (
+        f"[green]audit log OK[/]: {report['events']} events, head {report['head_hash'][:16]}… "
+        "(record it elsewhere to detect a rewrite of the whole log)"
+    )
+
+
+@tokens.command("create")
+def create_token(
+    name: str = typer.Argument(..., help="Who or what uses it (ci, alice, …)."),
+    role: str = typer.Option(..., "--role", help="viewer, deployer or admin."),
+    as_json: bool = JSON,
+) -> None:
+    """Create an API token; it is printed once and only its hash is kept."""
+    with open_backend() as backend:
+        info, text = backend.create_token(name, role)
+    if as_json:
+        print_json({**plain(info), "token": text})
+        return
+    console.print(f"created token {name} (role {role}); it is shown only now:")
+    console.print(text, soft_wrap=True)
+
+
+@tokens.command("list")
+def list_tokens(as_json: bool = JSON) -> None:
+    """Every API token's public record (never the secret)."""
+    with open_backend() as backend:
+        result = backend.list_tokens()
+    emit(result, as_json, listing("id", "name", "role", "revoked", "created_at", "created_by"))
+
+
+@tokens.command("revoke")
+def revoke_token(
+    token_id: int = typer.Argument(..., help="The token's id (shy_<id>_…)."), as_json: bool = JSON
+) -> None:
+    """Revoke an API token: it stops working at once."""
+    with open_backend() as backend:
+        result = backend.revoke_token(token_id)
+    emit(result, as_json, lambda t: f"revoked token {t['id']} ({t['name']})")
+
+
+def server(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8080, "--port", help="Port to listen on."),
+) -> None:
+    """Serve the registry HTTP API (the embedded registry, or $SHIPYARD_DATABASE_URL)."""
+    import logging
+
+    import uvicorn
+
+    from ..registry import Registry
+    from ..server import create_app
+
+    with Registry.open() as registry:
+        if not registry.list_tokens():
+            console.print(
+                "no API tokens yet: make the first with "
+                "'shipyard token create admin --role admin' (without SHIPYARD_URL)",
+                soft_wrap=True,
+            )
+    console.print(
+        f"registry API on http://{host}:{port}/api/v1 (OpenAPI: /openapi.json)", soft_wrap=True
+    )
+    # Failed requests are logged (with their request id and traceback) by 'shipyard.server'.
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    uvicorn.run(create_app(Registry.open), host=host, port=port, log_level="info")

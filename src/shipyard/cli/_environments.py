@@ -1,0 +1,283 @@
+"""``shipyard env``: environments, promotion, rollback, history, config and settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+
+from ..errors import UsageError
+from ._backend import ENV, JSON, PROJECT, PROJECT_ENV, YES, confirm, confirm_change, open_backend
+from ._output import emit, listing, plain
+from ._views import (
+    diff_view,
+    history_view,
+    revision_line,
+    setting_line,
+    settings_table,
+    status_view,
+)
+
+app = typer.Typer(
+    help="Environments: promotion, rollback, history, config and settings.", no_args_is_help=True
+)
+config = typer.Typer(
+    help="Environment config (bound to the environment, never promoted).", no_args_is_help=True
+)
+settings = typer.Typer(
+    help="Settings (replicas, worker_group, low_latency_mode, traffic), inherited "
+    "global -> project -> environment -> component.",
+    no_args_is_help=True,
+)
+challenger = typer.Typer(help="Challenger environments.", no_args_is_help=True)
+app.add_typer(config, name="config")
+app.add_typer(settings, name="settings")
+app.add_typer(challenger, name="challenger")
+
+_SCOPE_PROJECT = typer.Option(
+    None,
+    "--project",
+    "-p",
+    envvar=PROJECT_ENV,
+    help="Project level (default: $SHIPYARD_PROJECT; neither: global).",
+)
+_SCOPE_ENV = typer.Option(None, "--env", "-e", help="Environment level (needs --project).")
+_SCOPE_COMPONENT = typer.Option(
+    None, "--component", "-c", help="Component level: a component deployed in --env."
+)
+
+
+@app.command("list")
+def list_environments(project: str = PROJECT, as_json: bool = JSON) -> None:
+    """The project's environments and where each promotes to."""
+    with open_backend() as backend:
+        result = backend.list_environments(project)
+    emit(result, as_json, listing("name", "promotes_to", "challenger_of", "revision"))
+
+
+@app.command("create")
+def create(
+    name: str = typer.Argument(..., help="Environment name."),
+    promotes_to: str | None = typer.Option(
+        None, "--promotes-to", help="The environment it promotes to (default: none)."
+    ),
+    project: str = PROJECT,
+    as_json: bool = JSON,
+) -> None:
+    """Add an empty environment to the project."""
+    with open_backend() as backend:
+        result = backend.create_environment(project, name, promotes_to)
+    emit(
+        result,
+        as_json,
+        lambda e: f"created environment {e['name']} (promotes to {e['promotes_to'] or '-'})",
+    )
+
+
+@app.command("delete")
+def delete(
+    name: str = typer.Argument(..., help="Environment name."),
+    project: str = PROJECT,
+    yes: bool = YES,
+    as_json: bool = JSON,
+) -> None:
+    """Delete an environment (refused while others promote to it or are its challengers)."""
+    with open_backend() as backend:
+        confirm_change(backend, project, name, f"delete environment {name}", yes)
+        backend.delete_environment(project, name)
+    emit({"deleted": name}, as_json, lambda d: f"deleted environment {d['deleted']}")
+
+
+@app.command("status")
+def status(
+    env: str = typer.Argument(..., help="Environment name."),
+    project: str = PROJECT,
+    as_json: bool = JSON,
+) -> None:
+    """What an environment runs: revision, component versions, effective settings."""
+    with open_backend() as backend:
+        result = backend.status(project, env)
+    emit(result, as_json, status_view)
+
+
+@app.command("history")
+def history(
+    env: str = typer.Argument(..., help="Environment name."),
+    project: str = PROJECT,
+    as_json: bool = JSON,
+) -> None:
+    """Every revision of an environment, newest first."""
+    with open_backend() as backend:
+        result = backend.history(project, env)
+    emit(result, as_json, history_view)
+
+
+@app.command("diff")
+def diff(
+    a: str = typer.Argument(..., help="An environment (uat) or a revision (uat@3)."),
+    b: str = typer.Argument(..., help="An environment (production) or a revision."),
+    project: str = PROJECT,
+    as_json: bool = JSON,
+) -> None:
+    """How B differs from A: components, settings and environment config."""
+    with open_backend() as backend:
+        result = backend.diff(project, a, b)
+    emit(result, as_json, diff_view)
+
+
+@app.command("promote")
+def promote(
+    env: str = typer.Argument(..., help="The environment whose components move on."),
+    project: str = PROJECT,
+    yes: bool = YES,
+    as_json: bool = JSON,
+) -> None:
+    """Copy ENV's components (versions and app config) into the environment it promotes to."""
+    with open_backend() as backend:
+        # Nothing promotes into a challenger: the target always needs confirming.
+        target = None if yes else plain(backend.get_environment(project, env))["promotes_to"]
+        if target is not None:  # with none, the registry says why it cannot promote
+            confirm(f"promote {env} into {target} (project {project})", yes)
+        result = backend.promote(project, env)
+    emit(result, as_json, lambda r: f"promoted {env} -> {revision_line(r)}")
+
+
+@app.command("rollback")
+def rollback(
+    env: str = typer.Argument(..., help="Environment name."),
+    to: int | None = typer.Option(
+        None, "--to", help="The revision to restore (default: the one before the current)."
+    ),
+    project: str = PROJECT,
+    yes: bool = YES,
+    as_json: bool = JSON,
+) -> None:
+    """Restore an earlier revision of ENV, as a new revision."""
+    what = f"roll {env} back to revision {to}" if to else f"roll {env} back one revision"
+    with open_backend() as backend:
+        confirm_change(backend, project, env, what, yes)
+        result = backend.rollback(project, env, to)
+    emit(result, as_json, lambda r: f"rolled back: {revision_line(r)}")
+
+
+@challenger.command("create")
+def create_challenger(
+    name: str = typer.Argument(..., help="The challenger's name."),
+    from_env: str = typer.Option(..., "--from", help="The environment it clones and promotes to."),
+    project: str = PROJECT,
+    as_json: bool = JSON,
+) -> None:
+    """Clone an environment's components and config into a challenger that promotes back."""
+    with open_backend() as backend:
+        result = backend.create_challenger(project, name, from_env)
+    emit(
+        result,
+        as_json,
+        lambda e: (
+            f"created challenger {e['name']} of {e['challenger_of']} "
+            f"(promotes to {e['promotes_to']})"
+        ),
+    )
+
+
+def _value(text: str) -> Any:
+    """What the user typed, as JSON when it is JSON (3, true, {...}), else as text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _read_mapping(file: Path) -> dict[str, Any]:
+    """A JSON or YAML file holding a mapping (UsageError naming the file otherwise)."""
+    try:
+        data = yaml.safe_load(file.read_text())  # YAML is a superset of JSON
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"cannot read '{file}': {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"'{file}' must hold a mapping of keys to values")
+    return data
+
+
+@config.command("get")
+def get_config(env: str = ENV, project: str = PROJECT, as_json: bool = JSON) -> None:
+    """The environment config."""
+    with open_backend() as backend:
+        result = backend.get_environment_config(project, env)
+    emit(result, as_json, lambda c: json.dumps(c, indent=2))
+
+
+@config.command("set")
+def set_config(
+    pairs: list[str] = typer.Argument(None, help="KEY=VALUE pairs merged into the config."),
+    file: Path | None = typer.Option(
+        None, "--file", "-f", help="A JSON or YAML file that replaces the whole config."
+    ),
+    env: str = ENV,
+    project: str = PROJECT,
+    as_json: bool = JSON,
+) -> None:
+    """Set environment config: merge KEY=VALUE pairs (VALUE as JSON when it is), or --file."""
+    if bool(pairs) == (file is not None):
+        raise UsageError("give KEY=VALUE pairs or --file FILE (one of them)")
+    updates: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"'{pair}' is not KEY=VALUE")
+        updates[key] = _value(value)
+    with open_backend() as backend:
+        if file is not None:
+            new = _read_mapping(file)
+        else:
+            new = {**plain(backend.get_environment_config(project, env)), **updates}
+        result = backend.set_environment_config(project, env, new)
+    emit(result, as_json, lambda r: f"environment config set: {revision_line(r)}")
+
+
+@settings.command("get")
+def get_setting(
+    key: str | None = typer.Argument(None, help="A setting (default: all of them)."),
+    project: str | None = _SCOPE_PROJECT,
+    env: str | None = _SCOPE_ENV,
+    component: str | None = _SCOPE_COMPONENT,
+    as_json: bool = JSON,
+) -> None:
+    """Effective settings at a level, with the level each comes from (inherited or not)."""
+    with open_backend() as backend:
+        if key is None:
+            emit(backend.get_settings(project, env, component), as_json, settings_table)
+        else:
+            emit(backend.get_setting(key, project, env, component), as_json, setting_line)
+
+
+@settings.command("set")
+def set_setting(
+    key: str = typer.Argument(..., help="replicas, worker_group, low_latency_mode or traffic."),
+    value: str = typer.Argument(..., help="The value: 3, gpu-pool, true, or traffic's JSON."),
+    project: str | None = _SCOPE_PROJECT,
+    env: str | None = _SCOPE_ENV,
+    component: str | None = _SCOPE_COMPONENT,
+    as_json: bool = JSON,
+) -> None:
+    """Set a setting at the level named (global, project, environment or component)."""
+    with open_backend() as backend:
+        result = backend.set_setting(key, value, project, env, component)
+    emit(result, as_json, lambda s: f"set {setting_line(s)}")
+
+
+@settings.command("inherit")
+def inherit_setting(
+    key: str = typer.Argument(..., help="The setting to clear at this level."),
+    project: str | None = _SCOPE_PROJECT,
+    env: str | None = _SCOPE_ENV,
+    component: str | None = _SCOPE_COMPONENT,
+    as_json: bool = JSON,
+) -> None:
+    """Clear a setting at one level so it inherits from the level above."""
+    with open_backend() as backend:
+        result = backend.inherit_setting(key, project, env, component)
+    emit(result, as_json, lambda s: f"now {setting_line(s)}")

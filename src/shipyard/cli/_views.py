@@ -1,0 +1,123 @@
+"""How registry results read for people (the CLI and the demo); ``--json`` bypasses these.
+
+Each view takes the plain JSON data of a result (``_output.plain``) and returns a line
+or a rich renderable.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Group, RenderableType
+
+from ._output import cell, table
+
+
+def label(version: dict[str, Any]) -> str:
+    """``v2`` for a tagged version, ``candidate 3`` otherwise."""
+    return str(version.get("tag") or f"candidate {version['version_id']}")
+
+
+def components_line(components: list[dict[str, Any]]) -> str:
+    """``tumour_triage v2, fraud v1`` (or 'no components')."""
+    return ", ".join(f"{c['name']} {label(c)}" for c in components) or "no components"
+
+
+def version_line(version: dict[str, Any]) -> str:
+    """One model version: name, tag, bundle, digest, signature, default."""
+    signed = "signed" if version["signed"] else "unsigned"
+    default = ", the default" if version["is_default"] else ""
+    return (
+        f"{version['model']} {label(version)}: bundle {version['bundle_name']} "
+        f"{version['bundle_version']}, sha256 {version['digest'][:12]}…, {signed}{default}"
+    )
+
+
+def revision_line(revision: dict[str, Any]) -> str:
+    """What a change made: ``uat revision 3: promote from integration … — tumour_triage v1``."""
+    return (
+        f"{revision['environment']} revision {revision['number']}: {revision['reason']} "
+        f"[dim]({components_line(revision['components'])})[/]"
+    )
+
+
+def setting_line(setting: dict[str, Any]) -> str:
+    """``replicas = 3 (from project, inherited)``."""
+    inherited = ", inherited" if setting["inherited"] else ""
+    return f"{setting['key']} = {json.dumps(setting['value'])} (from {setting['level']}{inherited})"
+
+
+def settings_table(settings: list[dict[str, Any]], title: str | None = None) -> RenderableType:
+    """Effective settings: value, the level each came from, whether it is inherited."""
+    rows = [dict(s, value=json.dumps(s["value"])) for s in settings]
+    return table(rows, ("key", "value", "level", "inherited"), title)
+
+
+def status_view(status: dict[str, Any]) -> RenderableType:
+    """An environment's revision, components with their settings, and its own settings."""
+    where = f"promotes to {status['promotes_to'] or '-'}"
+    if status["challenger_of"]:
+        where += f"; challenger of {status['challenger_of']}"
+    header = (
+        f"[bold]{status['environment']}[/] (project {status['project']}): revision "
+        f"{status['revision']}, updated {cell(status['updated_at'], 'updated_at')} by "
+        f"{status['updated_by']}; {where}"
+    )
+    components = status["components"]
+    rows = [
+        {
+            "component": c["name"],
+            "version": label(c),
+            "bundle": f"{c['bundle_name']} {c['bundle_version']}",
+            "digest": c["digest"],
+            "app_config": c["app_config"] or None,
+        }
+        for c in components
+    ]
+    # One row per setting: its value for the environment and for each component.
+    scopes = [("environment", status["settings"])] + [
+        (c["name"], c["settings"]) for c in components
+    ]
+    settings = [
+        {name: _effective(values[key]) for name, values in scopes} | {"setting": key}
+        for key in status["settings"]
+    ]
+    parts: list[RenderableType] = [
+        header,
+        table(rows, ("component", "version", "bundle", "digest", "app_config"), "components"),
+        table(settings, ("setting", *(name for name, _ in scopes)), "settings"),
+    ]
+    if status["config"]:
+        parts.append(f"environment config: {cell(status['config'])}")
+    return Group(*parts)
+
+
+def _effective(setting: dict[str, Any]) -> str:
+    """``3 (project)``: a setting's value and the level it comes from."""
+    return f"{json.dumps(setting['value'])} ({setting['level']})"
+
+
+def history_view(revisions: list[dict[str, Any]]) -> RenderableType:
+    """An environment's revisions, newest first."""
+    rows = [dict(r, components=components_line(r["components"])) for r in revisions]
+    return table(rows, ("number", "created_at", "actor", "reason", "components"))
+
+
+def diff_view(diff: dict[str, Any]) -> RenderableType:
+    """How ``b`` differs from ``a``: components, settings, environment config."""
+    if diff["same"]:
+        return f"{diff['a']} and {diff['b']} hold the same components, settings and config"
+    a, b = diff["a"], diff["b"]
+    components = [
+        {"component": c["name"], "change": c["change"], a: c["a_version"], b: c["b_version"]}
+        for c in diff["components"]
+    ]
+    parts: list[RenderableType] = [f"[bold]{a}[/] -> [bold]{b}[/]"]
+    if components:
+        parts.append(table(components, ("component", "change", a, b), "components"))
+    for part in ("settings", "config"):
+        if diff[part]:
+            rows = [{"key": v["key"], a: v["a"], b: v["b"]} for v in diff[part]]
+            parts.append(table(rows, ("key", a, b), part))
+    return Group(*parts)

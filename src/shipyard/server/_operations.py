@@ -1,0 +1,236 @@
+"""The registry's HTTP operations: one table that the server, its OpenAPI and the client share.
+
+Each ``Operation`` names a ``Registry`` method and the route that exposes it. Everything
+else is read from the method itself: its parameters (and their types and defaults),
+its docstring (the OpenAPI summary) and its return type (the response schema). A
+parameter named in the path comes from the path; the others come from the query string
+for GET and DELETE, from a JSON object body otherwise, except ``upload``: that parameter
+is a file, sent as the raw request body (its other parameters then go in the query).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import orjson
+
+from ..registry import ROLES, InvalidInput, Registry
+
+__all__ = ["OPERATIONS", "Operation", "Param", "by_name", "convert"]
+
+VIEWER, DEPLOYER, ADMIN = ROLES
+_PATH_PARAM = re.compile(r"{(\w+)}")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One argument of an operation and where a request carries it (path, query, body, upload)."""
+
+    name: str
+    annotation: Any
+    required: bool
+    where: str
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A ``Registry`` method exposed at ``method path`` (under /api/v1) to ``role`` and above.
+
+    ``created``: a success is 201 Created; ``upload``: the parameter the request body fills.
+    """
+
+    name: str
+    method: str
+    path: str
+    role: str
+    created: bool = False
+    upload: str | None = None
+
+    @cached_property
+    def function(self) -> Any:
+        """The ``Registry`` method this operation calls."""
+        return getattr(Registry, self.name)
+
+    @cached_property
+    def hints(self) -> dict[str, Any]:
+        """The method's resolved type hints, ``return`` included."""
+        return typing.get_type_hints(self.function)
+
+    @cached_property
+    def params(self) -> list[Param]:
+        """The method's arguments (without ``self``), in order, with where each travels."""
+        in_path = set(_PATH_PARAM.findall(self.path))
+        in_query = self.method in ("GET", "DELETE") or self.upload is not None
+        found = []
+        for p in list(inspect.signature(self.function).parameters.values())[1:]:
+            if p.name in in_path:
+                where = "path"
+            elif p.name == self.upload:
+                where = "upload"
+            else:
+                where = "query" if in_query else "body"
+            required = p.default is inspect.Parameter.empty
+            found.append(Param(p.name, self.hints[p.name], required, where))
+        return found
+
+    @property
+    def status(self) -> int:
+        """The HTTP status of a success: 201 for a creation, 204 when nothing is returned."""
+        if self.hints.get("return") in (None, type(None)):
+            return 204
+        return 201 if self.created else 200
+
+    @property
+    def summary(self) -> str:
+        """The first line of the method's docstring."""
+        return (inspect.getdoc(self.function) or self.name).splitlines()[0]
+
+    @property
+    def description(self) -> str:
+        """The rest of the method's docstring."""
+        return "\n".join((inspect.getdoc(self.function) or "").splitlines()[1:]).strip()
+
+    def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The arguments of a call made as to the ``Registry`` method (TypeError if wrong)."""
+        bound = inspect.signature(self.function).bind(None, *args, **kwargs)
+        return {k: v for k, v in list(bound.arguments.items())[1:]}
+
+
+P = "/projects/{project}"
+E = P + "/environments/{env}"
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("list_projects", "GET", "/projects", VIEWER),
+    Operation("create_project", "POST", "/projects", ADMIN, created=True),
+    Operation("get_project", "GET", "/projects/{name}", VIEWER),
+    Operation("delete_project", "DELETE", "/projects/{name}", ADMIN),
+    Operation("list_models", "GET", P + "/models", VIEWER),
+    Operation(
+        "register_model", "POST", P + "/models", DEPLOYER, created=True, upload="bundle_path"
+    ),
+    Operation("versions", "GET", P + "/models/{model}/versions", VIEWER),
+    Operation("get_version", "GET", P + "/models/{model}/versions/{version}", VIEWER),
+    Operation("tag", "POST", P + "/models/{model}/versions/{version_id}/tag", DEPLOYER),
+    Operation("set_default", "PUT", P + "/models/{model}/default", DEPLOYER),
+    Operation("list_environments", "GET", P + "/environments", VIEWER),
+    Operation("create_environment", "POST", P + "/environments", ADMIN, created=True),
+    Operation("get_environment", "GET", P + "/environments/{name}", VIEWER),
+    Operation("delete_environment", "DELETE", P + "/environments/{name}", ADMIN),
+    Operation("set_promotes_to", "PUT", P + "/environments/{name}/promotes-to", ADMIN),
+    # A deployer's: CI makes a challenger per pull request and promotes it on merge.
+    Operation(
+        "create_challenger",
+        "POST",
+        P + "/environments/{from_env}/challengers",
+        DEPLOYER,
+        created=True,
+    ),
+    Operation("list_components", "GET", E + "/components", VIEWER),
+    Operation("add_component", "PUT", E + "/components/{name}", DEPLOYER),
+    Operation("remove_component", "DELETE", E + "/components/{name}", DEPLOYER),
+    Operation("save_component_config", "GET", E + "/component-config", VIEWER),
+    Operation("apply_component_config", "PUT", E + "/component-config", DEPLOYER),
+    Operation("get_environment_config", "GET", E + "/config", VIEWER),
+    Operation("set_environment_config", "PUT", E + "/config", DEPLOYER),
+    Operation("promote", "POST", E + "/promote", DEPLOYER),
+    Operation("rollback", "POST", E + "/rollback", DEPLOYER),
+    Operation("history", "GET", E + "/revisions", VIEWER),
+    Operation("get_revision", "GET", E + "/revisions/{number}", VIEWER),
+    Operation("status", "GET", E + "/status", VIEWER),
+    Operation("diff", "GET", P + "/diff", VIEWER),
+    Operation("get_settings", "GET", "/settings", VIEWER),
+    Operation("get_setting", "GET", "/settings/{key}", VIEWER),
+    Operation("set_setting", "PUT", "/settings/{key}", DEPLOYER),
+    Operation("inherit_setting", "DELETE", "/settings/{key}", DEPLOYER),
+    Operation("list_worker_groups", "GET", "/worker-groups", VIEWER),
+    Operation("create_worker_group", "POST", "/worker-groups", ADMIN, created=True),
+    Operation("update_worker_group", "PATCH", "/worker-groups/{name}", ADMIN),
+    Operation("delete_worker_group", "DELETE", "/worker-groups/{name}", ADMIN),
+    Operation("audit_list", "GET", "/audit", VIEWER),
+    Operation("audit_verify", "GET", "/audit/verify", VIEWER),
+    Operation("list_tokens", "GET", "/tokens", ADMIN),
+    Operation("create_token", "POST", "/tokens", ADMIN, created=True),
+    Operation("revoke_token", "DELETE", "/tokens/{token_id}", ADMIN),
+)
+
+_BY_NAME = {op.name: op for op in OPERATIONS}
+
+
+def by_name(name: str) -> Operation | None:
+    """The operation that exposes ``Registry.<name>``, or None."""
+    return _BY_NAME.get(name)
+
+
+def _options(annotation: Any) -> tuple[Any, ...]:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _describe(annotation: Any) -> str:
+    names = {
+        bool: "true or false",
+        int: "a whole number",
+        str: "text",
+        dict: "a JSON object",
+        list: "a list of text",
+        Sequence: "a list of text",
+    }
+    wanted = [
+        names.get(typing.get_origin(o) or o, "a value")
+        for o in _options(annotation)
+        if o is not type(None)
+    ]
+    return " or ".join(wanted)
+
+
+def convert(name: str, value: Any, annotation: Any, text: bool) -> Any:
+    """``value`` as the type ``annotation`` names; ``text`` when it comes from a path or query.
+
+    Raises InvalidInput naming the parameter when the value does not fit.
+    """
+    options = _options(annotation)
+    if value is None:
+        if type(None) in options or Any in options:
+            return None
+        raise InvalidInput(f"parameter '{name}' must not be null")
+    for option in options:
+        kind = typing.get_origin(option) or option
+        if option is Any:
+            return value
+        if kind is bool:
+            if text and value.lower() in ("true", "false", "1", "0", "yes", "no"):
+                return value.lower() in ("true", "1", "yes")
+            if not text and isinstance(value, bool):
+                return value
+        elif kind is int:
+            if text and re.fullmatch(r"-?\d+", value):
+                return int(value)
+            if not text and isinstance(value, int) and not isinstance(value, bool):
+                return value
+        elif kind is str:
+            if isinstance(value, str):
+                return value
+        elif kind is dict:
+            parsed = _json_text(name, value) if text else value
+            if isinstance(parsed, dict):
+                return parsed
+        elif kind in (list, Sequence):
+            parsed = value.split(",") if text else value
+            if isinstance(parsed, list) and all(isinstance(v, str) for v in parsed):
+                return parsed
+    raise InvalidInput(f"parameter '{name}' must be {_describe(annotation)}")
+
+
+def _json_text(name: str, value: str) -> Any:
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise InvalidInput(f"parameter '{name}' is not valid JSON") from None
