@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
@@ -58,10 +58,28 @@ class ColumnSpec:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """One declared input table."""
+    """One declared input table.
+
+    ``float_bounds`` gives, per float64 column, ``(min, max, nullable)`` with infinite
+    bounds where none is declared: the fast validation path reads it on every request.
+    """
 
     name: str
     columns: Mapping[str, ColumnSpec]
+    float_bounds: Mapping[str, tuple[float, float, bool]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.float_bounds:
+            bounds = {
+                c.name: (
+                    -np.inf if c.min is None else float(c.min),
+                    np.inf if c.max is None else float(c.max),
+                    c.nullable,
+                )
+                for c in self.columns.values()
+                if c.type == "float64"
+            }
+            object.__setattr__(self, "float_bounds", bounds)
 
 
 def table_specs(input_info: Mapping[str, Any]) -> dict[str, TableSpec]:
@@ -83,7 +101,10 @@ def columns_of(table: str, value: Any) -> dict[str, tuple[str | None, Any]]:
     if isinstance(value, Mapping):
         out: dict[str, tuple[str | None, Any]] = {}
         for name, column in value.items():
-            if isinstance(column, Mapping):
+            kind = type(column)
+            if kind is list or kind is np.ndarray:  # the common cases, without ABC checks
+                out[str(name)] = (None, column)
+            elif isinstance(column, Mapping):
                 if "values" not in column:
                     raise SchemaError("a typed column needs a 'values' list", table, str(name))
                 out[str(name)] = (column.get("type"), column["values"])
@@ -366,20 +387,26 @@ def _float_block(
     array and checked at once. Anything unusual (nulls, bad values, other types, unequal
     lengths) is left to the per-column path, which finds and names the bad row.
     """
+    bounds = spec.float_bounds
     names: list[str] = []
     columns: list[Any] = []
+    limits: list[tuple[float, float, bool]] = []
     plain = {int, float}
     for column, (declared, values) in given.items():
-        cspec = spec.columns.get(column)
-        if cspec is None or cspec.type != "float64" or declared not in (None, "float64"):
+        limit = bounds.get(column)
+        if limit is None or (declared is not None and declared != "float64"):
             continue
-        if type(values) is list:
+        kind = type(values)
+        if kind is list:
             fits = bool(values) and set(map(type, values)) <= plain
-        else:  # numpy columns (from Arrow, pandas or a caller's arrays): floats, NaN = null
-            fits = isinstance(values, np.ndarray) and values.ndim == 1 and values.dtype.kind == "f"
+        elif kind is np.ndarray:  # from Arrow, pandas or a caller: floats, NaN = null
+            fits = values.ndim == 1 and values.dtype.kind == "f"
+        else:
+            fits = False
         if fits:
             names.append(column)
             columns.append(values)
+            limits.append(limit)
     if not names:
         return {}
     if len({len(c) for c in columns}) != 1:
@@ -388,19 +415,19 @@ def _float_block(
         block = np.array(columns, dtype=np.float64)
     except (ValueError, OverflowError):  # huge ints: per column
         return {}
-    specs = [spec.columns[n] for n in names]
-    low = np.array([-np.inf if c.min is None else c.min for c in specs], dtype=np.float64)
-    high = np.array([np.inf if c.max is None else c.max for c in specs], dtype=np.float64)
-    # One flag per column of the 2-D block; numpy's stubs cannot tell ``any(axis=1)`` of a
-    # 2-D array gives an array rather than a scalar.
-    with np.errstate(invalid="ignore"):
-        bad = cast(np.ndarray, ((block < low[:, None]) | (block > high[:, None])).any(axis=1))
-    nan = cast(np.ndarray, np.isnan(block).any(axis=1))
-    return {
-        name: block[i]
-        for i, (name, cspec) in enumerate(zip(names, specs, strict=True))
-        if not bad[i] and not (nan[i] and not cspec.nullable)
-    }
+    ok = np.ones(len(names), dtype=bool)
+    if np.isnan(block).any():
+        nullable = np.array([limit[2] for limit in limits])
+        ok &= ~(cast(np.ndarray, np.isnan(block).any(axis=1)) & ~nullable)
+    if any(low != -np.inf or high != np.inf for low, high, _ in limits):
+        low = np.array([limit[0] for limit in limits])[:, None]
+        high = np.array([limit[1] for limit in limits])[:, None]
+        # NaN compares False on both sides, so nulls never count as out of range here.
+        with np.errstate(invalid="ignore"):
+            ok &= ~cast(np.ndarray, ((block < low) | (block > high)).any(axis=1))
+    if ok.all():
+        return dict(zip(names, block, strict=True))
+    return {name: block[i] for i, name in enumerate(names) if ok[i]}
 
 
 def encode(dtype: str, values: np.ndarray) -> dict[str, Any]:
