@@ -10,12 +10,14 @@ import typer
 from ..errors import ShipyardError
 from . import (
     _admin,
+    _apikey,
     _artifact,
     _components,
     _demo,
     _environments,
     _keys,
     _projects,
+    _serve,
 )
 from ._output import error_line
 
@@ -38,6 +40,8 @@ app.add_typer(_admin.worker_groups, name="worker-group")
 app.add_typer(_admin.audit, name="audit")
 app.add_typer(_admin.tokens, name="token")
 app.command("server")(_admin.server)
+app.command("serve")(_serve.serve)
+app.add_typer(_apikey.app, name="apikey")
 app.command("demo")(_demo.demo)
 
 

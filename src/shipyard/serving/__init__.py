@@ -1,0 +1,45 @@
+"""Serving: one command serves an environment (or a bundle file) over REST.
+
+    from shipyard.serving import ServeOptions, build_app, run
+    run(ServeOptions(project="demo", environment="production"), port=8000)
+
+Routes: our predict route (the dict format and MLflow's payloads), the Open Inference
+Protocol v2 (KServe and Triton clients), /health, /metrics, /openapi.json and /docs.
+A server follows its environment's revision and swaps warm versions in atomically.
+See docs/serving.md.
+"""
+
+from ._app import ServingApp
+from ._capture import Capture, CaptureRecord, CaptureSink, ParquetFolder
+from ._environment import EnvironmentLoader, Follower
+from ._keys import ApiKey, KeyRing, create_api_key, list_api_keys, revoke_api_key
+from ._metrics import Metrics
+from ._routes import ModelRoute, RouteTable, bundle_table
+from ._runner import ModelRunner
+from ._server import ServeOptions, build_app, default_workers, run
+from ._shadow import Shadow
+
+__all__ = [
+    "ApiKey",
+    "Capture",
+    "CaptureRecord",
+    "CaptureSink",
+    "EnvironmentLoader",
+    "Follower",
+    "KeyRing",
+    "Metrics",
+    "ModelRoute",
+    "ModelRunner",
+    "ParquetFolder",
+    "RouteTable",
+    "ServeOptions",
+    "ServingApp",
+    "Shadow",
+    "build_app",
+    "bundle_table",
+    "create_api_key",
+    "default_workers",
+    "list_api_keys",
+    "revoke_api_key",
+    "run",
+]

@@ -1,0 +1,513 @@
+"""``ServingApp``: the ASGI app that serves a route table.
+
+The two model routes (our predict route and the Open Inference Protocol's infer route)
+are matched by hand and answered on raw ASGI: read the body (bounded), decode the JSON
+once with orjson, validate into numpy columns, run the executor, encode. Everything
+else (health, metadata, metrics, OpenAPI) goes to a Starlette router.
+
+A request reads ``self.table`` once, at its start: ``swap`` replaces the reference, so
+requests in flight finish on the versions they started with. Requests of up to
+``inline_rows`` rows run on the event loop (a thread hand-off would cost more than the
+model); bigger ones run in a thread so that they do not hold up the small ones.
+``low_latency`` runs every request on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route, Router
+
+from .. import __version__
+from ..runtime._errors import ModelError, SchemaError, UsageError
+from ._capture import Capture, CaptureRecord
+from ._http import (
+    JSON_TYPE,
+    ClientGone,
+    HttpError,
+    Receive,
+    Scope,
+    Send,
+    decode_json,
+    error_body,
+    header,
+    read_body,
+    send_response,
+)
+from ._keys import KeyRing, presented_key
+from ._metrics import Metrics
+from ._openapi import DOCS_HTML, openapi
+from ._payloads import (
+    Decoded,
+    decode_infer,
+    decode_predict,
+    encode_infer,
+    encode_predict,
+    model_metadata,
+    split_binary,
+)
+from ._routes import ModelRoute, RouteTable
+from ._runner import ModelRunner
+from ._shadow import Shadow
+
+logger = logging.getLogger("shipyard.serving")
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+VERSION_HEADER = b"x-shipyard-version"
+REQUEST_ID_HEADER = b"x-request-id"
+REQUEST_ID_KEY = "shipyard.request_id"  # where cold routes find the request id in the scope
+NO_VERSION = b"none"  # what X-Shipyard-Version says when no model answered
+_GOOD_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
+_KEY_IN_QUERY = re.compile(rb"(^|&)(api[_-]?key|key|token|access[_-]?token)=", re.IGNORECASE)
+
+
+class Background(Protocol):
+    """Something the app starts with the server and stops (drained) at shutdown."""
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = ...) -> Any: ...
+
+
+class ServingApp:
+    """An ASGI app serving the models of one ``RouteTable``.
+
+    Everything comes in through the constructor: the table, the API keys (an empty
+    ring leaves the model routes open), the metrics, capture and shadow workers, other
+    background workers (the registry follower), the body limit, and the seed of the
+    random draws that route A/B traffic and sample capture (None: unpredictable).
+    """
+
+    def __init__(
+        self,
+        table: RouteTable,
+        *,
+        keys: KeyRing | None = None,
+        metrics: Metrics | None = None,
+        capture: Capture | None = None,
+        shadow: Shadow | None = None,
+        background: Sequence[Background] = (),
+        max_body_bytes: int = MAX_BODY_BYTES,
+        inline_rows: int = 64,
+        low_latency: bool = False,
+        seed: int | None = None,
+        drain_seconds: float = 30.0,
+    ) -> None:
+        self.metrics = metrics or Metrics()
+        self.keys = keys or KeyRing()
+        self.capture = capture
+        self.shadow = shadow or Shadow(self.metrics)
+        self.background = [*background, self.shadow, *([capture] if capture else [])]
+        self.max_body_bytes = max_body_bytes
+        self.inline_rows = inline_rows
+        self.low_latency = low_latency
+        self.drain_seconds = drain_seconds
+        self._draw = random.Random(seed).random
+        self._ids = itertools.count(1)
+        self._id_prefix = os.urandom(4).hex() + "-"
+        self.in_flight = 0
+        self.draining = False
+        self._openapi: tuple[RouteTable, bytes] | None = None
+        self.table = table
+        self.swap(table)
+        self._router = Router(
+            routes=[
+                Route("/health", self._health),
+                Route("/metrics", self._metrics),
+                Route("/openapi.json", self._openapi_json),
+                Route("/docs", self._docs),
+                Route("/v2", self._server_metadata),
+                Route("/v2/health/live", self._live),
+                Route("/v2/health/ready", self._ready),
+                Route("/v2/models/{model}", self._model_metadata),
+                Route("/v2/models/{model}/versions/{version}", self._model_metadata),
+                Route("/v2/models/{model}/ready", self._model_ready),
+                Route("/v2/models/{model}/versions/{version}/ready", self._model_ready),
+            ],
+            default=self._not_found,
+        )
+
+    # -- the table ----------------------------------------------------------------------
+
+    def swap(self, table: RouteTable) -> None:
+        """Serve ``table`` from the next request on (requests in flight keep the old one)."""
+        previous, self.table = self.table, table
+        if self.capture is not None and table.capture_rate is not None:
+            self.capture.rate = table.capture_rate
+        if table is not previous:
+            self.metrics.swaps.labels("done").inc()
+        self.metrics.set_loaded(
+            {(r.model, r.version, r.digest[:12], role) for role, r in table.runners()}
+        )
+        if table.revision is not None:
+            self.metrics.revision.set(table.revision)
+        logger.info(
+            "serving %s/%s revision %s: %s",
+            table.project,
+            table.environment,
+            table.revision if table.revision is not None else "-",
+            ", ".join(f"{r.model} {r.version} ({role})" for role, r in table.runners())
+            or "nothing",
+        )
+
+    def set_keys(self, keys: KeyRing) -> None:
+        """Accept these API keys from the next request on."""
+        self.keys = keys
+
+    # -- ASGI ---------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            if scope["method"] == "POST":
+                parts = scope["path"].split("/")
+                if _is_predict(parts):
+                    await self._model_request(scope, receive, send, parts[8], None, False, parts)
+                    return
+                if parts[-1] == "infer" and parts[1:3] == ["v2", "models"]:
+                    if len(parts) == 5:
+                        await self._model_request(scope, receive, send, parts[3], None, True)
+                        return
+                    if len(parts) == 7 and parts[4] == "versions":
+                        await self._model_request(scope, receive, send, parts[3], parts[5], True)
+                        return
+            await self._cold(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    def _request_id(self, scope: Scope) -> str:
+        given = header(scope, REQUEST_ID_HEADER)
+        if given is not None and _GOOD_ID.match(given):
+            return given.decode()
+        return f"{self._id_prefix}{next(self._ids):x}"
+
+    def _check_key(self, scope: Scope) -> None:
+        keys = self.keys
+        if not keys:
+            return
+        if _KEY_IN_QUERY.search(scope.get("query_string", b"")):
+            raise HttpError(
+                401,
+                "Unauthorized",
+                "API keys are not accepted in the query string: send 'Authorization: Bearer "
+                "KEY' or 'X-API-Key: KEY'",
+            )
+        presented = presented_key(header(scope, b"authorization"), header(scope, b"x-api-key"))
+        if not keys.accepts(presented):
+            raise HttpError(
+                401,
+                "Unauthorized",
+                "a valid API key is required: 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+            )
+
+    async def _model_request(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        model: str,
+        version: str | None,
+        oip: bool,
+        parts: list[str] | None = None,
+    ) -> None:
+        """Answer a predict (``oip`` False) or infer request; every outcome is counted."""
+        started = time.perf_counter()
+        table = self.table
+        request_id = self._request_id(scope)
+        route = "infer" if oip else "predict"
+        runner: ModelRunner | None = None
+        status = 200
+        self.in_flight += 1
+        self.metrics.in_flight.inc()
+        try:
+            self._check_key(scope)
+            entry = table.models.get(model)
+            if entry is None or (
+                parts is not None and (parts[4], parts[6]) != (table.project, table.environment)
+            ):
+                raise HttpError(404, "NotFound", self._unknown(table, model, parts))
+            runner = self._choose(entry, version)
+            body = await read_body(scope, receive, self.max_body_bytes)
+            bool_free = b"true" not in body and b"false" not in body
+            decoded = self._decode(scope, body, runner, oip, bool_free)
+            plan = runner.plan_for(decoded.outputs)
+            if self.low_latency or decoded.rows <= self.inline_rows:
+                values = runner.run(decoded.tables, decoded.rows, plan)
+            else:
+                values = await run_in_threadpool(runner.run, decoded.tables, decoded.rows, plan)
+            headers = [
+                (VERSION_HEADER, runner.version.encode()),
+                (REQUEST_ID_HEADER, request_id.encode()),
+            ]
+            if oip:
+                payload, head = encode_infer(runner, decoded, values)
+                if head is None:
+                    headers.append(JSON_TYPE)
+                else:
+                    headers.append((b"content-type", b"application/octet-stream"))
+                    headers.append((b"inference-header-content-length", str(head).encode()))
+            else:
+                payload = encode_predict(runner, decoded, values)
+                headers.append(JSON_TYPE)
+            await send_response(send, 200, payload, headers)
+        except ClientGone:
+            status = 499  # nginx's "client closed request": nothing to answer
+            return
+        except Exception as exc:
+            error = self._as_http_error(exc, request_id, runner, model)
+            status = error.status
+            await self._send_error(send, error, request_id, runner, oip)
+            return
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.dec()
+            self.metrics.observe(
+                runner.model if runner else "(unknown)",
+                runner.version if runner else "none",
+                route,
+                status,
+                time.perf_counter() - started,
+            )
+        # The answer is sent: what follows is off the response path.
+        if entry.shadow is not None and entry.shadow is not runner:
+            self.shadow.offer(entry.shadow, decoded, request_id)
+        capture = self.capture
+        if capture is not None and capture.sampled():
+            capture.offer(_capture_record(runner, request_id, decoded, values))
+
+    def _choose(self, entry: ModelRoute, version: str | None) -> ModelRunner:
+        if version is None:
+            return entry.pick(self._draw())
+        runner = entry.versions.get(version)
+        if runner is None:
+            held = ", ".join(entry.versions)
+            raise HttpError(
+                404,
+                "NotFound",
+                f"model '{entry.name}' has no version '{version}' loaded (versions: {held})",
+            )
+        return runner
+
+    def _decode(
+        self, scope: Scope, body: bytes, runner: ModelRunner, oip: bool, bool_free: bool
+    ) -> Decoded:
+        if oip:
+            head, binary = split_binary(body, header(scope, b"inference-header-content-length"))
+            return decode_infer(decode_json(head), binary, runner, bool_free)
+        decoded = decode_predict(decode_json(body), runner, bool_free)
+        query = scope.get("query_string")
+        if query:
+            wanted = parse_qs(query.decode("latin-1")).get("outputs")
+            if wanted:
+                names = tuple(n for part in wanted for n in part.split(",") if n)
+                decoded = Decoded(decoded.tables, decoded.rows, decoded.style, decoded.given, names)
+        return decoded
+
+    @staticmethod
+    def _unknown(table: RouteTable, model: str, parts: list[str] | None) -> str:
+        if parts is not None and (parts[4], parts[6]) != (table.project, table.environment):
+            return (
+                f"this server serves project '{table.project}', environment "
+                f"'{table.environment}', not '{parts[4]}/{parts[6]}'"
+            )
+        known = ", ".join(sorted(table.models)) or "none"
+        return f"no model '{model}' here (models: {known})"
+
+    def _as_http_error(
+        self, exc: Exception, request_id: str, runner: ModelRunner | None, model: str
+    ) -> HttpError:
+        if isinstance(exc, HttpError):
+            return exc
+        if isinstance(exc, SchemaError):
+            return HttpError(
+                422, type(exc).__name__, str(exc), table=exc.table, column=exc.column, row=exc.row
+            )
+        if isinstance(exc, UsageError):
+            return HttpError(400, "BadRequest", str(exc))
+        where = f"{runner.model} {runner.version}" if runner else model
+        logger.error("request %s: %s failed", request_id, where, exc_info=exc)
+        kind = "ModelError" if isinstance(exc, ModelError) else "InternalError"
+        return HttpError(
+            500, kind, f"the model failed; the server log has the details (request {request_id})"
+        )
+
+    async def _send_error(
+        self, send: Send, error: HttpError, request_id: str, runner: ModelRunner | None, oip: bool
+    ) -> None:
+        runner_name = runner.model if runner else "(unknown)"
+        self.metrics.errors.labels(
+            runner_name, runner.version if runner else "none", error.kind
+        ).inc()
+        headers = [
+            (VERSION_HEADER, runner.version.encode() if runner else NO_VERSION),
+            (REQUEST_ID_HEADER, request_id.encode()),
+            JSON_TYPE,
+        ]
+        if error.status == 401:
+            headers.append((b"www-authenticate", b"Bearer"))
+        await send_response(send, error.status, error_body(error, request_id, oip), headers)
+
+    # -- everything else: Starlette -----------------------------------------------------
+
+    async def _cold(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = self._request_id(scope).encode()
+
+        async def send_with_ids(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                if VERSION_HEADER not in names:
+                    headers.append((VERSION_HEADER, NO_VERSION))
+                headers.append((REQUEST_ID_HEADER, request_id))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self._router({**scope, REQUEST_ID_KEY: request_id.decode()}, receive, send_with_ids)
+
+    async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = HttpError(404, "NotFound", f"no route {scope['method']} {scope['path']}")
+        body = error_body(error, scope[REQUEST_ID_KEY], scope["path"].startswith("/v2"))
+        await send_response(send, 404, body, [JSON_TYPE])
+
+    @staticmethod
+    def _json(document: Any, status: int = 200, version: str | None = None) -> Response:
+        headers = {"x-shipyard-version": version} if version else None
+        return Response(orjson.dumps(document), status, headers, media_type="application/json")
+
+    async def _health(self, _request: Request) -> Response:
+        table = self.table
+        return self._json(
+            {
+                "status": "draining" if self.draining else "ok",
+                "project": table.project,
+                "environment": table.environment,
+                "revision": table.revision,
+                "models": {name: list(route.versions) for name, route in table.models.items()},
+            }
+        )
+
+    async def _metrics(self, _request: Request) -> Response:
+        return Response(
+            self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    async def _openapi_json(self, _request: Request) -> Response:
+        table = self.table
+        if self._openapi is None or self._openapi[0] is not table:
+            self._openapi = (table, orjson.dumps(openapi(table)))
+        return Response(self._openapi[1], media_type="application/json")
+
+    async def _docs(self, _request: Request) -> Response:
+        return HTMLResponse(DOCS_HTML)
+
+    async def _server_metadata(self, _request: Request) -> Response:
+        return self._json(
+            {"name": "shipyard", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
+
+    async def _live(self, _request: Request) -> Response:
+        return self._json({"live": True})
+
+    async def _ready(self, _request: Request) -> Response:
+        ready = bool(self.table.models) and not self.draining
+        # The protocol's schema names this response's field "live" (a quirk of the spec): send both.
+        return self._json({"ready": ready, "live": True}, 200 if ready else 503)
+
+    def _route_runner(self, request: Request) -> tuple[ModelRoute, ModelRunner]:
+        entry = self.table.models.get(request.path_params["model"])
+        if entry is None:
+            raise HttpError(
+                404, "NotFound", self._unknown(self.table, request.path_params["model"], None)
+            )
+        version = request.path_params.get("version")
+        return entry, self._choose(entry, version) if version else entry.primary
+
+    async def _model_metadata(self, request: Request) -> Response:
+        try:
+            entry, runner = self._route_runner(request)
+        except HttpError as exc:
+            return self._json({"error": str(exc)}, exc.status)
+        return self._json(model_metadata(runner, list(entry.versions)), version=runner.version)
+
+    async def _model_ready(self, request: Request) -> Response:
+        try:
+            _, runner = self._route_runner(request)
+        except HttpError as exc:
+            return self._json({"error": str(exc)}, exc.status)
+        ready = not self.draining
+        return self._json(
+            {"name": runner.model, "version": runner.version, "ready": ready},
+            200 if ready else 503,
+            runner.version,
+        )
+
+    # -- lifespan: start the background workers, drain at shutdown ----------------------
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    for worker in self.background:
+                        worker.start()
+                except Exception as exc:
+                    logger.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.drain()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def drain(self) -> None:
+        """Stop being ready, wait for requests in flight (up to ``drain_seconds``), stop workers.
+
+        Uvicorn has already stopped accepting connections and waited for its tasks when
+        it runs the lifespan shutdown; this also covers servers that do not.
+        """
+        self.draining = True
+        deadline = time.monotonic() + self.drain_seconds
+        while self.in_flight and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if self.in_flight:
+            logger.warning("shutting down with %d requests still in flight", self.in_flight)
+        for worker in self.background:
+            await run_in_threadpool(worker.stop, self.drain_seconds)
+        self.metrics.close()
+
+
+def _is_predict(parts: list[str]) -> bool:
+    """``/api/v1/projects/P/environments/E/models/M/predict``, split on '/'."""
+    return (
+        len(parts) == 10
+        and parts[9] == "predict"
+        and parts[1:4] == ["api", "v1", "projects"]
+        and parts[5] == "environments"
+        and parts[7] == "models"
+    )
+
+
+def _capture_record(
+    runner: ModelRunner, request_id: str, decoded: Decoded, values: dict[str, Any]
+) -> CaptureRecord:
+    inputs = {
+        f"{table}.{column}": (runner.tables[table].columns[column].type, array)
+        for table, columns in decoded.tables.items()
+        for column, array in columns.items()
+    }
+    outputs = {name: (runner.executor.dtype(name), array) for name, array in values.items()}
+    return CaptureRecord(runner.model, runner.version, request_id, time.time(), inputs, outputs)

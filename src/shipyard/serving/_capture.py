@@ -1,0 +1,174 @@
+"""Request capture: a sampled share of inputs and outputs, written to rotating Parquet files.
+
+The hot path only draws a random number and, for a sampled request, queues references
+to arrays it already has. A background ``Worker`` turns them into Arrow tables and hands
+them to a ``CaptureSink``. A full queue (a slow writer, a full disk) drops the record
+and counts it in ``shipyard_capture_dropped_total``; it never fails or waits a request.
+
+Files: ``FOLDER/MODEL/VERSION/YYYYMMDDTHHMMSSZ-PID-N.parquet``, one per
+``rows_per_file`` rows or ``seconds_per_file`` seconds, written under a temporary name and
+renamed, so a reader never sees half a file. Columns: ``request_id``, ``captured_at``
+(UTC), ``version``, ``input.TABLE.COLUMN`` … and ``output.NODE`` ….
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..runtime._executor import arrow_array
+from ._background import Worker
+from ._metrics import Metrics
+
+logger = logging.getLogger("shipyard.serving")
+
+
+@dataclass(frozen=True)
+class CaptureRecord:
+    """One sampled request: its validated inputs and its outputs, with their declared types."""
+
+    model: str
+    version: str
+    request_id: str
+    at: float  # seconds since the epoch
+    inputs: Mapping[str, tuple[str, np.ndarray]]  # "table.column" -> (type, values)
+    outputs: Mapping[str, tuple[str, np.ndarray]]  # node -> (type, values)
+
+
+class CaptureSink(Protocol):
+    """Where captured batches go (a seam: tests plug in a slow or failing one)."""
+
+    def write(self, model: str, version: str, table: object) -> None:
+        """Store one batch (a ``pyarrow.Table``); may raise OSError."""
+
+
+class ParquetFolder:
+    """Writes each batch as one Parquet file under ``folder/MODEL/VERSION/``."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self._numbers = itertools.count(1)
+
+    def write(self, model: str, version: str, table: object) -> None:
+        import pyarrow.parquet as pq
+
+        target = self.folder / model / version
+        target.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        path = target / f"{stamp}-{os.getpid()}-{next(self._numbers)}.parquet"
+        partial = path.with_suffix(".partial")
+        try:
+            pq.write_table(table, partial)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
+class Capture:
+    """Samples requests at ``rate`` (0 to 1) and writes them through ``sink`` in the background.
+
+    ``rate`` may be changed at any time (a new environment revision can change it).
+    Call ``start()`` before use and ``stop()`` to flush what is buffered.
+    """
+
+    def __init__(
+        self,
+        sink: CaptureSink,
+        metrics: Metrics,
+        rate: float = 0.0,
+        *,
+        queue_size: int = 1000,
+        rows_per_file: int = 10_000,
+        seconds_per_file: float = 60.0,
+        seed: int | None = None,
+    ) -> None:
+        self.sink = sink
+        self.rate = rate
+        self._metrics = metrics
+        self._random = random.Random(seed).random
+        self._rows_per_file = rows_per_file
+        self._seconds_per_file = seconds_per_file
+        self._buffers: dict[tuple[str, str], list[CaptureRecord]] = {}
+        self._started: dict[tuple[str, str], float] = {}
+        self._worker = Worker(
+            "shipyard-capture",
+            self._add,
+            queue_size,
+            tick=self._flush_due,
+            tick_seconds=min(1.0, seconds_per_file),
+        )
+
+    def start(self) -> None:
+        self._worker.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Write what is queued and buffered (waits at most ``timeout`` seconds)."""
+        self._seconds_per_file = 0.0  # the final tick flushes every buffer
+        self._worker.stop(timeout)
+
+    def sampled(self) -> bool:
+        """Whether to capture this request (a draw against ``rate``)."""
+        return self.rate > 0.0 and self._random() < self.rate
+
+    def offer(self, record: CaptureRecord) -> None:
+        """Queue a sampled request; dropped (and counted) when the queue is full."""
+        if not self._worker.submit(record):
+            self._metrics.capture_dropped.labels("queue_full").inc()
+
+    def _add(self, record: CaptureRecord) -> None:
+        key = (record.model, record.version)
+        buffer = self._buffers.setdefault(key, [])
+        if not buffer:
+            self._started[key] = time.monotonic()
+        buffer.append(record)
+        if sum(len(next(iter(r.outputs.values()))[1]) for r in buffer) >= self._rows_per_file:
+            self._flush(key)
+
+    def _flush_due(self) -> None:
+        now = time.monotonic()
+        for key in list(self._buffers):
+            if self._buffers[key] and now - self._started[key] >= self._seconds_per_file:
+                self._flush(key)
+
+    def _flush(self, key: tuple[str, str]) -> None:
+        records = self._buffers.pop(key, [])
+        if not records:
+            return
+        try:
+            table = _arrow_table(records)
+            self.sink.write(key[0], key[1], table)
+        except Exception as exc:  # a full disk must not stop capture, nor serving
+            logger.warning("capture of %s %s: %d requests lost (%s)", *key, len(records), exc)
+            self._metrics.capture_dropped.labels("write_failed").inc(len(records))
+            return
+        self._metrics.captured.labels(key[0]).inc(table.num_rows)
+
+
+def _arrow_table(records: list[CaptureRecord]) -> Any:
+    import pyarrow as pa
+
+    tables = []
+    for record in records:
+        rows = len(next(iter(record.outputs.values()))[1]) if record.outputs else 0
+        columns = {
+            "request_id": pa.array([record.request_id] * rows, pa.string()),
+            "captured_at": pa.array(
+                [int(record.at * 1_000_000)] * rows, pa.timestamp("us", tz="UTC")
+            ),
+            "version": pa.array([record.version] * rows, pa.string()),
+        }
+        for prefix, values in (("input.", record.inputs), ("output.", record.outputs)):
+            for name, (dtype, array) in values.items():
+                columns[prefix + name] = arrow_array(dtype, array)
+        tables.append(pa.table(columns))
+    return pa.concat_tables(tables, promote_options="default")

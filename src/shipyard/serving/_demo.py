@@ -1,0 +1,157 @@
+"""The serving step of ``shipyard demo``: serve an environment, call it as a user would, stop.
+
+``serve_demo_step`` runs the real ``shipyard serve`` in a subprocess against the demo's
+embedded registry (``WORKDIR/.shipyard``), makes an API key, sends one prediction with
+the same bytes the printed curl command sends, and shuts the server down with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+
+from ..errors import ShipyardError
+
+START_TIMEOUT = 90.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _shipyard() -> list[str]:
+    found = Path(sys.executable).with_name("shipyard")
+    return [str(found)] if found.exists() else [shutil.which("shipyard") or "shipyard"]
+
+
+def serve_demo_step(
+    workdir: Path,
+    project: str,
+    env: str,
+    console: Console,
+    public_key: Path | None = None,
+) -> dict[str, Any]:
+    """Serve ``project``/``env`` from ``WORKDIR/.shipyard`` on localhost, predict once, stop.
+
+    Prints the commands a user would type (apikey create, serve, curl) and the answer.
+    ``public_key`` makes the server check bundle signatures. Returns the answer's JSON.
+    Raises ShipyardError when the server does not start, the prediction fails, or the
+    server does not stop cleanly; the server process is always stopped.
+    """
+    from ..registry import LocalStore, Registry, create_engine
+    from . import create_api_key
+
+    home = (workdir / ".shipyard").resolve()
+    registry = Registry(
+        create_engine(f"sqlite:///{home / 'registry.db'}"), LocalStore(home / "artifacts"), "demo"
+    )
+    with registry:
+        model = registry.status(project, env).components[0].name
+        console.print(f"[dim]$ shipyard apikey create --project {project} --env {env}[/]")
+        info, key = create_api_key(registry, project, env, "demo")
+    key_file = workdir / "api-key.txt"
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    console.print(
+        f"API key {info.id} made; stored hashed in the registry, the key is in {key_file}"
+    )
+
+    port = _free_port()
+    console.print(
+        f"[dim]$ shipyard serve --project {project} --env {env} --port {port}[/]", soft_wrap=True
+    )
+    environment = {**os.environ, "SHIPYARD_HOME": str(home)}
+    environment.pop("SHIPYARD_DATABASE_URL", None)
+    environment.pop("SHIPYARD_ARTIFACT_STORE", None)
+    if public_key is not None:
+        environment["SHIPYARD_PUBLIC_KEY"] = str(public_key.resolve())
+    log = (workdir / "serve.log").open("w")
+    server = subprocess.Popen(
+        [*_shipyard(), "serve", "--project", project, "--env", env, "--port", str(port)],
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(base, server, workdir / "serve.log")
+        answer = _predict(base, project, env, model, key_file, workdir, console)
+    finally:
+        code = _stop(server)
+        log.close()
+    if code not in (0, -signal.SIGTERM):
+        raise ShipyardError(f"the server exited with {code}; see {workdir / 'serve.log'}")
+    console.print(
+        f"server drained and stopped (SIGTERM); its log: {workdir / 'serve.log'}", soft_wrap=True
+    )
+    return answer
+
+
+def _wait_for(base: str, server: subprocess.Popen[Any], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise ShipyardError(f"shipyard serve exited with {server.returncode}; see {log}")
+        try:
+            if httpx.get(f"{base}/v2/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise ShipyardError(f"shipyard serve did not become ready in {START_TIMEOUT:.0f} s; see {log}")
+
+
+def _predict(
+    base: str, project: str, env: str, model: str, key_file: Path, workdir: Path, console: Console
+) -> dict[str, Any]:
+    from ..demo_pipeline import reference
+
+    columns = reference()["tumours"]
+    body = {"tumours": {name: values[:1] for name, values in columns.items()}}
+    request = workdir / "predict-request.json"
+    request.write_text(json.dumps(body))
+    url = f"{base}/api/v1/projects/{project}/environments/{env}/models/{model}/predict"
+    console.print(
+        f'[dim]$ curl -s -X POST {url} -H "X-API-Key: $(cat {key_file})" '
+        f'-H "Content-Type: application/json" -d @{request}[/]',
+        soft_wrap=True,
+    )
+    key = key_file.read_text().strip()
+    response = httpx.post(
+        url,
+        content=request.read_bytes(),
+        headers={"X-API-Key": key, "Content-Type": "application/json"},
+        timeout=30,
+    )
+    if response.status_code != 200:
+        raise ShipyardError(f"the prediction failed: HTTP {response.status_code} {response.text}")
+    console.print(response.text, soft_wrap=True)
+    console.print(
+        f"answered by {model} {response.headers['x-shipyard-version']} "
+        f"(X-Shipyard-Version), request id {response.headers['x-request-id']}"
+    )
+    return dict(response.json())
+
+
+def _stop(server: subprocess.Popen[Any]) -> int:
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(30)
+    return int(server.returncode)

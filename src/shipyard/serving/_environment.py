@@ -1,0 +1,213 @@
+"""Following an environment in the registry: load its versions, swap when its revision moves.
+
+``EnvironmentLoader.load()`` reads the environment's status (components, versions,
+``traffic`` settings, environment config), fetches every version it needs from the
+artifact store (sha256-checked), verifies and loads each bundle (manifest, and the
+signature when ``SHIPYARD_PUBLIC_KEY`` is set), warms it up with the bundle's example
+input, and returns a new ``RouteTable``. Versions already loaded are reused.
+
+``Follower`` polls the revision number every ``poll_seconds`` on a background thread
+(SQLite and PostgreSQL alike; the registry sends no notifications) and refreshes the
+environment's API keys at the same time. A new revision is loaded next to the running
+one and swapped in only once every version in it is warm; a revision that fails to load
+leaves the running table in place and is retried after ``retry_seconds``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..registry import Registry
+from ._keys import KeyRing, live_key_hashes
+from ._routes import ModelRoute, RouteTable
+from ._runner import ModelRunner
+
+logger = logging.getLogger("shipyard.serving")
+
+
+def capture_settings(config: dict[str, Any]) -> tuple[float, str | None]:
+    """``(rate, folder)`` from an environment config's ``capture`` entry (rate 0 when unset)."""
+    entry = config.get("capture") or {}
+    rate = float(entry.get("rate", 0.0)) if isinstance(entry, dict) else 0.0
+    folder = entry.get("folder") if isinstance(entry, dict) else None
+    return min(max(rate, 0.0), 1.0), folder
+
+
+class EnvironmentLoader:
+    """Builds route tables for one environment of the registry, reusing loaded versions."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        project: str,
+        environment: str,
+        *,
+        public_key: str | None = None,
+        capture_rate: float | None = None,
+    ) -> None:
+        self.registry = registry
+        self.project = project
+        self.environment = environment
+        self.public_key = public_key
+        self.capture_rate = capture_rate  # overrides the environment config when set
+        self._loaded: dict[tuple[str, str, str], ModelRunner] = {}
+        self._previous: set[tuple[str, str, str]] = set()
+
+    def revision(self) -> int:
+        """The environment's current revision number."""
+        return self.registry.get_environment(self.project, self.environment).revision
+
+    def keys(self) -> KeyRing:
+        """The environment's live API keys."""
+        return KeyRing(live_key_hashes(self.registry, self.project, self.environment))
+
+    def settings(self) -> dict[str, Any]:
+        """The environment's effective settings (``replicas``, …) as plain values."""
+        status = self.registry.status(self.project, self.environment)
+        return {key: setting.value for key, setting in status.settings.items()}
+
+    def load(self) -> RouteTable:
+        """A warm route table for the environment as it is now.
+
+        Raises what fetching, verifying, loading or warming a version raises; nothing
+        is swapped then.
+        """
+        status = self.registry.status(self.project, self.environment)
+        routes: dict[str, ModelRoute] = {}
+        for component in status.components:
+            deployed = component.tag or str(component.version_id)
+            traffic = (
+                component.settings["traffic"].value if "traffic" in component.settings else None
+            )
+            runner = self._runner(component.name, deployed, component.digest)
+            if not traffic:
+                routes[component.name] = ModelRoute.single(runner)
+                continue
+            weights = {tag: w for tag, w in traffic["weights"].items() if w > 0}
+            live = tuple(self._tagged(component.name, tag, deployed, runner) for tag in weights)
+            shadow = traffic.get("shadow")
+            routes[component.name] = ModelRoute(
+                component.name,
+                live,
+                tuple(float(w) for w in weights.values()),
+                self._tagged(component.name, shadow, deployed, runner) if shadow else None,
+                {deployed: runner},
+            )
+        rate, _ = capture_settings(status.config)
+        table = RouteTable(
+            self.project,
+            self.environment,
+            routes,
+            status.revision,
+            rate if self.capture_rate is None else self.capture_rate,
+        )
+        held = {(r.model, r.version, r.digest) for _, r in table.runners()}
+        # Keep what this table holds plus what the previous one held: a rollback is then quick.
+        self._loaded = {k: v for k, v in self._loaded.items() if k in held or k in self._previous}
+        self._previous = held
+        return table
+
+    def _tagged(self, model: str, tag: str, deployed: str, runner: ModelRunner) -> ModelRunner:
+        if tag == deployed:
+            return runner
+        version = self.registry.get_version(self.project, model, tag)
+        return self._runner(model, tag, version.digest)
+
+    def _runner(self, model: str, label: str, digest: str) -> ModelRunner:
+        key = (model, label, digest)
+        runner = self._loaded.get(key)
+        if runner is not None:
+            return runner
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="shipyard-serve-") as folder:
+            path = self.registry.fetch_bundle(self.project, model, label, folder)
+            runner = ModelRunner.from_bundle(path, model, label, digest, self.public_key)
+        warm = runner.warm_up()
+        logger.info(
+            "loaded %s %s (%s) in %.2f s; %s",
+            model,
+            label,
+            digest[:12],
+            time.perf_counter() - started,
+            f"example input in {warm * 1000:.2f} ms" if warm is not None else "no example input",
+        )
+        self._loaded[key] = runner
+        return runner
+
+
+class Follower:
+    """Polls the environment's revision and keys on a thread; swaps in new tables when warm.
+
+    ``swap(table)`` and ``set_keys(ring)`` are called from the follower's thread.
+    """
+
+    def __init__(
+        self,
+        loader: EnvironmentLoader,
+        current: Callable[[], RouteTable],
+        swap: Callable[[RouteTable], None],
+        set_keys: Callable[[KeyRing], None],
+        poll_seconds: float = 1.0,
+        retry_seconds: float = 30.0,
+        on_failure: Callable[[], None] | None = None,
+    ) -> None:
+        self.loader = loader
+        self._current = current
+        self._swap = swap
+        self._set_keys = set_keys
+        self.poll_seconds = poll_seconds
+        self.retry_seconds = retry_seconds
+        self._on_failure = on_failure
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="shipyard-follower", daemon=True)
+        self._failed: tuple[int, float] | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop polling (a load in progress finishes first, up to ``timeout`` seconds)."""
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def poll(self) -> bool:
+        """Check once; True when a new table was swapped in."""
+        self._set_keys(self.loader.keys())
+        revision = self.loader.revision()
+        if revision == self._current().revision:
+            return False
+        failed = self._failed
+        if failed and failed[0] == revision and time.monotonic() - failed[1] < self.retry_seconds:
+            return False
+        try:
+            table = self.loader.load()
+        except Exception:
+            self._failed = (revision, time.monotonic())
+            if self._on_failure is not None:
+                self._on_failure()
+            logger.exception(
+                "revision %d of %s/%s failed to load; still serving revision %s",
+                revision,
+                self.loader.project,
+                self.loader.environment,
+                self._current().revision,
+            )
+            return False
+        self._failed = None
+        if self._stopped.is_set():
+            return False
+        self._swap(table)
+        return True
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.poll_seconds):
+            try:
+                self.poll()
+            except Exception:  # the registry is unreachable: keep serving, try again
+                logger.exception("polling the registry failed; still serving what is loaded")

@@ -1,0 +1,81 @@
+"""MLflow's documented scoring payloads, sent as-is to our predict route.
+
+The bodies are the examples of MLflow's "Deploy MLflow models" documentation (the
+scoring server's dataframe_split, dataframe_records, instances and inputs forms); the
+toy pipelines declare the columns those examples use. The answers come back in
+MLflow's style: ``{"predictions": [...]}``, one record per row.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from .conftest import predict_path
+
+FRAME = predict_path("frame_total")
+TENSORS = predict_path("tensor_score")
+
+SPLIT = {"dataframe_split": {"columns": ["a", "b", "c"], "data": [[1, 2, 3], [4, 5, 6]]}}
+RECORDS = {"dataframe_records": [{"a": 1, "b": 2, "c": 3}, {"a": 4, "b": 5, "c": 6}]}
+INSTANCES = {
+    "instances": [
+        {"a": "s1", "b": 1, "c": [1, 2, 3]},
+        {"a": "s2", "b": 2, "c": [4, 5, 6]},
+        {"a": "s3", "b": 3, "c": [7, 8, 9]},
+    ]
+}
+INPUTS = {
+    "inputs": {"a": ["s1", "s2", "s3"], "b": [1, 2, 3], "c": [[1, 2, 3], [4, 5, 6], [7, 8, 9]]}
+}
+TENSOR_ANSWER = {
+    "predictions": [
+        {"score": 7.0, "shout": "S1"},
+        {"score": 17.0, "shout": "S2"},
+        {"score": 27.0, "shout": "S3"},
+    ]
+}
+
+
+@pytest.mark.parametrize("payload", [SPLIT, RECORDS], ids=["dataframe_split", "dataframe_records"])
+def test_dataframe_payloads(client: httpx.Client, payload: dict) -> None:
+    response = client.post(FRAME, json=payload)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"predictions": [{"total": 6.0}, {"total": 15.0}]}
+
+
+@pytest.mark.parametrize("payload", [INSTANCES, INPUTS], ids=["instances", "inputs"])
+def test_tensor_payloads(client: httpx.Client, payload: dict) -> None:
+    response = client.post(TENSORS, json=payload)
+    assert response.status_code == 200, response.text
+    assert response.json() == TENSOR_ANSWER
+
+
+def test_rows_without_names_follow_the_declared_column_order(client: httpx.Client) -> None:
+    response = client.post(FRAME, json={"inputs": [[1, 2, 3], [4, 5, 6]]})
+    assert response.json() == {"predictions": [{"total": 6.0}, {"total": 15.0}]}
+
+
+def test_params_beside_the_payload_are_accepted(client: httpx.Client) -> None:
+    response = client.post(FRAME, json={**SPLIT, "params": {"unused": 1}})
+    assert response.status_code == 200
+
+
+def test_schema_violations_in_an_mlflow_payload_name_column_and_row(client: httpx.Client) -> None:
+    bad = {"dataframe_split": {"columns": ["a", "b", "c"], "data": [[1, 2, 3], [4, "x", 6]]}}
+    body = client.post(FRAME, json=bad).json()
+    assert (body["error"], body["table"], body["column"], body["row"]) == (
+        "WrongType",
+        "frame",
+        "b",
+        1,
+    )
+    ragged = {"dataframe_split": {"columns": ["a", "b", "c"], "data": [[1, 2, 3], [4, 5]]}}
+    response = client.post(FRAME, json=ragged)
+    assert response.status_code == 422
+    assert response.json()["row"] == 1
+
+
+def test_a_dataframe_split_without_data_is_400(client: httpx.Client) -> None:
+    response = client.post(FRAME, json={"dataframe_split": {"columns": ["a"]}})
+    assert response.status_code == 400

@@ -1,0 +1,218 @@
+"""``shipyard serve`` as a user runs it: following an environment through a promotion and a
+rollback under load without failing a request, draining on SIGTERM, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shipyard.cli import main
+from shipyard.registry import Registry
+from shipyard.serving import create_api_key
+
+from .conftest import predict_path, serve_process
+
+PRODUCTION = predict_path("tumour_triage", "demo", "production")
+MAX_REQUESTS = 20_000  # the load stops by itself even if the test's waits went wrong
+MAX_SECONDS = 90.0
+# After a graceful shutdown uvicorn re-raises the signal it caught, as a shell expects.
+GRACEFUL_EXIT = -signal.SIGTERM
+
+
+class Load:
+    """Threads posting one row each, as fast as they can, recording what answered."""
+
+    def __init__(self, base: str, key: str, body: dict[str, Any], threads: int = 4) -> None:
+        self.stop = threading.Event()
+        self.versions: list[list[str]] = [[] for _ in range(threads)]
+        self.failures: list[str] = []
+        self._started = time.monotonic()
+        self._threads = [
+            threading.Thread(target=self._run, args=(base, key, body, i), daemon=True)
+            for i in range(threads)
+        ]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def _run(self, base: str, key: str, body: dict[str, Any], index: int) -> None:
+        seen = self.versions[index]
+        with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=30) as client:
+            while not self.stop.is_set():
+                if self.total() > MAX_REQUESTS or time.monotonic() - self._started > MAX_SECONDS:
+                    return
+                try:
+                    response = client.post(PRODUCTION, json=body)
+                except httpx.HTTPError as exc:
+                    self.failures.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                if response.status_code != 200:
+                    self.failures.append(f"{response.status_code}: {response.text}")
+                seen.append(response.headers.get("x-shipyard-version", "?"))
+
+    def total(self) -> int:
+        return sum(len(v) for v in self.versions)
+
+    def wait_all_on(self, version: str, after: int = 250, timeout: float = 60.0) -> None:
+        """Until every thread got ``after`` more answers, the last of them from ``version``."""
+        marks = [len(v) for v in self.versions]
+        deadline = time.monotonic() + timeout
+        while not all(
+            len(v) >= m + after and v[-1] == version
+            for v, m in zip(self.versions, marks, strict=True)
+        ):
+            assert not self.failures, self.failures[:3]
+            assert time.monotonic() < deadline, f"not all on {version} after {timeout} s"
+            time.sleep(0.05)
+
+
+def compressed(versions: list[str]) -> list[str]:
+    return [v for i, v in enumerate(versions) if i == 0 or versions[i - 1] != v]
+
+
+def test_promotion_and_rollback_under_load_drop_no_request(
+    demo: Registry, database_url: str, tmp_path: Path, demo_reference: dict[str, Any]
+) -> None:
+    demo.add_component("demo", "production", "tumour_triage", "v1")
+    demo.add_component("demo", "uat", "tumour_triage", "v2")
+    _, key = create_api_key(demo, "demo", "production")
+    body = {"tumours": {k: v[:1] for k, v in demo_reference["tumours"].items()}}
+    environment = {
+        "SHIPYARD_DATABASE_URL": database_url,
+        "SHIPYARD_ARTIFACT_STORE": str(tmp_path / "artifacts"),
+        "SHIPYARD_HOME": str(tmp_path / "home"),
+    }
+    args = ["--project", "demo", "--env", "production", "--poll-ms", "100"]
+    with serve_process(args, environment) as (base, process):
+        with Load(base, key, body) as load:
+            load.wait_all_on("v1")
+            demo.promote("demo", "uat")  # production: v1 -> v2
+            load.wait_all_on("v2")
+            demo.rollback("demo", "production")  # back to v1
+            load.wait_all_on("v1")
+        assert load.failures == []
+        assert load.total() >= 3000
+        for versions in load.versions:
+            assert compressed(versions) == ["v1", "v2", "v1"]
+        with httpx.Client(base_url=base) as client:
+            assert client.post(PRODUCTION + f"?api_key={key}", json=body).status_code == 401
+            assert (
+                client.post(PRODUCTION, json=body, headers={"X-API-Key": "nope"}).status_code == 401
+            )
+            metrics = client.get("/metrics").text
+        assert 'shipyard_swaps_total{outcome="done"} 2.0' in metrics
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == GRACEFUL_EXIT
+        output = process.stdout.read()  # type: ignore[union-attr]
+    assert "Application shutdown complete" in output
+    assert key not in output and key.split("_")[-1] not in output
+    assert "serving demo/production revision" in output
+
+
+def test_sigterm_lets_a_request_in_flight_finish(toy_bundles: dict[str, Path]) -> None:
+    slow = {"t": {"x": [7.0] + [1.0] * 99}}  # 100 rows: runs in a thread; 7 makes it take 1.5 s
+    with serve_process(["--bundle", str(toy_bundles["fragile"])]) as (base, process):
+        answer: dict[str, Any] = {}
+
+        def call() -> None:
+            with httpx.Client() as client:
+                answer["response"] = client.post(
+                    base + predict_path("fragile"), json=slow, timeout=30
+                )
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        caller.join(30)
+        assert process.wait(30) == GRACEFUL_EXIT
+    response = answer["response"]
+    assert response.status_code == 200
+    assert response.json()["double"]["values"][:2] == [14.0, 2.0]
+
+
+def test_serve_needs_a_bundle_or_an_environment(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve"])
+    assert exit_info.value.code == 2
+    assert "--bundle FILE" in capsys.readouterr().err
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """Run ``shipyard ARGS`` in-process; its stdout (fails on a non-zero exit)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    assert exit_info.value.code in (0, None), err
+    return out
+
+
+def test_apikey_commands(
+    demo: Registry,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SHIPYARD_DATABASE_URL", database_url)
+    monkeypatch.setenv("SHIPYARD_ARTIFACT_STORE", str(tmp_path / "artifacts"))
+    monkeypatch.delenv("SHIPYARD_URL", raising=False)
+    where = ("--project", "demo", "--env", "production")
+    created = json.loads(cli(capsys, "apikey", "create", *where, "--json"))
+    assert created["key"].startswith(f"sya_{created['id']}_")
+    listed = cli(capsys, "apikey", "list", *where, "--json")
+    assert created["key"] not in listed
+    assert json.loads(listed)[0]["revoked"] is False
+    assert "revoked API key" in cli(capsys, "apikey", "revoke", str(created["id"]), *where)
+    shown = cli(capsys, "apikey", "create", *where, "--name", "web")
+    assert "shown only now" in shown and f"sya_{created['id'] + 1}_" in shown
+
+
+def test_several_workers_report_their_metrics_together(toy_bundles: dict[str, Path]) -> None:
+    body = {"frame": {"a": [1.0], "b": [2.0], "c": [3.0]}}
+    with serve_process(["--bundle", str(toy_bundles["frame"]), "--workers", "2"]) as (base, _):
+        for _ in range(20):  # a new connection each: the kernel spreads them over the workers
+            response = httpx.post(base + predict_path("frame_total"), json=body, timeout=30)
+            assert response.status_code == 200
+        text = httpx.get(base + "/metrics", timeout=30).text
+    counted = re.findall(r'shipyard_requests_total\{[^}]*status="200"[^}]*\} ([\d.]+)', text)
+    assert sum(float(c) for c in counted) == 20.0
+
+
+def test_the_demo_step_serves_predicts_and_stops(tmp_path: Path, signed_bundle: Path) -> None:
+    from rich.console import Console
+
+    from shipyard.registry import LocalStore, create_engine, migrate
+    from shipyard.serving._demo import serve_demo_step
+
+    home = tmp_path / ".shipyard"
+    engine = create_engine(f"sqlite:///{home / 'registry.db'}")
+    migrate(engine)
+    with Registry(engine, LocalStore(home / "artifacts"), "demo") as registry:
+        registry.create_project("demo")
+        version = registry.register_model("demo", signed_bundle)
+        registry.tag("demo", version.model, version.version_id)
+        registry.add_component("demo", "production", version.model)
+    console = Console(record=True, width=200)
+    answer = serve_demo_step(tmp_path, "demo", "production", console)
+    assert answer["decision"]["values"] == ["refer"]
+    shown = console.export_text()
+    assert "$ shipyard serve --project demo --env production --port" in shown
+    assert "$ curl -s -X POST http://127.0.0.1:" in shown
+    assert "answered by tumour_triage v1" in shown
+    assert (tmp_path / "api-key.txt").read_text().strip() not in shown

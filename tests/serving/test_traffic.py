@@ -1,0 +1,201 @@
+"""A/B splits, shadow traffic and request capture."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from shipyard.registry import Registry
+from shipyard.serving import (
+    Capture,
+    EnvironmentLoader,
+    Metrics,
+    ModelRoute,
+    ModelRunner,
+    ParquetFolder,
+    RouteTable,
+    ServingApp,
+)
+
+from .conftest import live_server, predict_path, rows_of
+
+DEMO = predict_path("tumour_triage")
+
+
+def relabel(runner: ModelRunner, version: str) -> ModelRunner:
+    """The same loaded bundle answering as another version."""
+    return ModelRunner(runner.executor, runner.model, version)
+
+
+def table_of(route: ModelRoute) -> RouteTable:
+    return RouteTable("local", "local", {route.name: route})
+
+
+def within_4_sigma(hits: int, n: int, p: float) -> bool:
+    return abs(hits - n * p) <= 4 * math.sqrt(n * p * (1 - p))
+
+
+def test_ab_weights_split_the_traffic(demo_runner: ModelRunner) -> None:
+    v1, v2 = relabel(demo_runner, "v1"), relabel(demo_runner, "v2")
+    app = ServingApp(table_of(ModelRoute("tumour_triage", (v1, v2), (80.0, 20.0))), seed=7)
+    body = rows_of(demo_runner)
+    expected = demo_runner.executor.run_dict(body)
+    n = 1200
+    seen: dict[str, int] = {}
+    with live_server(app) as base, httpx.Client(base_url=base) as client:
+        for _ in range(n):
+            response = client.post(DEMO, json=body)
+            assert response.status_code == 200 and response.json() == expected
+            version = response.headers["x-shipyard-version"]
+            seen[version] = seen.get(version, 0) + 1
+    assert set(seen) == {"v1", "v2"}
+    assert within_4_sigma(seen["v2"], n, 0.2), seen
+
+
+def test_the_loader_builds_ab_shadow_and_capture_from_the_environment(demo: Registry) -> None:
+    demo.add_component("demo", "production", "tumour_triage", "v1")
+    demo.set_setting(
+        "traffic",
+        {"weights": {"v1": 70, "v2": 30}, "shadow": "v3"},
+        "demo",
+        "production",
+        "tumour_triage",
+    )
+    demo.set_environment_config("demo", "production", {"capture": {"rate": 0.25}})
+    table = EnvironmentLoader(demo, "demo", "production").load()
+    assert table.capture_rate == 0.25
+    route = table.models["tumour_triage"]
+    assert [r.version for r in route.live] == ["v1", "v2"]
+    assert route.shares == (70.0, 30.0)
+    assert route.shadow is not None and route.shadow.version == "v3"
+    assert sorted(route.versions) == ["v1", "v2", "v3"]
+    assert {r.warm_seconds is not None for _, r in table.runners()} == {True}
+
+
+def wait_for(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_shadow_gets_a_copy_its_answers_are_logged_and_counted_never_returned(
+    demo_runner: ModelRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    live, shadow = relabel(demo_runner, "v1"), relabel(demo_runner, "v3")
+    metrics = Metrics()
+    app = ServingApp(
+        table_of(ModelRoute("tumour_triage", (live,), (100.0,), shadow)), metrics=metrics
+    )
+    ids = []
+    with (
+        caplog.at_level(logging.INFO, logger="shipyard.serving.shadow"),
+        live_server(app) as base,
+        httpx.Client(base_url=base) as client,
+    ):
+        for _ in range(20):
+            response = client.post(DEMO, json=rows_of(demo_runner))
+            assert response.headers["x-shipyard-version"] == "v1"
+            assert set(response.json()) == {"p_malignant", "decision"}
+            ids.append(response.headers["x-request-id"])
+        wait_for(lambda: metrics.shadow.labels("tumour_triage", "v3", "ok")._value.get() == 20)
+        metrics_text = client.get("/metrics").text
+    assert (
+        'shipyard_shadow_requests_total{model="tumour_triage",outcome="ok",version="v3"} 20.0'
+        in metrics_text
+    )
+    shadow_lines = [r.getMessage() for r in caplog.records if r.name == "shipyard.serving.shadow"]
+    assert all(any(i in line for line in shadow_lines) for i in ids)
+    assert '"decision":["refer"]' in shadow_lines[0]
+
+
+def test_capture_writes_sampled_inputs_and_outputs_to_parquet(
+    demo_runner: ModelRunner, tmp_path: Path
+) -> None:
+    metrics = Metrics()
+    capture = Capture(ParquetFolder(tmp_path), metrics, rate=1.0, rows_per_file=10)
+    app = ServingApp(table_of(ModelRoute.single(demo_runner)), metrics=metrics, capture=capture)
+    ids = []
+    with live_server(app) as base, httpx.Client(base_url=base) as client:
+        for count in (1, 2, 3, 4, 5):
+            response = client.post(DEMO, json=rows_of(demo_runner, count))
+            ids += [response.headers["x-request-id"]] * count
+    files = sorted((tmp_path / "tumour_triage" / "1.0.0").glob("*.parquet"))
+    assert len(files) >= 2  # rotated at 10 rows, the rest flushed at shutdown
+    rows = [pq.read_table(f).to_pydict() for f in files]
+    assert sum(len(r["request_id"]) for r in rows) == 15
+    assert sorted(i for r in rows for i in r["request_id"]) == sorted(ids)
+    first = rows[0]
+    assert (
+        first["input.tumours.mean_radius"][0] == rows_of(demo_runner)["tumours"]["mean_radius"][0]
+    )
+    assert first["output.decision"][0] in {"refer", "review", "routine"}
+    assert first["version"][0] == "1.0.0"
+
+
+def test_capture_samples_its_share(demo_runner: ModelRunner) -> None:
+    capture = Capture(ParquetFolder("/nonexistent"), Metrics(), rate=0.25, seed=3)
+    hits = sum(capture.sampled() for _ in range(4000))
+    assert within_4_sigma(hits, 4000, 0.25)
+    capture.rate = 0.0
+    assert not any(capture.sampled() for _ in range(100))
+
+
+class BlockedSink:
+    """A writer stuck on a full disk until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.writes = 0
+
+    def write(self, model: str, version: str, table: object) -> None:
+        self.release.wait(30)
+        self.writes += 1
+
+
+def test_a_blocked_writer_never_fails_or_slows_requests_and_drops_are_counted(
+    demo_runner: ModelRunner,
+) -> None:
+    metrics = Metrics()
+    sink = BlockedSink()
+    capture = Capture(sink, metrics, rate=1.0, queue_size=5, seconds_per_file=0.05)
+    app = ServingApp(table_of(ModelRoute.single(demo_runner)), metrics=metrics, capture=capture)
+    slowest = 0.0
+    try:
+        with live_server(app) as base, httpx.Client(base_url=base) as client:
+            for _ in range(200):
+                started = time.perf_counter()
+                assert client.post(DEMO, json=rows_of(demo_runner)).status_code == 200
+                slowest = max(slowest, time.perf_counter() - started)
+            text = client.get("/metrics").text
+            sink.release.set()
+    finally:
+        sink.release.set()
+    dropped = metrics.capture_dropped.labels("queue_full")._value.get()
+    assert dropped >= 150
+    assert f'shipyard_capture_dropped_total{{reason="queue_full"}} {dropped}' in text
+    assert slowest < 1.0
+    assert sink.writes >= 1
+
+
+class FullDisk:
+    def write(self, model: str, version: str, table: object) -> None:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_failing_writer_loses_only_captures(demo_runner: ModelRunner) -> None:
+    metrics = Metrics()
+    capture = Capture(FullDisk(), metrics, rate=1.0, rows_per_file=1)
+    app = ServingApp(table_of(ModelRoute.single(demo_runner)), metrics=metrics, capture=capture)
+    with live_server(app) as base, httpx.Client(base_url=base) as client:
+        for _ in range(5):
+            assert client.post(DEMO, json=rows_of(demo_runner)).status_code == 200
+    assert metrics.capture_dropped.labels("write_failed")._value.get() == 5
