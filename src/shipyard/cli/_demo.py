@@ -15,6 +15,7 @@ from ..artifact import generate_key_pair
 from ..demo_pipeline import build_pipeline, reference
 from ..errors import ShipyardError
 from ..runtime import Artifact
+from ..serving._demo import serve_demo_step
 from . import _demo_registry
 from ._output import console
 
@@ -107,5 +108,7 @@ def demo(
     if not same:
         raise ShipyardError("the bundle's results differ from the pipeline's")
     _demo_registry.run(workdir, pipeline, bundle, private, public)
+    console.rule("[bold]10. serve production on localhost and ask it for one prediction")
+    serve_demo_step(workdir, _demo_registry.PROJECT, "production", console, public_key=public)
     console.rule("[bold]done")
     console.print(f"inspect it: shipyard artifact inspect {bundle} --public-key {public}")
