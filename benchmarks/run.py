@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from importlib import metadata
@@ -14,7 +15,7 @@ BENCH_VENV = ROOT / ".venv-bench"
 WORK = ROOT / "benchmarks" / ".work"
 # Libraries both sides must share at the same version, and the peers we measure against.
 SHARED = ("numpy", "pandas", "scikit-learn", "xgboost", "lightgbm", "onnxruntime", "skops", "scipy")
-PEERS = ("mlflow>=3,<4", "bentoml>=1.4,<2")
+PEERS = ("mlflow>=3,<4", "bentoml>=1.4,<2", f"pyspark=={metadata.version('pyspark')}")
 
 
 def bench_python() -> Path:
@@ -43,6 +44,15 @@ def main() -> None:
     subprocess.run(
         [str(python), str(ROOT / "benchmarks" / "inprocess.py"), str(WORK)], check=True, env=env
     )
+    if shutil.which("wrk") is None:
+        print("serving benchmark skipped: it needs wrk (Debian: apt-get install -y wrk)")
+    else:
+        serving = ROOT / "benchmarks" / "serving.py"
+        command = [sys.executable, str(serving), str(WORK), "--bench-python", str(python)]
+        subprocess.run(command, check=True, env=env)
+    print("\nbatch scoring, 1,000,000 rows …", flush=True)
+    batch = [sys.executable, str(ROOT / "benchmarks" / "batch.py"), str(WORK), str(python)]
+    subprocess.run(batch, check=True, env=env)
 
 
 if __name__ == "__main__":

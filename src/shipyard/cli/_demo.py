@@ -12,6 +12,7 @@ import typer
 from rich.table import Table as RichTable
 
 from ..artifact import generate_key_pair
+from ..batch._demo import batch_demo_step
 from ..demo_pipeline import build_pipeline, reference
 from ..errors import ShipyardError
 from ..runtime import Artifact
@@ -108,7 +109,9 @@ def demo(
     if not same:
         raise ShipyardError("the bundle's results differ from the pipeline's")
     _demo_registry.run(workdir, pipeline, bundle, private, public)
-    console.rule("[bold]10. serve production on localhost and ask it for one prediction")
+    console.rule("[bold]10. score a file of 100,000 rows with the production model")
+    batch_demo_step(workdir, bundle, console)
+    console.rule("[bold]11. serve production on localhost and ask it for one prediction")
     serve_demo_step(workdir, _demo_registry.PROJECT, "production", console, public_key=public)
     console.rule("[bold]done")
     console.print(f"inspect it: shipyard artifact inspect {bundle} --public-key {public}")

@@ -12,6 +12,7 @@ from . import (
     _admin,
     _apikey,
     _artifact,
+    _batch,
     _components,
     _demo,
     _environments,
@@ -30,6 +31,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(_artifact.app, name="artifact")
+app.add_typer(_batch.app, name="batch")
 app.add_typer(_keys.app, name="key")
 app.add_typer(_projects.projects, name="project")
 app.add_typer(_projects.models, name="model")

@@ -122,10 +122,14 @@ from .._runtime._spark import score_dataframes
 _executor = load_directory(Path(__file__).resolve().parent.parent, "pyspark_dataframe")
 
 
-def main(tables, outputs=None, passthrough=()):
-    """Score ``{{"{table}": spark_dataframe}}``: a DataFrame of passthrough columns + outputs."""
+def main(tables, outputs=None, passthrough=(), rejects=None):
+    """Score ``{{"{table}": spark_dataframe}}``: a DataFrame of passthrough columns + outputs.
+
+    With ``rejects="COLUMN"`` rows that fail validation are kept, with null outputs and
+    their reason as JSON in that column, instead of failing the job.
+    """
     package = __package__.rsplit(".", 1)[0]
-    return score_dataframes(_executor, package, tables, outputs, passthrough)
+    return score_dataframes(_executor, package, tables, outputs, passthrough, rejects)
 '''
 
 _PACKAGE_INIT = '''\

@@ -281,6 +281,37 @@ class Executor:
             arrays.append(arrow_array(self.nodes[name]["dtype"], values[name]))
         return pa.RecordBatch.from_arrays(arrays, names=[*passthrough, *plan.outputs]), rejected
 
+    def score_arrow_marked(
+        self,
+        batch: Any,
+        table: str,
+        outputs: Sequence[str] | None,
+        passthrough: Sequence[str],
+        reason_column: str,
+    ) -> Any:
+        """``score_arrow_rows`` as one RecordBatch: passthrough, outputs and ``reason_column``.
+
+        The valid rows come first with a null reason; the rejected rows follow with null
+        outputs and their reason as JSON text ``{"table", "column", "message"}``. For
+        Spark's mapInArrow, which returns one schema.
+        """
+        import pyarrow as pa
+
+        scored, rejected = self.score_arrow_rows(batch, table, outputs, passthrough)
+        if not rejected:
+            return scored.append_column(reason_column, pa.nulls(scored.num_rows, pa.string()))
+        bad = batch.take(pa.array([row for row, _ in rejected], type=pa.int64()))
+        arrays = []
+        for i, name in enumerate(scored.schema.names):
+            tail = bad.column(name) if name in passthrough else pa.nulls(len(rejected))
+            arrays.append(pa.concat_arrays([scored.column(i), tail.cast(scored.schema[i].type)]))
+        reasons = [
+            json.dumps({"table": e.table, "column": e.column, "message": reason(e)})
+            for _, e in rejected
+        ]
+        arrays.append(pa.array([None] * scored.num_rows + reasons, type=pa.string()))
+        return pa.RecordBatch.from_arrays(arrays, names=[*scored.schema.names, reason_column])
+
 
 _EMPTY = {
     "float64": np.empty(0, dtype=np.float64),
@@ -407,6 +438,11 @@ def arrow_array(dtype: str, values: np.ndarray) -> Any:
     if dtype == "datetime":
         return pa.array(values, type=pa.timestamp("us"))
     return pa.array(values.tolist(), type=pa.list_(pa.float64()))
+
+
+def arrow_type(dtype: str) -> Any:
+    """The pyarrow type ``arrow_array`` gives an output column of ``dtype``."""
+    return arrow_array(dtype, _EMPTY[dtype]).type
 
 
 def _coerce(name: str, dtype: str, raw: Any, rows: int) -> np.ndarray:

@@ -33,6 +33,7 @@ def _make_worker(
     table: str,
     outputs: tuple[str, ...],
     passthrough: tuple[str, ...],
+    rejects: str | None = None,
 ) -> Any:
     # Everything the worker needs is a local name or an import inside the function, so
     # cloudpickle sends it by value and the worker needs nothing importable in advance.
@@ -88,7 +89,10 @@ def _make_worker(
             runtime = importlib.import_module(name)
         executor = runtime.cached_executor(key, files.value)
         for batch in batches:
-            yield executor.score_arrow_batch(batch, table, outputs, passthrough)
+            if rejects is None:
+                yield executor.score_arrow_batch(batch, table, outputs, passthrough)
+            else:
+                yield executor.score_arrow_marked(batch, table, outputs, passthrough, rejects)
 
     return score
 
@@ -99,14 +103,19 @@ def score_dataframes(
     tables: Mapping[str, Any],
     outputs: Sequence[str] | None = None,
     passthrough: Sequence[str] | str = (),
+    rejects: str | None = None,
 ) -> Any:
     """Score ``{table: DataFrame}``; return a DataFrame of ``passthrough`` columns and the outputs.
 
     Needs a pipeline with exactly one input table and a classic (not Spark Connect)
     session. Raises UnknownTable or MissingColumn on wrong input, UsageError on an
     unknown output; a row that fails validation fails the Spark job with the SchemaError
-    (naming table, column and row, and the row's passthrough values). ``package`` is
-    the bundle's top folder, kept for the entry point's signature.
+    (naming table, column and row, and the row's passthrough values) unless ``rejects``
+    names a column: then every row is returned, a row that fails validation with null
+    outputs and its reason in that column as JSON (``{"table", "column", "message"}``),
+    the others with a null there. ``package`` is the bundle's top folder, kept for the
+    entry point's signature. Text columns declared numeric (a CSV read without a schema)
+    are parsed on the workers.
     """
     if len(executor.tables) != 1:
         raise UsageError(
@@ -132,12 +141,17 @@ def score_dataframes(
     clash = [name for name in plan.outputs if name in passthrough]
     if clash:
         raise UsageError(f"passthrough column '{clash[0]}' has the name of an output")
+    if rejects is not None and rejects in (*passthrough, *plan.outputs):
+        raise UsageError(f"the rejects column '{rejects}' has the name of another column")
     declared = executor.tables[table].columns
     keep = list(dict.fromkeys([*passthrough, *(c for c in frame.columns if c in declared)]))
     selected = frame.select(*keep)
     types = {f.name: f.dataType.simpleString() for f in selected.schema.fields}
     schema = [f"`{name}` {types[name]}" for name in passthrough]
     schema += [f"`{name}` {_SPARK_TYPES[executor.dtype(name)]}" for name in plan.outputs]
+    if rejects is not None:
+        schema.append(f"`{rejects}` string")
     files = frame.sparkSession.sparkContext.broadcast(dict(executor.files))
-    worker = _make_worker(files, sha256(executor.files[MANIFEST]), table, plan.outputs, passthrough)
+    key = sha256(executor.files[MANIFEST])
+    worker = _make_worker(files, key, table, plan.outputs, passthrough, rejects)
     return selected.mapInArrow(worker, ", ".join(schema))

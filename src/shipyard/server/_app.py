@@ -28,6 +28,7 @@ from starlette.routing import Route
 from .. import __version__
 from ..errors import PermissionDenied, ShipyardError, UsageError
 from ..registry import ROLES, ApiToken, Registry, to_json
+from ._batch_routes import batch_routes
 from ._openapi import API_PREFIX, openapi
 from ._operations import OPERATIONS, Operation, convert
 
@@ -268,6 +269,7 @@ def create_app(
         Route("/health", _health, methods=["GET"]),
         Route("/openapi.json", spec, methods=["GET"]),
         *(Route(API_PREFIX + op.path, api.endpoint(op), methods=[op.method]) for op in OPERATIONS),
+        *batch_routes(lambda: api.registry),
     ]
     return Starlette(
         routes=routes,

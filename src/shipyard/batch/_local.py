@@ -1,0 +1,291 @@
+"""The local engine: score a file with a bundle in bounded memory, chunk by chunk.
+
+Each chunk goes through the bundle's own executor (``Executor.score_arrow_rows``): the
+rows that pass validation are scored, the others become reject records with the
+reason. With ``workers`` > 1 chunks are scored in that many processes (each loads the
+bundle once) and written in input order. Memory holds a few chunks at a time, whatever
+the size of the file.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import closing
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from ..errors import UsageError
+from ..runtime import Artifact
+from ..runtime._executor import Executor, arrow_type, reason
+from ._io import ROW, Chunk, Sink, Source, formats, rejects_location
+
+DEFAULT_CHUNK_ROWS = 50_000
+REJECT_FIELDS = ("table", "column", "row", "message")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a run is: records read so far, how many were rejected, the share of the file read."""
+
+    rows: int
+    rejected: int
+    fraction: float | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a finished run did: ``rows`` read = ``scored`` + ``rejected``, always."""
+
+    engine: str
+    input: str
+    output: str
+    rejects: str
+    format: str
+    rows: int
+    scored: int
+    rejected: int
+    seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        """Records read per second of the whole run."""
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The result as plain JSON data, ``rows_per_second`` included."""
+        return {**asdict(self), "rows_per_second": round(self.rows_per_second, 1)}
+
+    def summary(self) -> str:
+        """One line: rows, scored, rejected, seconds, rows/s, and where the files are."""
+        line = (
+            f"{self.rows:,} rows: {self.scored:,} scored, {self.rejected:,} rejected "
+            f"in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s) -> {self.output}"
+        )
+        return line + (f"; rejects -> {self.rejects}" if self.rejected else "")
+
+
+class Stopped(Exception):
+    """Raised inside a run when ``should_stop`` says so (a cancelled job); nothing is kept."""
+
+
+class ChunkScorer:
+    """Scores chunks with one loaded bundle: output rows, and a reject record per failed row.
+
+    Output rows are the id column (or ``_row``) and the outputs; a reject record is
+    ``{id or _row, table, column, row, message}`` where ``row`` counts from the start of
+    the input file.
+    """
+
+    def __init__(
+        self, executor: Executor, outputs: Sequence[str] | None, id_column: str | None
+    ) -> None:
+        if len(executor.tables) != 1:
+            raise UsageError(
+                "batch scoring needs a pipeline with one input table; "
+                f"this one declares {', '.join(executor.tables)}"
+            )
+        (self.table,) = executor.tables
+        self.executor = executor
+        self.plan = executor.plan(outputs)
+        self.key = id_column or ROW
+        if self.key in self.plan.outputs:
+            raise UsageError(f"the id column '{self.key}' has the name of an output")
+        self.passthrough = (self.key, ROW) if id_column and id_column != ROW else (ROW,)
+
+    def needed_columns(self) -> list[str]:
+        """The columns to read from the input: the declared ones and the id column."""
+        declared = list(self.executor.tables[self.table].columns)
+        return [*declared, *(c for c in self.passthrough if c != ROW and c not in declared)]
+
+    def check_columns(self, present: Sequence[str] | None, location: str) -> None:
+        """Refuse an input that lacks a column the outputs need, or the id column."""
+        if present is None:
+            return
+        needed = [*self.plan.columns.get(self.table, ()), *self.passthrough[:-1]]
+        missing = [c for c in needed if c not in present]
+        if missing:
+            raise UsageError(
+                f"'{location}' has no column '{missing[0]}' "
+                f"(it has: {', '.join(present) or 'none'})"
+            )
+
+    def output_schema(self, id_type: pa.DataType) -> pa.Schema:
+        """The output file's columns: the id (of ``id_type``) or ``_row``, then the outputs."""
+        fields = [pa.field(self.key, id_type if self.key != ROW else pa.int64())]
+        fields += [pa.field(n, arrow_type(self.executor.dtype(n))) for n in self.plan.outputs]
+        return pa.schema(fields)
+
+    def score(self, chunk: Chunk) -> tuple[pa.RecordBatch, list[dict[str, Any]]]:
+        """The chunk's output rows and its reject records (unreadable records included)."""
+        batch = chunk.batch
+        scored, rejected = self.executor.score_arrow_rows(
+            batch, self.table, self.plan.outputs, self.passthrough
+        )
+        if self.key != ROW:
+            scored = scored.drop_columns([ROW])
+        keys = batch.column(self.key).to_pylist() if rejected else []
+        rows = batch.column(ROW).to_pylist() if rejected else []
+        records = [
+            {
+                self.key: keys[i],
+                "table": error.table,
+                "column": error.column,
+                "row": rows[i],
+                "message": reason(error),
+            }
+            for i, error in rejected
+        ]
+        for row, message in chunk.unreadable:
+            key = row if self.key == ROW else None
+            records.append(
+                {self.key: key, "table": None, "column": None, "row": row, "message": message}
+            )
+        return scored, records
+
+
+def load_executor(bundle: str | os.PathLike[str] | Artifact, public_key: Any = None) -> Executor:
+    """The verified bundle's executor (every file checked, and the signature when a key is set).
+
+    Raises TamperedArtifact, SignatureError or ArtifactError.
+    """
+    artifact = bundle if isinstance(bundle, Artifact) else Artifact(bundle, public_key)
+    return artifact.executor()  # verifies before anything is deserialised
+
+
+# -- worker processes ---------------------------------------------------------------------
+
+_worker_scorer: ChunkScorer | None = None
+
+
+def _start_worker(
+    bundle: str, public_key: Any, outputs: Sequence[str] | None, id_column: str | None
+) -> None:
+    global _worker_scorer
+    _worker_scorer = ChunkScorer(load_executor(bundle, public_key), outputs, id_column)
+
+
+def _score_in_worker(chunk: Chunk) -> tuple[pa.RecordBatch, list[dict[str, Any]]]:
+    assert _worker_scorer is not None, "the worker was not started with a bundle"
+    return _worker_scorer.score(chunk)
+
+
+def _pool_context() -> Any:
+    # fork would copy the parent's threads (pyarrow's, the progress bar's) mid-flight
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _scored_in_order(
+    chunks: Iterator[Chunk], scorer: ChunkScorer, workers: int, bundle: Path, public_key: Any
+) -> Generator[tuple[Chunk, tuple[pa.RecordBatch, list[dict[str, Any]]]], None, None]:
+    """Each chunk with what scoring it gave, in input order; ``workers`` processes if > 1."""
+    if workers <= 1:
+        for chunk in chunks:
+            yield chunk, scorer.score(chunk)
+        return
+    arguments = (str(bundle), public_key, scorer.plan.outputs, _id_column(scorer))
+    with ProcessPoolExecutor(
+        workers, mp_context=_pool_context(), initializer=_start_worker, initargs=arguments
+    ) as pool:
+        pending: deque[tuple[Chunk, Future[Any]]] = deque()
+        try:
+            for chunk in chunks:
+                pending.append((chunk, pool.submit(_score_in_worker, chunk)))
+                if len(pending) >= 2 * workers:  # bounded read-ahead keeps memory flat
+                    done, future = pending.popleft()
+                    yield done, future.result()
+            while pending:
+                done, future = pending.popleft()
+                yield done, future.result()
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+
+def _id_column(scorer: ChunkScorer) -> str | None:
+    return None if scorer.key == ROW else scorer.key
+
+
+def run_local(
+    bundle: str | os.PathLike[str] | Artifact,
+    input: str,
+    output: str,
+    *,
+    format: str | None = None,
+    input_format: str | None = None,
+    id_column: str | None = None,
+    outputs: Sequence[str] | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    workers: int = 1,
+    public_key: Any = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> BatchResult:
+    """Score the file ``input`` with ``bundle`` into ``output`` and its reject file beside it.
+
+    ``bundle``: a bundle file, or an opened ``Artifact`` (its loaded models are reused).
+    ``format`` is the output's (default: from its suffix, else the input's);
+    ``input_format`` the input's (default: from its suffix). The output holds the id
+    column (or ``_row``, the record's number in the input from 0) and the outputs; rows
+    that fail validation go to ``NAME.rejects.jsonl`` with the reason. Both files appear
+    only when the run completes (written under temporary names, then renamed).
+    ``on_progress`` is called after every chunk; ``should_stop`` too, and a True from it
+    raises Stopped, leaving nothing behind. Raises UsageError for bad arguments or an
+    unreadable input, the bundle's ArtifactError when it fails verification, ModelError
+    when a node fails on valid input.
+    """
+    started = time.perf_counter()
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+    input_format, format = formats(input, output, format, input_format)
+    if os.path.abspath(input) == os.path.abspath(output):
+        raise UsageError("the output would overwrite the input; choose another path")
+    artifact = bundle if isinstance(bundle, Artifact) else Artifact(bundle, public_key)
+    scorer = ChunkScorer(load_executor(artifact), outputs, id_column)
+    rejects = rejects_location(output)
+    rows = rejected = 0
+    with (
+        Source(input, input_format, scorer.needed_columns(), chunk_rows) as source,
+        Sink(output, format) as sink,
+        Sink(rejects, "jsonl") as reject_sink,
+    ):
+        scorer.check_columns(source.names, input)
+        id_type: pa.DataType = pa.string()
+        # closed explicitly, before the file: a worker pool may be reading chunks from it
+        results = _scored_in_order(source.chunks(), scorer, workers, artifact.path, public_key)
+        with closing(results):
+            for chunk, (scored, records) in results:
+                if should_stop is not None and should_stop():
+                    raise Stopped(f"stopped after {rows:,} rows")
+                if scorer.key in chunk.batch.schema.names:
+                    id_type = chunk.batch.schema.field(scorer.key).type
+                sink.write(scored)
+                if records:
+                    reject_sink.write_records(records)
+                rows += chunk.rows
+                rejected += len(records)
+                if on_progress is not None:
+                    elapsed = time.perf_counter() - started
+                    on_progress(Progress(rows, rejected, source.fraction(), elapsed))
+        reject_sink.commit()
+        sink.commit(scorer.output_schema(id_type))  # last: the output means "complete"
+    return BatchResult(
+        engine="local",
+        input=input,
+        output=output,
+        rejects=rejects,
+        format=format,
+        rows=rows,
+        scored=sink.rows,
+        rejected=rejected,
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,254 @@
+"""The Spark engine: score a file on Spark through the bundle's ``pyspark_dataframe`` entry point.
+
+The verified bundle is extracted to a temporary folder and imported on the driver, the
+input is read with ``spark.read``, scored in Arrow batches by the bundle's own executor
+on the workers (the bundle's files travel as a broadcast: the cluster needs only the
+libraries of requirements.txt), and written with ``df.write``. Rows that fail validation
+come back marked with their reason and are written beside the output, as on the local
+engine. Spark writes folders of part files; on a local disk they are written under a
+temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ..errors import UsageError
+from ..runtime import Artifact
+from ._io import ROW, formats, rejects_location
+from ._local import BatchResult
+
+REASON = "_reject"  # the column the entry point marks a rejected row's reason in
+_REASON_SCHEMA = "table string, column string, message string"
+_SPARK_FORMATS = {"csv": "csv", "parquet": "parquet", "jsonl": "json"}
+
+
+def spark_session(master: str) -> Any:
+    """The active SparkSession, or a new one on ``master`` (local[*], spark://…, yarn).
+
+    A local master runs its Python workers with this interpreter, which has the bundle's
+    libraries.
+    """
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    if master.startswith("local"):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return (
+        SparkSession.builder.master(master)
+        .appName("shipyard batch")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+
+
+@contextlib.contextmanager
+def imported_bundle(artifact: Artifact, folder: str) -> Iterator[ModuleType]:
+    """The bundle's ``pyspark_dataframe`` module, imported from ``folder`` (driver only).
+
+    Removed from ``sys.path`` and ``sys.modules`` afterwards.
+    """
+    artifact.extract(None, folder)
+    package = artifact.package
+    sys.path.insert(0, folder)
+    try:
+        yield importlib.import_module(f"{package}.pyspark_dataframe")
+    finally:
+        sys.path.remove(folder)
+        for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+            del sys.modules[name]
+
+
+def score_with_rejects(
+    entry: ModuleType, table: str, frame: Any, outputs: Sequence[str] | None, key: str
+) -> Any:
+    """The entry point's scored DataFrame: ``key``, the outputs and ``_reject`` (null when valid).
+
+    Uses ``main(..., rejects=)`` when the bundle's entry point takes it, else the
+    bundle's own ``score_dataframes``. Raises UsageError for a bundle exported before
+    Spark could set rejected rows aside.
+    """
+    tables = {table: frame}
+    if "rejects" in inspect.signature(entry.main).parameters:
+        return entry.main(tables, outputs, (key,), rejects=REASON)
+    package = entry.__name__.rsplit(".", 1)[0]
+    runtime = importlib.import_module(f"{package}._runtime._spark")
+    if "rejects" not in inspect.signature(runtime.score_dataframes).parameters:
+        raise UsageError(
+            f"bundle {package} was exported before Spark scoring could set bad rows aside; "
+            "export it again with this Shipyard"
+        )
+    executor = entry._executor  # noqa: SLF001 - the entry point's verified, loaded bundle
+    return runtime.score_dataframes(executor, package, tables, outputs, (key,), rejects=REASON)
+
+
+def with_row_numbers(frame: Any) -> Any:
+    """``frame`` with ``_row``: each record's number from 0, in file order for one input file.
+
+    One extra pass counts the records of each partition; the numbers are then the
+    partition's offset plus the record's place in it (all in the JVM).
+    """
+    from pyspark.sql import functions as F
+
+    tagged = frame.withColumn("_id", F.monotonically_increasing_id())
+    partition = F.shiftright(F.col("_id"), 33)  # the id's upper bits hold the partition
+    counts = sorted(tuple(r) for r in tagged.groupBy(partition.alias("p")).count().collect())
+    offsets: list[Any] = []
+    total = 0
+    for number, count in counts:
+        offsets += [F.lit(number), F.lit(total)]
+        total += count
+    if not offsets:
+        return frame.withColumn(ROW, F.lit(None).cast("bigint"))
+    place = F.col("_id").bitwiseAND((1 << 33) - 1)
+    row = F.create_map(*offsets)[partition] + place
+    return tagged.withColumn(ROW, row.cast("bigint")).drop("_id")
+
+
+def read_input(spark: Any, location: str, fmt: str) -> Any:
+    """The input file as a DataFrame: CSV with its header, every column as text."""
+    reader = spark.read
+    if fmt == "csv":
+        reader = reader.option("header", "true")
+    return reader.format(_SPARK_FORMATS[fmt]).load(location)
+
+
+def write_output(frame: Any, location: str, fmt: str) -> None:
+    """Write ``frame`` as a folder of part files; on a local disk under a temporary name first."""
+    writer = frame.write.format(_SPARK_FORMATS[fmt])
+    if fmt == "csv":
+        writer = writer.option("header", "true")
+    elif fmt == "jsonl":  # every record names every field, as the local engine writes them
+        writer = writer.option("ignoreNullFields", "false")
+    if "://" in location:  # hdfs://, s3a://: the job committer publishes the files at the end
+        writer.mode("overwrite").save(location)
+        return
+    final = Path(location).resolve()
+    temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        writer.mode("error").save(str(temporary))
+        if final.is_dir():
+            shutil.rmtree(final)
+        elif final.exists():
+            final.unlink()
+        os.replace(temporary, final)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def run_spark(
+    bundle: str | os.PathLike[str],
+    input: str,
+    output: str,
+    *,
+    format: str | None = None,
+    input_format: str | None = None,
+    id_column: str | None = None,
+    outputs: Sequence[str] | None = None,
+    master: str = "local[*]",
+    public_key: Any = None,
+    spark: Any = None,
+    arrow_batch_rows: int = 50_000,
+) -> BatchResult:
+    """Score ``input`` on Spark with ``bundle`` into the folder ``output``, rejects beside it.
+
+    The same outputs, id column (or ``_row``) and reject records as ``run_local``; the
+    output and ``NAME.rejects.jsonl`` are folders of part files. ``spark``: a session
+    to use (default: the active one, or a new one on ``master``, stopped at the end).
+    ``arrow_batch_rows``: rows per Arrow batch sent to the Python workers during the run
+    (Spark's ``spark.sql.execution.arrow.maxRecordsPerBatch``, 10,000 by default: larger
+    batches score faster; the session's own value is put back afterwards).
+    Raises UsageError, the bundle's ArtifactError, or Spark's error when the job fails.
+    """
+    from pyspark import StorageLevel
+
+    started = time.perf_counter()
+    input_format, format = formats(input, output, format, input_format)
+    artifact = Artifact(bundle, public_key)
+    artifact.verify()
+    tables = [t["name"] for t in artifact.input_info["tables"]]
+    if len(tables) != 1:
+        raise UsageError(f"batch scoring needs one input table; this bundle has {tables}")
+    owned = spark is None and _no_active_session()
+    session = spark or spark_session(master)
+    key = id_column or ROW
+    rejects = rejects_location(output)
+    batch_rows = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    previous = session.conf.get(batch_rows, None)
+    session.conf.set(batch_rows, str(arrow_batch_rows))
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="shipyard-spark-") as folder,
+            imported_bundle(artifact, folder) as entry,
+        ):
+            frame = read_input(session, input, input_format)
+            if id_column is None:
+                frame = with_row_numbers(frame)
+            elif id_column not in frame.columns:
+                raise UsageError(f"'{input}' has no column '{id_column}'")
+            scored = score_with_rejects(entry, tables[0], frame, outputs, key)
+            counts = _write_both(scored.persist(StorageLevel.MEMORY_AND_DISK), key, output, format)
+    finally:
+        if owned:
+            session.stop()
+        elif previous is None:
+            session.conf.unset(batch_rows)
+        else:
+            session.conf.set(batch_rows, previous)
+    scored_rows, rejected = counts.get(True, 0), counts.get(False, 0)
+    return BatchResult(
+        engine="spark",
+        input=input,
+        output=output,
+        rejects=rejects,
+        format=format,
+        rows=scored_rows + rejected,
+        scored=scored_rows,
+        rejected=rejected,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _write_both(scored: Any, key: str, output: str, fmt: str) -> dict[bool, int]:
+    """Write the valid rows to ``output`` and the rejected ones beside it; count both.
+
+    ``scored`` is persisted: both writes and the count read it once computed.
+    """
+    from pyspark.sql import functions as F
+
+    try:
+        reason = F.from_json(F.col(REASON), _REASON_SCHEMA)
+        row = F.col(ROW) if key == ROW else F.lit(None).cast("bigint")
+        bad = scored.where(F.col(REASON).isNotNull()).select(
+            F.col(key),
+            reason["table"].alias("table"),
+            reason["column"].alias("column"),
+            row.alias("row"),
+            reason["message"].alias("message"),
+        )
+        write_output(bad, rejects_location(output), "jsonl")
+        write_output(scored.where(F.col(REASON).isNull()).drop(REASON), output, fmt)
+        ok = F.col(REASON).isNull().alias("ok")
+        return {bool(r[0]): int(r[1]) for r in scored.groupBy(ok).count().collect()}
+    finally:
+        scored.unpersist()
+
+
+def _no_active_session() -> bool:
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession() is None

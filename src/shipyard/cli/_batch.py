@@ -1,0 +1,241 @@
+"""``shipyard batch``: score files with a bundle (locally or on Spark) and manage batch jobs."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ..errors import UsageError
+from ._backend import JSON, PROJECT_ENV, TOKEN_ENV, URL_ENV
+from ._output import console, emit, listing, print_json
+
+app = typer.Typer(
+    help="Score CSV, Parquet and JSON Lines files with a bundle, and run batch jobs.",
+    no_args_is_help=True,
+)
+
+JOB_COLUMNS = (
+    *("id", "project", "environment", "model", "version", "state"),
+    *("rows_done", "rows_rejected", "output", "error"),
+)
+
+
+def _names(text: str | None) -> list[str] | None:
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
+def _options(
+    format: str | None,
+    input_format: str | None,
+    id_column: str | None,
+    outputs: str | None,
+    chunk_rows: int | None,
+    workers: int | None,
+) -> dict[str, Any]:
+    found = {
+        "format": format,
+        "input_format": input_format,
+        "id_column": id_column,
+        "outputs": _names(outputs),
+        "chunk_rows": chunk_rows,
+        "workers": workers,
+    }
+    return {k: v for k, v in found.items() if v is not None}
+
+
+FORMAT = typer.Option(
+    None, "--format", help="Output format: csv, parquet or jsonl (default: the suffix)."
+)
+INPUT_FORMAT = typer.Option(None, "--input-format", help="Input format (default: the suffix).")
+ID_COLUMN = typer.Option(
+    None, "--id-column", help="Input column copied to the output and rejects (default: _row)."
+)
+OUTPUTS = typer.Option(None, "--outputs", help="Comma-separated nodes to write (default: outputs).")
+CHUNK_ROWS = typer.Option(None, "--chunk-rows", help="Rows scored at a time (default 50,000).")
+WORKERS = typer.Option(None, "--workers", help="Processes scoring chunks (default 1).")
+
+
+def _jobs() -> Any:
+    """Jobs on the registry server at $SHIPYARD_URL, else in the embedded registry."""
+    url = os.environ.get(URL_ENV)
+    if url:
+        from ..batch._client import BatchClient
+
+        return BatchClient(url, os.environ.get(TOKEN_ENV))
+    from ..batch import Jobs
+    from ..registry import Registry
+
+    return Jobs(Registry.open())
+
+
+@app.command("run")
+def run(
+    bundle: Path | None = typer.Argument(
+        None, help="The bundle (NAME-VERSION.tar.gz); or name it with --project/--env/--model."
+    ),
+    input: str = typer.Option(..., "--input", "-i", help="Input file: a path or s3:// URI."),
+    output: str = typer.Option(..., "--output", "-o", help="Output file (rejects go beside it)."),
+    project: str | None = typer.Option(
+        None, "--project", "-p", envvar=PROJECT_ENV, help="Score with the model this project…"
+    ),
+    env: str | None = typer.Option(None, "--env", "-e", help="…runs in this environment…"),
+    model: str | None = typer.Option(None, "--model", "-m", help="…under this name."),
+    format: str | None = FORMAT,
+    input_format: str | None = INPUT_FORMAT,
+    id_column: str | None = ID_COLUMN,
+    outputs: str | None = OUTPUTS,
+    chunk_rows: int | None = CHUNK_ROWS,
+    workers: int | None = WORKERS,
+    engine: str = typer.Option("local", "--engine", help="local, or spark."),
+    master: str = typer.Option(
+        "local[*]", "--master", help="Spark master: local[*], spark://host:7077, yarn."
+    ),
+    public_key: Path | None = typer.Option(
+        None, "--public-key", help="Ed25519 public key to check the bundle's signature."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Score a file: output and NAME.rejects.jsonl appear only when the run is complete."""
+    options = _options(format, input_format, id_column, outputs, chunk_rows, workers)
+    if engine not in ("local", "spark"):
+        raise UsageError(f"unknown engine '{engine}' (engines: local, spark)")
+    if bundle is not None and (env is not None or model is not None):
+        raise UsageError("give a bundle file or --project/--env/--model, not both")
+    if bundle is None and (project is None or env is None or model is None):
+        raise UsageError("give a bundle file, or --project, --env and --model")
+    with tempfile.TemporaryDirectory(prefix="shipyard-batch-") as folder:
+        if bundle is None:
+            from ..batch import fetch_deployed
+            from ._backend import open_backend
+
+            assert project is not None and env is not None and model is not None
+            with open_backend() as backend:
+                bundle = fetch_deployed(backend, project, env, model, folder)
+        result = _score(bundle, input, output, options, engine, master, public_key, as_json)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        console.print(result.summary(), soft_wrap=True)
+
+
+def _score(
+    bundle: Path,
+    input: str,
+    output: str,
+    options: dict[str, Any],
+    engine: str,
+    master: str,
+    public_key: Path | None,
+    quiet: bool,
+) -> Any:
+    if engine == "spark":
+        from ..batch import run_spark
+
+        if {"chunk_rows", "workers"} & set(options):
+            raise UsageError("--chunk-rows and --workers are for the local engine")
+        return run_spark(bundle, input, output, master=master, public_key=public_key, **options)
+    from ..batch import run_local
+    from ..batch._progress import progress_bar
+
+    if quiet:
+        return run_local(bundle, input, output, public_key=public_key, **options)
+    with progress_bar(console, f"scoring {Path(input).name}") as update:
+        return run_local(
+            bundle, input, output, public_key=public_key, on_progress=update, **options
+        )
+
+
+@app.command("submit")
+def submit(
+    project: str = typer.Option(..., "--project", "-p", envvar=PROJECT_ENV, help="Project."),
+    env: str = typer.Option(..., "--env", "-e", help="Environment whose model version scores."),
+    model: str = typer.Option(..., "--model", "-m", help="Model name."),
+    input: str = typer.Option(..., "--input", "-i", help="Input: absolute path or s3:// URI."),
+    output: str = typer.Option(..., "--output", "-o", help="Output: absolute path or s3:// URI."),
+    format: str | None = FORMAT,
+    input_format: str | None = INPUT_FORMAT,
+    id_column: str | None = ID_COLUMN,
+    outputs: str | None = OUTPUTS,
+    chunk_rows: int | None = CHUNK_ROWS,
+    workers: int | None = WORKERS,
+    as_json: bool = JSON,
+) -> None:
+    """Queue a batch job for the workers (see `shipyard batch worker`)."""
+    options = _options(format, input_format, id_column, outputs, chunk_rows, workers)
+    local = [p for p in (input, output) if "://" not in p]
+    input, output = (os.path.abspath(p) if p in local else p for p in (input, output))
+    jobs = _jobs()
+    try:
+        job = jobs.submit(project, env, model, input, output, options)
+    finally:
+        jobs.close()
+    emit(job, as_json, lambda j: f"queued batch job {j['id']} ({j['model']} {j['version']})")
+
+
+@app.command("status")
+def status(job_id: int = typer.Argument(..., help="Job id."), as_json: bool = JSON) -> None:
+    """A job's state, progress and result."""
+    jobs = _jobs()
+    try:
+        job = jobs.get(job_id)
+    finally:
+        jobs.close()
+    emit(job, as_json, listing(*JOB_COLUMNS, "rejects", "created_at", "finished_at"))
+
+
+@app.command("list")
+def list_(
+    project: str | None = typer.Option(None, "--project", "-p", help="Only this project's jobs."),
+    env: str | None = typer.Option(None, "--env", "-e", help="Only this environment's jobs."),
+    state: str | None = typer.Option(None, "--state", help="queued, running, succeeded, …"),
+    limit: int = typer.Option(50, "--limit", help="At most this many, newest first."),
+    as_json: bool = JSON,
+) -> None:
+    """Batch jobs, newest first."""
+    jobs = _jobs()
+    try:
+        found = jobs.list(project, env, state, limit)
+    finally:
+        jobs.close()
+    emit(found, as_json, listing(*JOB_COLUMNS, title="batch jobs"))
+
+
+@app.command("cancel")
+def cancel(job_id: int = typer.Argument(..., help="Job id."), as_json: bool = JSON) -> None:
+    """Cancel a queued or running job (nothing is written under its output name)."""
+    jobs = _jobs()
+    try:
+        job = jobs.cancel(job_id)
+    finally:
+        jobs.close()
+    emit(job, as_json, lambda j: f"batch job {j['id']}: {j['state']}")
+
+
+@app.command("worker")
+def worker(
+    once: bool = typer.Option(False, "--once", help="Exit when no job is queued."),
+    poll: float = typer.Option(2.0, "--poll", help="Seconds between looks for queued jobs."),
+    heartbeat: float = typer.Option(5.0, "--heartbeat", help="Seconds between heartbeats."),
+    stale_after: float = typer.Option(
+        60.0, "--stale-after", help="A running job without a heartbeat this long is recovered."
+    ),
+    max_attempts: int = typer.Option(3, "--max-attempts", help="Tries before a job fails."),
+) -> None:
+    """Run queued batch jobs from the registry database, one at a time, until stopped."""
+    from ..batch import Worker
+    from ..registry import Registry
+
+    with Registry.open() as registry:
+        runner = Worker(
+            registry,
+            poll_every=poll,
+            heartbeat_every=heartbeat,
+            stale_after=stale_after,
+            max_attempts=max_attempts,
+        )
+        console.print(f"batch worker {runner.name} on {registry.engine.url.render_as_string()}")
+        runner.run(until_idle=once)

@@ -1,0 +1,140 @@
+"""Batch fixtures: generated tumour files, a deliberately slow bundle, one SparkSession.
+
+The registry databases (``database_url``, ``engine``: SQLite and PostgreSQL) come from
+tests/conftest.py.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy.engine import Engine
+
+import shipyard as sy
+from shipyard.batch._demo import tumour_rows
+from shipyard.registry import LocalStore, Registry
+
+
+def write_table(table: pa.Table, path: Path) -> Path:
+    """``table`` as the CSV, Parquet or JSON Lines file that ``path``'s suffix names."""
+    if path.suffix == ".csv":
+        pcsv.write_csv(table, path)
+    elif path.suffix == ".parquet":
+        pq.write_table(table, path, row_group_size=700)
+    else:
+        import orjson
+
+        path.write_bytes(
+            b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in table.to_pylist())
+        )
+    return path
+
+
+def read_table(path: Path) -> pa.Table:
+    """An output file (CSV read as text, so ids stay as written) as a table."""
+    if path.suffix == ".csv":
+        return pcsv.read_csv(path)
+    if path.suffix == ".parquet":
+        return pq.read_table(path)
+    import pyarrow.json as pjson
+
+    return pjson.read_json(path) if path.stat().st_size else pa.table({})
+
+
+@pytest.fixture()
+def registry(engine: Engine, tmp_path: Path) -> Registry:
+    """A registry acting as 'alice' on the test's database, with a local artifact store."""
+    return Registry(engine, LocalStore(tmp_path / "artifacts"), actor="alice")
+
+
+@pytest.fixture(scope="session")
+def tumours() -> pa.Table:
+    """2,000 generated tumour rows with an ``id`` column (T0000000, …)."""
+    return tumour_rows(2_000, seed=1)
+
+
+@sy.feature
+def slow_double(x: Any) -> Any:
+    """Twice x, taking a while per chunk: a job that is still running when a test acts."""
+    import time
+
+    time.sleep(0.05)
+    return x * 2.0
+
+
+@pytest.fixture(scope="session")
+def slow_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A bundle 'slow' 1.0.0 (table ``items``, column ``x``) whose one output sleeps per call."""
+    pipeline = sy.Pipeline(
+        "slow",
+        "1.0.0",
+        inputs=[sy.Table("items", [sy.Column("x", "float64", min=0.0)])],
+        nodes=[slow_double],
+        outputs=["slow_double"],
+    )
+    return pipeline.export(tmp_path_factory.mktemp("slow-bundle"))
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One local SparkSession (two cores, no UI) for the session; workers run this Python."""
+    pytest.importorskip("pyspark")
+    from pyspark.sql import SparkSession
+
+    previous = os.environ.get("PYSPARK_PYTHON")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("shipyard-batch-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    try:
+        yield session
+    finally:
+        session.stop()
+        if previous is None:
+            os.environ.pop("PYSPARK_PYTHON", None)
+        else:
+            os.environ["PYSPARK_PYTHON"] = previous
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server on a free loopback port."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture()
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A fresh bucket on the moto server (``client.bucket``); the environment points at it."""
+    import uuid
+
+    import boto3
+
+    credentials = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    for name, value in {**credentials, "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SHIPYARD_S3_ENDPOINT_URL", s3_endpoint)
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    client.bucket = f"batch-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=client.bucket)
+    return client

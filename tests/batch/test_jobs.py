@@ -1,0 +1,327 @@
+"""Batch jobs on SQLite and PostgreSQL: queued, claimed once, run, cancelled, never lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from starlette.applications import Starlette
+
+from shipyard.batch import (
+    Job,
+    Worker,
+    cancel_job,
+    claim_job,
+    get_job,
+    list_jobs,
+    submit_job,
+    wait_for,
+)
+from shipyard.batch._client import BatchClient
+from shipyard.cli import main
+from shipyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from shipyard.registry import Registry
+from shipyard.server._batch_routes import batch_routes
+
+from ..conftest import serving
+from .conftest import read_table, write_table
+
+FAST = {"poll_every": 0.05, "heartbeat_every": 0.2, "stale_after": 1.0}
+
+
+@pytest.fixture()
+def production(registry: Registry, slow_bundle: Path, signed_bundle: Path) -> Registry:
+    """Project 'demo' whose production runs 'slow' v1 and 'tumour_triage' v1."""
+    registry.create_project("demo")
+    for bundle in (slow_bundle, signed_bundle):
+        version = registry.register_model("demo", bundle)
+        registry.tag("demo", version.model, version.version_id)
+        registry.add_component("demo", "production", version.model)
+    return registry
+
+
+@pytest.fixture()
+def items(tmp_path: Path) -> Path:
+    """600 rows for the slow model (one sleep per 10-row chunk: about 3 s in all)."""
+    path = tmp_path / "items.csv"
+    path.write_text("x\n" + "".join(f"{i}.25\n" for i in range(600)))
+    return path
+
+
+def until(check: Callable[[], Any], timeout: float = 60.0) -> Any:
+    """Poll ``check`` until it returns something true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    pytest.fail(f"waited {timeout} s in vain")
+
+
+def running(registry: Registry, job_id: int) -> Job | None:
+    """The job once a worker has scored some of it, else None."""
+    job = get_job(registry, job_id)
+    return job if job.state == "running" and job.rows_done > 0 else None
+
+
+def test_a_job_scores_with_the_version_deployed_when_it_was_submitted(
+    production: Registry, tumours: pa.Table, tmp_path: Path
+) -> None:
+    data = write_table(tumours.slice(0, 300), tmp_path / "in.parquet")
+    output = tmp_path / "scores.csv"
+    job = submit_job(
+        production,
+        "demo",
+        "production",
+        "tumour_triage",
+        str(data),
+        str(output),
+        {"id_column": "id"},
+    )
+    deployed = production.list_components("demo", "production")
+    assert (job.state, job.version, job.rows_done) == ("queued", "v1", 0)
+    assert job.bundle_digest == next(c.digest for c in deployed if c.name == "tumour_triage")
+    Worker(production, **FAST).run(until_idle=True)
+    done = get_job(production, job.id)
+    assert (done.state, done.rows_done, done.rows_rejected, done.error) == (
+        "succeeded",
+        300,
+        0,
+        None,
+    )
+    assert done.result is not None and done.result["scored"] == 300
+    assert read_table(output).column("id").to_pylist() == tumours.column("id")[:300].to_pylist()
+    assert [e.action for e in production.audit_list(limit=1)] == ["batch.submit"]
+    assert [j.id for j in list_jobs(production, "demo", "production", "succeeded")] == [job.id]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error", "message"),
+    [
+        (("tumour_triage", "in.csv", "/tmp/out.csv", {}), InvalidInput, "absolute path"),
+        (("nope", "/tmp/in.csv", "/tmp/out.csv", {}), NotFound, "does not run model 'nope'"),
+        (("slow", "/tmp/in.csv", "/tmp/out.csv", {"workers": 0}), InvalidInput, "at least 1"),
+        (
+            ("slow", "/tmp/in.csv", "/tmp/out.csv", {"speed": 2}),
+            InvalidInput,
+            "unknown batch option",
+        ),
+        (("slow", "/tmp/in.xlsx", "/tmp/out.csv", {}), InvalidInput, "cannot tell the format"),
+    ],
+)
+def test_a_job_that_cannot_run_is_refused_at_submission(
+    production: Registry, arguments: tuple[Any, ...], error: type[Exception], message: str
+) -> None:
+    model, source, target, options = arguments
+    with pytest.raises(error, match=message):
+        submit_job(production, "demo", "production", model, source, target, options)
+    assert list_jobs(production) == []
+
+
+def test_concurrent_workers_never_claim_the_same_job(
+    production: Registry, items: Path, tmp_path: Path
+) -> None:
+    ids = [
+        submit_job(
+            production, "demo", "production", "slow", str(items), str(tmp_path / f"{i}.csv")
+        ).id
+        for i in range(6)
+    ]
+    claimed: list[int] = []
+
+    def claim_all(worker: str) -> None:
+        while (job := claim_job(production, worker)) is not None:
+            claimed.append(job.id)
+
+    threads = [threading.Thread(target=claim_all, args=(f"w{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(claimed) == ids
+    assert {j.state for j in list_jobs(production)} == {"running"}
+
+
+def test_cancelling_a_running_job_stops_it_and_writes_nothing(
+    production: Registry, items: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "scores.csv"
+    options = {"chunk_rows": 10}
+    job = submit_job(production, "demo", "production", "slow", str(items), str(output), options)
+    worker = Worker(production, **FAST).start()
+    try:
+        until(lambda: running(production, job.id))
+        assert cancel_job(production, job.id).state == "cancelled"
+    finally:
+        worker.stop(timeout=30)
+    done = get_job(production, job.id)
+    assert (done.state, done.error) == ("cancelled", "cancelled by alice")
+    assert not output.exists()
+    assert not list(tmp_path.glob(".scores.csv.*"))  # the temporary files went too
+    with pytest.raises(Conflict, match="already cancelled"):
+        cancel_job(production, job.id)
+
+
+def test_a_job_that_fails_says_why(production: Registry, tmp_path: Path) -> None:
+    data = tmp_path / "in.csv"
+    data.write_text("y\n1\n")
+    job = submit_job(production, "demo", "production", "slow", str(data), str(tmp_path / "o.csv"))
+    Worker(production, **FAST).run(until_idle=True)
+    done = get_job(production, job.id)
+    assert done.state == "failed"
+    assert done.error is not None and "has no column 'x'" in done.error
+
+
+@pytest.fixture()
+def worker_process(
+    production: Registry, database_url: str, tmp_path: Path
+) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+    """Starts ``shipyard batch worker`` processes on the test's registry; kills them after."""
+    started: list[subprocess.Popen[bytes]] = []
+    env = dict(
+        os.environ,
+        SHIPYARD_DATABASE_URL=database_url,
+        SHIPYARD_ARTIFACT_STORE=str(tmp_path / "artifacts"),
+    )
+    command = [sys.executable, "-c", "from shipyard.cli import main; main()", "batch", "worker"]
+    command += ["--poll", "0.05", "--heartbeat", "0.2", "--stale-after", "1"]
+
+    def start() -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("max_attempts", [2, 1])
+def test_a_killed_worker_never_loses_its_job(
+    production: Registry,
+    worker_process: Callable[[], subprocess.Popen[bytes]],
+    items: Path,
+    tmp_path: Path,
+    max_attempts: int,
+) -> None:
+    output = tmp_path / "scores.csv"
+    options = {"chunk_rows": 10}
+    job = submit_job(production, "demo", "production", "slow", str(items), str(output), options)
+    process = worker_process()
+    until(lambda: running(production, job.id))
+    process.send_signal(signal.SIGKILL)  # mid-job, as a crash or a restart would
+    process.wait(timeout=30)
+    assert get_job(production, job.id).state == "running"  # as the dead worker left it
+    assert not output.exists()
+    # The next worker to start finds it, once its heartbeat is older than stale_after.
+    restarted = Worker(production, **FAST, max_attempts=max_attempts).start()
+    try:
+        done = wait_for(production, job.id, timeout=60)
+    finally:
+        restarted.stop(timeout=30)
+    assert done.error is not None and "stopped during attempt 1" in done.error
+    if max_attempts == 2:
+        assert (done.state, done.attempts, done.rows_done) == ("succeeded", 2, 600)
+        assert "queued again to run from the start" in done.error
+        assert read_table(output).num_rows == 600
+    else:
+        assert (done.state, done.attempts) == ("failed", 1)
+        assert "gave up after 1 attempts" in done.error
+        assert not output.exists()
+
+
+def test_http_routes_submit_follow_list_and_cancel(
+    production: Registry, items: Path, tmp_path: Path
+) -> None:
+    app = Starlette(routes=batch_routes(lambda: production))
+    deployer = production.create_token("ci", "deployer")[1]
+    viewer = production.create_token("watcher", "viewer")[1]
+    with serving(app) as url:
+        client = BatchClient(url, deployer)
+        submitted = client.submit(
+            "demo", "production", "slow", str(items), str(tmp_path / "o.csv"), {"chunk_rows": 50}
+        )
+        assert (submitted["state"], submitted["model"], submitted["created_by"]) == (
+            "queued",
+            "slow",
+            "ci",
+        )
+        assert client.get(submitted["id"])["input"] == str(items)
+        assert [j["id"] for j in BatchClient(url, viewer).list(project="demo")] == [submitted["id"]]
+        import httpx
+
+        path = f"{url}/api/v1/projects/demo/environments/production/models/slow/batch"
+        auth = {"Authorization": f"Bearer {viewer}"}
+        assert httpx.get(f"{path}/{submitted['id']}", headers=auth).json()["id"] == submitted["id"]
+        other = httpx.get(
+            f"{path.replace('/slow/', '/tumour_triage/')}/{submitted['id']}", headers=auth
+        )
+        assert other.status_code == 404
+        assert httpx.post(path, json={}).status_code == 401
+        with pytest.raises(PermissionDenied, match="has role viewer"):
+            BatchClient(url, viewer).cancel(submitted["id"])
+        with pytest.raises(InvalidInput, match="absolute path"):
+            client.submit("demo", "production", "slow", "in.csv", "/tmp/o.csv")
+        assert client.cancel(submitted["id"])["state"] == "cancelled"
+        with pytest.raises(Conflict):
+            client.cancel(submitted["id"])
+        with pytest.raises(NotFound):
+            client.get(999_999)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """Run the CLI in-process; return (exit code, stdout)."""
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().out
+
+
+def test_cli_scores_with_the_deployed_model_and_manages_jobs(
+    production: Registry,
+    database_url: str,
+    tumours: pa.Table,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("SHIPYARD_URL", raising=False)
+    monkeypatch.setenv("SHIPYARD_DATABASE_URL", database_url)
+    monkeypatch.setenv("SHIPYARD_ARTIFACT_STORE", str(tmp_path / "artifacts"))
+    data = write_table(tumours.slice(0, 40), tmp_path / "in.csv")
+    model = ("--project", "demo", "--env", "production", "--model", "tumour_triage")
+    code, out = run_cli(
+        capsys, "batch", "run", *model, "-i", str(data), "-o", str(tmp_path / "o.csv"), "--json"
+    )
+    assert (code, json.loads(out)["scored"]) == (0, 40)
+    code, out = run_cli(
+        capsys, "batch", "submit", *model, "-i", str(data), "-o", str(tmp_path / "p.csv"), "--json"
+    )
+    job_id = json.loads(out)["id"]
+    code, out = run_cli(capsys, "batch", "status", str(job_id), "--json")
+    assert (code, json.loads(out)["state"], json.loads(out)["output"]) == (
+        0,
+        "queued",
+        str(tmp_path / "p.csv"),
+    )
+    code, out = run_cli(capsys, "batch", "list", "--state", "queued", "--json")
+    assert [j["id"] for j in json.loads(out)] == [job_id]
+    code, out = run_cli(capsys, "batch", "cancel", str(job_id))
+    assert (code, out.strip()) == (0, f"batch job {job_id}: cancelled")
+    code, _ = run_cli(capsys, "batch", "cancel", str(job_id))
+    assert code == 1

@@ -1,0 +1,133 @@
+"""The Spark engine and the spark-submit example write what the local engine writes.
+
+Real PySpark in local mode: one session for the whole test session; spark-submit starts
+its own JVM, on a Python where ``import shipyard`` fails (as on a cluster without it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+
+from shipyard.batch import run_local, run_spark
+from shipyard.runtime import Artifact
+
+from .conftest import write_table
+from .test_local import _damage_csv, rejects_of
+
+pytestmark = pytest.mark.slow
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "spark_submit" / "job.py"
+DAMAGE = {7: ("mean_radius", "n/a"), 640: ("mean_area", "-3"), 1700: ("worst_symmetry", "")}
+
+
+def read_folder(folder: Path, fmt: str) -> pa.Table:
+    """The part files Spark wrote into ``folder`` as one table."""
+    kind = {"parquet": "parquet", "csv": "csv", "jsonl": "json"}[fmt]
+    return ds.dataset(folder, format=kind).to_table()
+
+
+def read_rejects(folder: Path) -> list[dict[str, Any]]:
+    """Spark's reject records (a folder of JSON Lines part files)."""
+    return [json.loads(line) for part in sorted(folder.glob("part-*")) for line in part.open()]
+
+
+@pytest.fixture()
+def damaged(tumours: pa.Table, tmp_path: Path) -> Path:
+    """The 2,000 tumour rows as CSV, three of them broken (wrong type, out of range, null)."""
+    data = write_table(tumours, tmp_path / "in.csv")
+    _damage_csv(data, tumours.column_names, DAMAGE)
+    return data
+
+
+def test_the_spark_engine_writes_the_scores_and_rejects_of_the_local_engine(
+    spark: Any, signed_bundle: Path, damaged: Path, tmp_path: Path
+) -> None:
+    local = run_local(
+        Artifact(signed_bundle), str(damaged), str(tmp_path / "local.parquet"), id_column="id"
+    )
+    result = run_spark(
+        signed_bundle, str(damaged), str(tmp_path / "spark.parquet"), id_column="id", spark=spark
+    )
+    assert (result.rows, result.scored, result.rejected) == (2000, 1997, 3)
+    assert (result.scored, result.rejected) == (local.scored, local.rejected)
+    want = ds.dataset(tmp_path / "local.parquet").to_table().sort_by("id")
+    got = read_folder(tmp_path / "spark.parquet", "parquet").sort_by("id")
+    assert got.column_names == want.column_names == ["id", "p_malignant", "decision"]
+    assert got.column("id").equals(want.column("id"))
+    assert got.column("decision").equals(want.column("decision"))
+    np.testing.assert_allclose(
+        got.column("p_malignant").to_numpy(), want.column("p_malignant").to_numpy()
+    )
+    spark_rejects = read_rejects(tmp_path / "spark.rejects.jsonl")
+    local_rejects = rejects_of(tmp_path / "local.parquet")
+    assert [{**r, "row": None} for r in local_rejects] == sorted(
+        spark_rejects, key=lambda r: r["id"]
+    )
+    assert not list(tmp_path.glob(".*.partial"))
+
+
+def test_without_an_id_column_spark_numbers_rows_as_they_are_in_the_file(
+    spark: Any, signed_bundle: Path, damaged: Path, tmp_path: Path
+) -> None:
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(64 * 1024))  # several partitions
+    try:
+        run_spark(signed_bundle, str(damaged), str(tmp_path / "spark.csv"), spark=spark)
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    run_local(Artifact(signed_bundle), str(damaged), str(tmp_path / "local.csv"))
+    got = read_folder(tmp_path / "spark.csv", "csv").sort_by("_row")
+    want = ds.dataset(tmp_path / "local.csv", format="csv").to_table()
+    assert got.column("_row").to_pylist() == want.column("_row").to_pylist()
+    assert got.column("decision").equals(want.column("decision"))
+    spark_rejects = sorted(read_rejects(tmp_path / "spark.rejects.jsonl"), key=lambda r: r["_row"])
+    assert spark_rejects == rejects_of(tmp_path / "local.csv")
+    assert [r["row"] for r in spark_rejects] == sorted(DAMAGE)
+
+
+def test_spark_submit_runs_the_example_on_a_python_without_shipyard(
+    signed_bundle: Path, damaged: Path, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "no-shipyard" / "shipyard"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('Shipyard is not on this cluster')\n")
+    env = dict(
+        os.environ,
+        PYSPARK_PYTHON=sys.executable,
+        PYSPARK_DRIVER_PYTHON=sys.executable,
+        PYTHONPATH=str(blocked.parent),
+    )
+    spark_submit = Path(sys.executable).parent / "spark-submit"
+    command = [str(spark_submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false"]
+    command += ["--archives", f"{signed_bundle}#model", str(EXAMPLE)]
+    command += [
+        "--input",
+        str(damaged),
+        "--output",
+        str(tmp_path / "scores.parquet"),
+        "--id-column",
+        "id",
+    ]
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "rows": 2000,
+        "scored": 1997,
+        "rejected": 3,
+    }
+    scores = read_folder(tmp_path / "scores.parquet", "parquet")
+    assert scores.column_names == ["id", "p_malignant", "decision"]
+    assert scores.num_rows == 1997
+    rejected = sorted(r["id"] for r in read_rejects(tmp_path / "scores.rejects.jsonl"))
+    assert rejected == [f"T{row:07d}" for row in sorted(DAMAGE)]
