@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -281,3 +282,36 @@ def api_server(database_url: str, tmp_path: Path) -> Iterator[ApiServer]:
     with serving(create_app(lambda: registry)) as url:
         yield ApiServer(url, registry)
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One local SparkSession (two cores, no UI) for the whole test session.
+
+    Shared by the runtime and batch tests: ``getOrCreate`` would hand both the same
+    session anyway, so one fixture owns its start and its stop. PySpark starts Python
+    workers with PYSPARK_PYTHON (default: whatever "python3" is on PATH), so it is set to
+    this interpreter while the session lives.
+    """
+    from pyspark.sql import SparkSession
+
+    previous = os.environ.get("PYSPARK_PYTHON")
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("shipyard-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.default.parallelism", "2")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    try:
+        yield session
+    finally:
+        session.stop()
+        if previous is None:
+            os.environ.pop("PYSPARK_PYTHON", None)
+        else:
+            os.environ["PYSPARK_PYTHON"] = previous

@@ -6,8 +6,6 @@ tests/conftest.py.
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,34 +79,6 @@ def slow_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         outputs=["slow_double"],
     )
     return pipeline.export(tmp_path_factory.mktemp("slow-bundle"))
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
-    """One local SparkSession (two cores, no UI) for the session; workers run this Python."""
-    pytest.importorskip("pyspark")
-    from pyspark.sql import SparkSession
-
-    previous = os.environ.get("PYSPARK_PYTHON")
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("shipyard-batch-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    try:
-        yield session
-    finally:
-        session.stop()
-        if previous is None:
-            os.environ.pop("PYSPARK_PYTHON", None)
-        else:
-            os.environ["PYSPARK_PYTHON"] = previous
 
 
 @pytest.fixture(scope="session")

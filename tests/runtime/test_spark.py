@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib
-import os
 import re
 import shutil
 import sys
@@ -30,34 +29,6 @@ pytestmark = pytest.mark.slow
 pyspark = pytest.importorskip("pyspark")
 
 PACKAGE = "tumour_triage_1_0_0"
-
-
-@pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
-    """A local SparkSession with two cores whose Python workers run this interpreter."""
-    from pyspark.sql import SparkSession
-
-    # PySpark starts workers with PYSPARK_PYTHON (default: whatever "python3" is on PATH).
-    previous = os.environ.get("PYSPARK_PYTHON")
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("shipyard-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    try:
-        yield session
-    finally:
-        session.stop()
-        if previous is None:
-            del os.environ["PYSPARK_PYTHON"]
-        else:
-            os.environ["PYSPARK_PYTHON"] = previous
 
 
 @pytest.fixture(scope="module")
