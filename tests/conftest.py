@@ -33,7 +33,7 @@ from shipyard import Pipeline
 from shipyard.artifact import generate_key_pair
 from shipyard.demo_pipeline import build_pipeline, reference
 from shipyard.registry import LocalStore, Registry, create_engine, migrate
-from shipyard.registry._models import AuditHead, Base
+from shipyard.registry._rows import AuditHeadRow, Base
 
 
 @pytest.fixture(scope="session")
@@ -178,7 +178,9 @@ def _emptied(url: str) -> None:
             if table.name != "audit_head":
                 connection.execute(table.delete())
         connection.execute(
-            sa.update(AuditHead).values(last_id=0, last_hash="0" * 64).where(AuditHead.id == 1)
+            sa.update(AuditHeadRow)
+            .values(last_id=0, last_hash="0" * 64)
+            .where(AuditHeadRow.id == 1)
         )
     engine.dispose()
 
@@ -275,7 +277,7 @@ class ApiServer:
 @pytest.fixture()
 def api_server(database_url: str, tmp_path: Path) -> Iterator[ApiServer]:
     """The registry HTTP API over real HTTP on 127.0.0.1, on each backend's database."""
-    from shipyard.server import create_app
+    from shipyard.registry_http import create_app
 
     engine = create_engine(database_url)
     registry = Registry(engine, LocalStore(tmp_path / "server-artifacts"), actor="server")

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
-from . import errors  # noqa: E402
-from .runtime import Artifact  # noqa: E402
+from . import errors
+from ._version import __version__
+from .runtime import Artifact
 
 if TYPE_CHECKING:
     from .pipeline import Column, OnnxModel, Pipeline, Table, feature, model, rule

@@ -1,21 +1,36 @@
 """Shipyard's one exception tree; catch what you mean.
 
-    ShipyardError
-    ├── ArtifactError, SchemaError, PipelineError, ModelError, UsageError
-    │       drawn in ``shipyard.runtime._errors``: they live in the runtime so that a
-    │       bundle, which carries a copy of it, raises errors of the same names and shape
-    └── RegistryError
-            NotFound, Conflict, InvalidInput (InvalidSetting, InvalidComponentConfig),
-            PermissionDenied, AuditBroken, StoreError: drawn in ``shipyard.registry._errors``
+    ShipyardError                  every error Shipyard raises; carries ``exit_code``
+    ├── ArtifactError              a bundle cannot be trusted or loaded
+    │   ├── TamperedArtifact       a file differs from MANIFEST.json (or is missing / extra)
+    │   ├── SignatureError         MANIFEST.sig is absent, malformed or from another key
+    │   └── IncompatibleArtifact   the bundle's format version is newer than this runtime
+    ├── SchemaError                input data does not match the bundle's input tables
+    │   ├── UnknownTable, MissingColumn, WrongType, NullValue, OutOfRange
+    ├── PipelineError              a pipeline definition is refused
+    │   ├── GraphError             unknown reference, cycle, duplicate, type clash
+    │   └── CaptureError           a feature reads a global, helper or closure
+    ├── ModelError                 a model cannot be saved, loaded or run
+    ├── UsageError                 a command or call was given bad arguments (exit code 2)
+    └── RegistryError              the registry refused or could not do something
+        ├── NotFound               a project, environment, model, version, revision … is unknown
+        ├── Conflict               the current state forbids the change (exists already, cycle,
+        │                          dependants, promote into a challenger, nothing to promote)
+        ├── InvalidInput           a name, value or file is malformed (exit code 2)
+        │   ├── InvalidSetting     a setting key or value is refused; the message says why
+        │   └── InvalidComponentConfig   a component config file does not apply; lists every problem
+        ├── PermissionDenied       a token or API key is unknown, revoked, or its role is too low
+        ├── AuditBroken            ``audit verify`` found an event that breaks the hash chain
+        └── StoreError             a blob is missing from the artifact store or fails its sha256
 
-Every class carries ``exit_code`` (what the CLI returns); the registry's also carry
-``http_status``. The registry's classes are imported on first use (PEP 562): the
-registry needs SQLAlchemy, and importing ``shipyard`` must stay cheap.
+The classes above ``RegistryError`` live in ``shipyard.runtime._errors`` because every
+bundle carries a copy of the runtime and must raise errors of the same names and shape;
+this module re-exports them. Every class carries ``exit_code`` (what the CLI returns);
+``shipyard.web`` (``http_status``, ``error_response``) maps each one to an HTTP
+status and JSON body for every server Shipyard runs.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
 
 from .runtime._errors import (
     ArtifactError,
@@ -35,33 +50,6 @@ from .runtime._errors import (
     UsageError,
     VersionMismatchWarning,
     WrongType,
-)
-
-if TYPE_CHECKING:
-    from .registry._errors import (
-        AuditBroken,
-        Conflict,
-        InvalidComponentConfig,
-        InvalidInput,
-        InvalidSetting,
-        NotFound,
-        PermissionDenied,
-        RegistryError,
-        StoreError,
-    )
-
-_REGISTRY_NAMES = frozenset(
-    {
-        "AuditBroken",
-        "Conflict",
-        "InvalidComponentConfig",
-        "InvalidInput",
-        "InvalidSetting",
-        "NotFound",
-        "PermissionDenied",
-        "RegistryError",
-        "StoreError",
-    }
 )
 
 __all__ = [
@@ -94,15 +82,66 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _REGISTRY_NAMES:
-        from .registry import _errors
+class RegistryError(ShipyardError):
+    """The registry refused or could not do something; the message says what and why."""
 
-        value = getattr(_errors, name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module 'shipyard.errors' has no attribute '{name}'")
+    http_status = 400
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | _REGISTRY_NAMES)
+class NotFound(RegistryError):
+    """A named object does not exist; the message lists what does, when that helps."""
+
+    http_status = 404
+
+
+class Conflict(RegistryError):
+    """The registry's current state forbids the change (duplicate, cycle, dependants, …)."""
+
+    http_status = 409
+
+
+class InvalidInput(RegistryError):
+    """A name, value or document given by the caller is malformed."""
+
+    exit_code = 2
+    http_status = 422
+
+
+class InvalidSetting(InvalidInput):
+    """A setting key or value is refused; ``key`` names the setting."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"setting '{key}': {reason}")
+        self.key = key
+        self.reason = reason
+
+
+class InvalidComponentConfig(InvalidInput):
+    """A component config does not apply; ``problems`` lists every reason, nothing was changed."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("component config refused, nothing changed: " + "; ".join(problems))
+        self.problems = list(problems)
+
+
+class PermissionDenied(RegistryError):
+    """An API token is missing, unknown or revoked, or its role does not allow the operation."""
+
+    http_status = 403
+
+
+class AuditBroken(RegistryError):
+    """The audit log's hash chain is broken; ``event_id`` is the first event that fails."""
+
+    http_status = 409
+
+    def __init__(self, event_id: int, reason: str) -> None:
+        super().__init__(f"audit log broken at event {event_id}: {reason}")
+        self.event_id = event_id
+        self.reason = reason
+
+
+class StoreError(RegistryError):
+    """A blob is missing from the artifact store, fails its sha256, or the store is unreachable."""
+
+    http_status = 502

@@ -31,7 +31,7 @@ from shipyard.batch._client import BatchClient
 from shipyard.cli import main
 from shipyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from shipyard.registry import Registry
-from shipyard.server._batch_routes import batch_routes
+from shipyard.registry_http._batch_routes import batch_routes
 
 from ..conftest import serving
 from .conftest import read_table, write_table

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from shipyard.registry import AuditBroken, Registry, _audit
-from shipyard.registry._models import AuditEvent
+from shipyard.registry._rows import AuditEventRow
 
 from .conftest import MODEL
 
@@ -100,7 +100,7 @@ def test_an_edited_and_rehashed_event_breaks_the_next_link(
 ) -> None:
     # A careful forger recomputes the edited event's own hash: the next event's link fails.
     with Session(engine) as session, session.begin():
-        event = session.get(AuditEvent, 6)
+        event = session.get(AuditEventRow, 6)
         assert event is not None
         event.actor = "mallory"
         event.hash = _audit._event_hash(event.prev_hash, event)

@@ -20,7 +20,7 @@ from shipyard.registry import (
     schema_revision,
 )
 from shipyard.registry._db import VERSION_TABLE
-from shipyard.registry._models import Base
+from shipyard.registry._rows import Base
 
 from .conftest import BACKENDS, Postgres
 

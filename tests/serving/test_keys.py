@@ -9,7 +9,7 @@ import pytest
 
 from shipyard.errors import NotFound
 from shipyard.registry import Registry
-from shipyard.registry._models import EnvironmentApiKey
+from shipyard.registry._rows import EnvironmentApiKeyRow
 from shipyard.serving import (
     KeyRing,
     ModelRunner,
@@ -33,7 +33,7 @@ def test_a_key_is_shown_once_stored_hashed_audited_and_revocable(registry: Regis
     info, key = create_api_key(registry, "demo", "production", "web")
     assert key.startswith(f"sya_{info.id}_") and len(key) > 40
     with registry.engine.connect() as connection:
-        stored = connection.execute(EnvironmentApiKey.__table__.select()).mappings().one()
+        stored = connection.execute(EnvironmentApiKeyRow.__table__.select()).mappings().one()
     assert stored["secret_hash"] == hash_key(key)
     assert key not in str(dict(stored))
     assert [k.name for k in list_api_keys(registry, "demo", "production")] == ["web"]

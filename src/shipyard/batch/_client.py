@@ -13,7 +13,7 @@ from urllib.parse import quote
 import httpx
 
 from ..errors import RegistryError
-from ..server import API_PREFIX, error_from_response
+from ..registry_http import API_PREFIX, error_from_response
 
 
 class BatchClient:

@@ -39,7 +39,7 @@ from ..registry._audit import append as audit
 from ..registry._audit import utc_text
 from ..registry._db import WRITE
 from ..registry._lookup import listing, now
-from ..registry._models import BatchJob, Environment, Project
+from ..registry._rows import BatchJobRow, EnvironmentRow, ProjectRow
 from ._io import FORMATS, formats, is_remote, rejects_location
 from ._local import Stopped, run_local
 
@@ -98,9 +98,9 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=now().tzinfo)
 
 
-def _job(session: Session, row: BatchJob) -> Job:
-    project = session.get(Project, row.project_id)
-    environment = session.get(Environment, row.environment_id)
+def _job(session: Session, row: BatchJobRow) -> Job:
+    project = session.get(ProjectRow, row.project_id)
+    environment = session.get(EnvironmentRow, row.environment_id)
     options = dict(row.options or {})
     user = {k: v for k, v in options.items() if k not in _INTERNAL}
 
@@ -133,8 +133,8 @@ def _job(session: Session, row: BatchJob) -> Job:
     )
 
 
-def _row(session: Session, job_id: int, lock: bool = False) -> BatchJob:
-    query = select(BatchJob).where(BatchJob.id == job_id)
+def _row(session: Session, job_id: int, lock: bool = False) -> BatchJobRow:
+    query = select(BatchJobRow).where(BatchJobRow.id == job_id)
     if lock:
         query = query.with_for_update().execution_options(populate_existing=True)
     found = session.execute(query).scalar_one_or_none()
@@ -143,7 +143,7 @@ def _row(session: Session, job_id: int, lock: bool = False) -> BatchJob:
     return found
 
 
-def _object(job: Job | BatchJob, project: str, environment: str) -> str:
+def _object(job: Job | BatchJobRow, project: str, environment: str) -> str:
     return f"project/{project}/environment/{environment}/batch/{job.id}"
 
 
@@ -246,11 +246,13 @@ def submit_job(
         raise InvalidInput(str(exc)) from None
     component = deployed_component(registry, project, env, model)
     with _transaction(registry) as session:
-        proj = session.execute(select(Project).where(Project.name == project)).scalar_one()
+        proj = session.execute(select(ProjectRow).where(ProjectRow.name == project)).scalar_one()
         environment = session.execute(
-            select(Environment).where(Environment.project_id == proj.id, Environment.name == env)
+            select(EnvironmentRow).where(
+                EnvironmentRow.project_id == proj.id, EnvironmentRow.name == env
+            )
         ).scalar_one()
-        row = BatchJob(
+        row = BatchJobRow(
             project_id=proj.id,
             environment_id=environment.id,
             component=model,
@@ -290,17 +292,17 @@ def list_jobs(
     if state is not None and state not in STATES:
         raise InvalidInput(f"unknown state '{state}' (states: {', '.join(STATES)})")
     with _transaction(registry, write=False) as session:
-        query = select(BatchJob).order_by(BatchJob.id.desc()).limit(max(1, limit))
+        query = select(BatchJobRow).order_by(BatchJobRow.id.desc()).limit(max(1, limit))
         if project is not None:
-            query = query.join(Project, Project.id == BatchJob.project_id).where(
-                Project.name == project
+            query = query.join(ProjectRow, ProjectRow.id == BatchJobRow.project_id).where(
+                ProjectRow.name == project
             )
             if env is not None:
-                query = query.join(Environment, Environment.id == BatchJob.environment_id).where(
-                    Environment.name == env
-                )
+                query = query.join(
+                    EnvironmentRow, EnvironmentRow.id == BatchJobRow.environment_id
+                ).where(EnvironmentRow.name == env)
         if state is not None:
-            query = query.where(BatchJob.state == state)
+            query = query.where(BatchJobRow.state == state)
         return [_job(session, row) for row in session.execute(query).scalars()]
 
 
@@ -333,9 +335,9 @@ def claim_job(registry: Registry, worker: str) -> Job | None:
     """
     with _transaction(registry) as session:
         row = session.execute(
-            select(BatchJob)
-            .where(BatchJob.state == "queued")
-            .order_by(BatchJob.id)
+            select(BatchJobRow)
+            .where(BatchJobRow.state == "queued")
+            .order_by(BatchJobRow.id)
             .limit(1)
             .with_for_update(skip_locked=True)
         ).scalar_one_or_none()
@@ -361,7 +363,9 @@ def recover_jobs(registry: Registry, stale_after: float, max_attempts: int = 3) 
     recovered = []
     with _transaction(registry) as session:
         rows = session.execute(
-            select(BatchJob).where(BatchJob.state == "running").with_for_update(skip_locked=True)
+            select(BatchJobRow)
+            .where(BatchJobRow.state == "running")
+            .with_for_update(skip_locked=True)
         ).scalars()
         for row in rows:
             beat = _aware(row.heartbeat_at or row.started_at)
@@ -389,8 +393,12 @@ def _beat(registry: Registry, job: Job, worker: str, rows: int, rejected: int) -
     (cancelled, or given to another worker after this one was presumed dead)."""
     with _transaction(registry) as session:
         done = session.execute(
-            update(BatchJob)
-            .where(BatchJob.id == job.id, BatchJob.worker == worker, BatchJob.state == "running")
+            update(BatchJobRow)
+            .where(
+                BatchJobRow.id == job.id,
+                BatchJobRow.worker == worker,
+                BatchJobRow.state == "running",
+            )
             .values(rows_done=rows, rows_rejected=rejected, heartbeat_at=now())
         )
         return bool(done.rowcount)  # type: ignore[attr-defined]

@@ -126,7 +126,7 @@ def server(
     import uvicorn
 
     from ..registry import Registry
-    from ..server import create_app
+    from ..registry_http import create_app
 
     with Registry.open() as registry:
         if not registry.list_tokens():
@@ -138,7 +138,7 @@ def server(
     console.print(
         f"registry API on http://{host}:{port}/api/v1 (OpenAPI: /openapi.json)", soft_wrap=True
     )
-    # Failed requests are logged (with their request id and traceback) by 'shipyard.server'.
+    # Failed requests are logged (with their request id and traceback) by 'shipyard.registry_http'.
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

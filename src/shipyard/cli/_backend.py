@@ -18,7 +18,7 @@ from ..errors import UsageError
 
 if TYPE_CHECKING:
     from ..registry import Registry
-    from ..server import RegistryClient
+    from ..registry_http import RegistryClient
 
     Backend = Registry | RegistryClient
 
@@ -41,7 +41,7 @@ def open_backend() -> Backend:
     """
     url = os.environ.get(URL_ENV)
     if url:
-        from ..server import RegistryClient
+        from ..registry_http import RegistryClient
 
         return RegistryClient(url, os.environ.get(TOKEN_ENV))
     from ..registry import Registry

@@ -15,7 +15,7 @@ from importlib import metadata as _metadata
 from importlib import resources
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..errors import UsageError
 from ..runtime._dataset import parse_dataset, table_specs
 from ..runtime._executor import FORMAT_VERSION, Executor

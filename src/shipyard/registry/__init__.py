@@ -9,11 +9,10 @@
     registry.promote("demo", "integration")                          # into uat, atomically
 
 Results are frozen dataclasses of JSON types (``to_json`` makes plain data of them);
-errors are the ``RegistryError`` tree in ``_errors``. See docs/registry.md.
+errors are the ``RegistryError`` branch of ``shipyard.errors``. See docs/registry.md.
 """
 
-from ._db import create_engine, database_url, migrate, schema_revision, shipyard_home
-from ._errors import (
+from ..errors import (
     AuditBroken,
     Conflict,
     InvalidComponentConfig,
@@ -24,6 +23,7 @@ from ._errors import (
     RegistryError,
     StoreError,
 )
+from ._db import create_engine, database_url, migrate, schema_revision, shipyard_home
 from ._registry import DEFAULT_ENVIRONMENTS, ROLES, Registry
 from ._settings import DEFAULTS as SETTING_DEFAULTS
 from ._store import ArtifactStore, LocalStore, S3Store, open_store

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ._models import AuditEvent, AuditHead
+from ._rows import AuditEventRow, AuditHeadRow
 from ._types import AuditEntry, AuditReport
 
 GENESIS_HASH = "0" * 64
@@ -40,7 +40,7 @@ def as_json_data(value: Any) -> Any:
     return None if value is None else json.loads(json.dumps(value))
 
 
-def _event_hash(prev_hash: str, event: AuditEvent) -> str:
+def _event_hash(prev_hash: str, event: AuditEventRow) -> str:
     body = {
         "id": event.id,
         "at": utc_text(event.at),
@@ -56,18 +56,18 @@ def _event_hash(prev_hash: str, event: AuditEvent) -> str:
 
 def append(
     session: Session, actor: str, action: str, object: str, before: Any, after: Any
-) -> AuditEvent:
+) -> AuditEventRow:
     """Add one event at the end of the chain, in the caller's transaction.
 
     Call it last in a transaction: it locks the head row until commit.
     """
     head = session.execute(
-        select(AuditHead)
-        .where(AuditHead.id == 1)
+        select(AuditHeadRow)
+        .where(AuditHeadRow.id == 1)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one()
-    event = AuditEvent(
+    event = AuditEventRow(
         id=head.last_id + 1,
         at=datetime.now(UTC),
         actor=actor,
@@ -85,7 +85,7 @@ def append(
     return event
 
 
-def entry(event: AuditEvent) -> AuditEntry:
+def entry(event: AuditEventRow) -> AuditEntry:
     """The public form of an event."""
     return AuditEntry(
         id=event.id,
@@ -114,7 +114,7 @@ def verify(session: Session) -> AuditReport:
         )
 
     events = session.execute(
-        select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=500)
+        select(AuditEventRow).order_by(AuditEventRow.id).execution_options(yield_per=500)
     ).scalars()
     for event in events:
         if event.id != expected_id:
@@ -133,7 +133,7 @@ def verify(session: Session) -> AuditReport:
             return broken(event.id, "its content does not match its hash (edited?)")
         prev_hash = event.hash
         expected_id += 1
-    head = session.get(AuditHead, 1)
+    head = session.get(AuditHeadRow, 1)
     last = expected_id - 1
     if head is None:
         return broken(last + 1, "the audit head row is missing")

@@ -14,8 +14,8 @@ from typing import TypeVar
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from ._errors import InvalidInput, NotFound
-from ._models import Component, ComponentVersion, DefaultVersion, Environment, Project
+from ..errors import InvalidInput, NotFound
+from ._rows import ComponentRow, ComponentVersionRow, DefaultVersionRow, EnvironmentRow, ProjectRow
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 TAG = re.compile(r"^v([1-9][0-9]*)$")
@@ -55,19 +55,21 @@ def one(session: Session, query: Select[T], lock: bool) -> T | None:
     return session.execute(query).scalar_one_or_none()
 
 
-def project(session: Session, name: str, lock: bool = False) -> Project:
+def project(session: Session, name: str, lock: bool = False) -> ProjectRow:
     """A project by name; NotFound listing the projects."""
-    found = one(session, select(Project).where(Project.name == name), lock)
+    found = one(session, select(ProjectRow).where(ProjectRow.name == name), lock)
     if found is None:
-        names = session.execute(select(Project.name).order_by(Project.name)).scalars().all()
+        names = session.execute(select(ProjectRow.name).order_by(ProjectRow.name)).scalars().all()
         raise NotFound(f"project '{name}' does not exist (projects: {listing(names)})")
     return found
 
 
-def environment(session: Session, project: Project, name: str, lock: bool = False) -> Environment:
+def environment(
+    session: Session, project: ProjectRow, name: str, lock: bool = False
+) -> EnvironmentRow:
     """An environment of ``project`` by name; NotFound listing its environments."""
-    query = select(Environment).where(
-        Environment.project_id == project.id, Environment.name == name
+    query = select(EnvironmentRow).where(
+        EnvironmentRow.project_id == project.id, EnvironmentRow.name == name
     )
     found = one(session, query, lock)
     if found is None:
@@ -78,27 +80,31 @@ def environment(session: Session, project: Project, name: str, lock: bool = Fals
     return found
 
 
-def environment_names_by_id(session: Session, project: Project) -> dict[int, str]:
+def environment_names_by_id(session: Session, project: ProjectRow) -> dict[int, str]:
     """``{id: name}`` of the project's environments."""
-    query = select(Environment.id, Environment.name).where(Environment.project_id == project.id)
+    query = select(EnvironmentRow.id, EnvironmentRow.name).where(
+        EnvironmentRow.project_id == project.id
+    )
     return {row.id: row.name for row in session.execute(query)}
 
 
-def environment_names(session: Session, project: Project) -> list[str]:
+def environment_names(session: Session, project: ProjectRow) -> list[str]:
     """The project's environment names, in creation order."""
-    query = select(Environment.name).where(Environment.project_id == project.id)
-    return list(session.execute(query.order_by(Environment.id)).scalars())
+    query = select(EnvironmentRow.name).where(EnvironmentRow.project_id == project.id)
+    return list(session.execute(query.order_by(EnvironmentRow.id)).scalars())
 
 
-def component(session: Session, project: Project, name: str, lock: bool = False) -> Component:
+def component(session: Session, project: ProjectRow, name: str, lock: bool = False) -> ComponentRow:
     """A component of ``project`` by name; NotFound listing its models."""
-    query = select(Component).where(Component.project_id == project.id, Component.name == name)
+    query = select(ComponentRow).where(
+        ComponentRow.project_id == project.id, ComponentRow.name == name
+    )
     found = one(session, query, lock)
     if found is None:
         names = session.execute(
-            select(Component.name)
-            .where(Component.project_id == project.id)
-            .order_by(Component.name)
+            select(ComponentRow.name)
+            .where(ComponentRow.project_id == project.id)
+            .order_by(ComponentRow.name)
         ).scalars()
         raise NotFound(
             f"project '{project.name}' has no model '{name}' (models: {listing(list(names))})"
@@ -106,13 +112,15 @@ def component(session: Session, project: Project, name: str, lock: bool = False)
     return found
 
 
-def versions(session: Session, component: Component) -> list[ComponentVersion]:
+def versions(session: Session, component: ComponentRow) -> list[ComponentVersionRow]:
     """Every version of a component, oldest first."""
-    query = select(ComponentVersion).where(ComponentVersion.component_id == component.id)
-    return list(session.execute(query.order_by(ComponentVersion.number)).scalars())
+    query = select(ComponentVersionRow).where(ComponentVersionRow.component_id == component.id)
+    return list(session.execute(query.order_by(ComponentVersionRow.number)).scalars())
 
 
-def version(session: Session, component: Component, ref: str | int | None) -> ComponentVersion:
+def version(
+    session: Session, component: ComponentRow, ref: str | int | None
+) -> ComponentVersionRow:
     """A version by tag (``v2``), by version id (``3`` or 3), or the default (None).
 
     Raises InvalidInput for anything else, NotFound listing the tags and candidates.
@@ -144,10 +152,10 @@ def version(session: Session, component: Component, ref: str | int | None) -> Co
 
 
 def default_version(
-    session: Session, component: Component, known: Sequence[ComponentVersion]
-) -> ComponentVersion | None:
+    session: Session, component: ComponentRow, known: Sequence[ComponentVersionRow]
+) -> ComponentVersionRow | None:
     """The version chosen with set-default, else the newest tagged one, else None."""
-    pinned = session.get(DefaultVersion, component.id)
+    pinned = session.get(DefaultVersionRow, component.id)
     if pinned is not None:
         return next(v for v in known if v.id == pinned.component_version_id)
     tagged = [v for v in known if v.tag is not None]

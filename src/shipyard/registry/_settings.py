@@ -25,8 +25,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ._errors import InvalidSetting
-from ._models import Setting
+from ..errors import InvalidSetting
+from ._rows import SettingRow
 from ._types import EffectiveSetting
 
 DEFAULTS: dict[str, Any] = {
@@ -78,7 +78,7 @@ def values_at(session: Session, scope_keys: Iterable[str]) -> dict[str, dict[str
     """``{scope key: {key: value}}`` of the settings set at those levels."""
     keys = sorted(set(scope_keys))
     found: dict[str, dict[str, Any]] = {k: {} for k in keys}
-    for row in session.execute(select(Setting).where(Setting.scope_key.in_(keys))).scalars():
+    for row in session.execute(select(SettingRow).where(SettingRow.scope_key.in_(keys))).scalars():
         found[row.scope_key][row.key] = row.value
     return found
 

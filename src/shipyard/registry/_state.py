@@ -17,29 +17,28 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from ..errors import NotFound
 from . import _audit
-from ._errors import NotFound
 from ._lookup import now
-from ._models import (
-    Component,
-    ComponentVersion,
-    Environment,
-    Project,
-    Revision,
-    RevisionEntry,
-    Setting,
+from ._rows import (
+    ComponentRow,
+    ComponentVersionRow,
+    EnvironmentRow,
+    ProjectRow,
+    RevisionEntryRow,
+    RevisionRow,
+    SettingRow,
 )
 from ._settings import scope_key
-from ._types import ComponentDiff, DeployedComponent, Diff, ValueDiff
-from ._types import Revision as RevisionInfo
+from ._types import ComponentDiff, DeployedComponent, Diff, Revision, ValueDiff
 
 
 @dataclass
 class Entry:
     """A component version in an environment state, with its app config."""
 
-    component: Component
-    version: ComponentVersion
+    component: ComponentRow
+    version: ComponentVersionRow
     app_config: dict[str, Any]
 
     def deployed(self) -> DeployedComponent:
@@ -117,17 +116,17 @@ def entries(session: Session, revision_ids: Sequence[int]) -> dict[int, dict[str
     if not revision_ids:
         return found
     rows = session.execute(
-        select(RevisionEntry, Component, ComponentVersion)
-        .join(Component, RevisionEntry.component_id == Component.id)
-        .join(ComponentVersion, RevisionEntry.component_version_id == ComponentVersion.id)
-        .where(RevisionEntry.revision_id.in_(revision_ids))
+        select(RevisionEntryRow, ComponentRow, ComponentVersionRow)
+        .join(ComponentRow, RevisionEntryRow.component_id == ComponentRow.id)
+        .join(ComponentVersionRow, RevisionEntryRow.component_version_id == ComponentVersionRow.id)
+        .where(RevisionEntryRow.revision_id.in_(revision_ids))
     ).all()
     for entry, component, version in rows:
         found[entry.revision_id][component.name] = Entry(component, version, dict(entry.app_config))
     return found
 
 
-def state_of(revision: Revision, entries: dict[str, Entry]) -> State:
+def state_of(revision: RevisionRow, entries: dict[str, Entry]) -> State:
     """The state a revision holds, given its entries."""
     settings = revision.settings or {}
     return State(
@@ -139,18 +138,18 @@ def state_of(revision: Revision, entries: dict[str, Entry]) -> State:
 
 
 def read_revision(
-    session: Session, env: Environment, number: int | None = None
-) -> tuple[Revision, State]:
+    session: Session, env: EnvironmentRow, number: int | None = None
+) -> tuple[RevisionRow, State]:
     """A revision of ``env`` (the latest when ``number`` is None) and its state."""
-    query = select(Revision).where(Revision.environment_id == env.id)
+    query = select(RevisionRow).where(RevisionRow.environment_id == env.id)
     if number is None:
-        query = query.order_by(Revision.number.desc()).limit(1)
+        query = query.order_by(RevisionRow.number.desc()).limit(1)
     else:
-        query = query.where(Revision.number == number)
+        query = query.where(RevisionRow.number == number)
     revision = session.execute(query).scalar_one_or_none()
     if revision is None:
         latest = session.execute(
-            select(func.max(Revision.number)).where(Revision.environment_id == env.id)
+            select(func.max(RevisionRow.number)).where(RevisionRow.environment_id == env.id)
         ).scalar()
         raise NotFound(
             f"environment '{env.name}' has no revision {number} (revisions: 1 to {latest})"
@@ -159,10 +158,10 @@ def read_revision(
 
 
 def revision_info(
-    project: Project, env: Environment, revision: Revision, state: State
-) -> RevisionInfo:
+    project: ProjectRow, env: EnvironmentRow, revision: RevisionRow, state: State
+) -> Revision:
     """The public form of a revision."""
-    return RevisionInfo(
+    return Revision(
         project=project.name,
         environment=env.name,
         number=revision.number,
@@ -178,15 +177,15 @@ def revision_info(
 
 def write_revision(
     session: Session,
-    env: Environment,
+    env: EnvironmentRow,
     number: int,
     state: State,
     action: str,
     reason: str,
     actor: str,
-) -> Revision:
+) -> RevisionRow:
     """Insert revision ``number`` holding ``state``; mirror its settings into ``settings``."""
-    revision = Revision(
+    revision = RevisionRow(
         environment_id=env.id,
         number=number,
         created_at=now(),
@@ -200,7 +199,7 @@ def write_revision(
     session.flush()
     for entry in state.entries.values():
         session.add(
-            RevisionEntry(
+            RevisionEntryRow(
                 revision_id=revision.id,
                 component_id=entry.component.id,
                 component_version_id=entry.version.id,
@@ -212,9 +211,9 @@ def write_revision(
     return revision
 
 
-def _mirror_settings(session: Session, env: Environment, state: State, actor: str) -> None:
+def _mirror_settings(session: Session, env: EnvironmentRow, state: State, actor: str) -> None:
     """Make the settings table's rows for ``env`` and its components match ``state``."""
-    session.execute(delete(Setting).where(Setting.environment_id == env.id))
+    session.execute(delete(SettingRow).where(SettingRow.environment_id == env.id))
     levels = [("environment", None, state.env_settings)] + [
         ("component", state.entries[name].component.id, values)
         for name, values in state.settings_document()["components"].items()
@@ -223,7 +222,7 @@ def _mirror_settings(session: Session, env: Environment, state: State, actor: st
     for level, component_id, values in levels:
         for key, value in values.items():
             session.add(
-                Setting(
+                SettingRow(
                     scope=level,
                     scope_key=scope_key(env.project_id, env.id, component_id),
                     project_id=env.project_id,

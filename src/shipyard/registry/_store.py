@@ -23,8 +23,8 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from ..errors import InvalidInput, StoreError
 from ._db import shipyard_home
-from ._errors import InvalidInput, StoreError
 
 STORE_ENV = "SHIPYARD_ARTIFACT_STORE"
 S3_ENDPOINT_ENV = "SHIPYARD_S3_ENDPOINT_URL"

@@ -13,10 +13,10 @@ import secrets
 
 from sqlalchemy.orm import Session
 
+from ..errors import InvalidInput, PermissionDenied
 from . import _audit
-from ._errors import InvalidInput, PermissionDenied
-from ._models import ApiToken
-from ._types import ApiToken as ApiTokenInfo
+from ._rows import ApiTokenRow
+from ._types import ApiToken
 
 ROLES = ("viewer", "deployer", "admin")
 PREFIX = "shy"
@@ -40,17 +40,17 @@ def new_secret() -> tuple[str, str]:
     return secret, _hash(secret)
 
 
-def token_text(token: ApiToken, secret: str) -> str:
+def token_text(token: ApiTokenRow, secret: str) -> str:
     """What the caller presents: ``shy_<id>_<secret>``."""
     return f"{PREFIX}_{token.id}_{secret}"
 
 
-def find(session: Session, presented: str) -> ApiToken:
+def find(session: Session, presented: str) -> ApiTokenRow:
     """The live token row ``presented`` names; PermissionDenied otherwise (never echoing it)."""
     prefix, _, rest = (presented or "").partition("_")
     token_id, _, secret = rest.partition("_")
     found = (
-        session.get(ApiToken, int(token_id)) if prefix == PREFIX and token_id.isdigit() else None
+        session.get(ApiTokenRow, int(token_id)) if prefix == PREFIX and token_id.isdigit() else None
     )
     stored = found.secret_hash if found is not None else _NO_HASH
     matches = hmac.compare_digest(_hash(secret), stored)
@@ -59,15 +59,15 @@ def find(session: Session, presented: str) -> ApiToken:
     return found
 
 
-def require(token: ApiToken, role: str) -> None:
+def require(token: ApiTokenRow, role: str) -> None:
     """PermissionDenied unless ``token``'s role is at least ``role``."""
     if ROLES.index(token.role) < ROLES.index(check_role(role)):
         raise PermissionDenied(f"token '{token.name}' has role {token.role}; this needs {role}")
 
 
-def info(token: ApiToken) -> ApiTokenInfo:
+def info(token: ApiTokenRow) -> ApiToken:
     """The public record of a token."""
-    return ApiTokenInfo(
+    return ApiToken(
         id=token.id,
         name=token.name,
         role=token.role,

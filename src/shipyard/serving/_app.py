@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route, Router
 
-from .. import __version__
+from .._version import __version__
 from ..runtime._errors import ModelError, SchemaError, UsageError
 from ._capture import Capture, CaptureRecord
 from ._http import (

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from ..registry import NotFound, Registry, _audit, _lookup
 from ..registry._db import WRITE
-from ..registry._models import EnvironmentApiKey
+from ..registry._rows import EnvironmentApiKeyRow
 
 PREFIX = "sya"
 
@@ -51,7 +51,7 @@ def _session(registry: Registry, write: bool) -> Iterator[Session]:
         yield session
 
 
-def _info(project: str, env: str, row: EnvironmentApiKey) -> ApiKey:
+def _info(project: str, env: str, row: EnvironmentApiKeyRow) -> ApiKey:
     return ApiKey(
         id=row.id,
         project=project,
@@ -73,7 +73,7 @@ def create_api_key(
     _lookup.check_name("API key", name)
     with _session(registry, write=True) as session:
         environment = _lookup.environment(session, _lookup.project(session, project), env)
-        row = EnvironmentApiKey(
+        row = EnvironmentApiKeyRow(
             environment_id=environment.id,
             name=name,
             secret_hash="0" * 64,
@@ -95,10 +95,12 @@ def create_api_key(
         return _info(project, env, row), text
 
 
-def _rows(session: Session, project: str, env: str) -> list[EnvironmentApiKey]:
+def _rows(session: Session, project: str, env: str) -> list[EnvironmentApiKeyRow]:
     environment = _lookup.environment(session, _lookup.project(session, project), env)
-    query = select(EnvironmentApiKey).where(EnvironmentApiKey.environment_id == environment.id)
-    return list(session.execute(query.order_by(EnvironmentApiKey.id)).scalars())
+    query = select(EnvironmentApiKeyRow).where(
+        EnvironmentApiKeyRow.environment_id == environment.id
+    )
+    return list(session.execute(query.order_by(EnvironmentApiKeyRow.id)).scalars())
 
 
 def list_api_keys(registry: Registry, project: str, env: str) -> list[ApiKey]:

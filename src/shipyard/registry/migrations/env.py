@@ -9,7 +9,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
-from shipyard.registry._models import Base
+from shipyard.registry._rows import Base
 
 VERSION_TABLE = "shipyard_alembic_version"
 

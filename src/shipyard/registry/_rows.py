@@ -47,7 +47,7 @@ class Base(DeclarativeBase):
     }
 
 
-class Project(Base):
+class ProjectRow(Base):
     """A logical grouping for one deployment: its models, apps and environments."""
 
     __tablename__ = "projects"
@@ -58,7 +58,7 @@ class Project(Base):
     created_by: Mapped[str] = mapped_column(String(255))
 
 
-class Environment(Base):
+class EnvironmentRow(Base):
     """A slot in a project's promotion chain; its contents live in its latest revision."""
 
     __tablename__ = "environments"
@@ -78,7 +78,7 @@ class Environment(Base):
         return self.challenger_of_id is not None
 
 
-class Component(Base):
+class ComponentRow(Base):
     """Something deployable into an environment: a ``model`` now, an ``app`` later."""
 
     __tablename__ = "components"
@@ -91,7 +91,7 @@ class Component(Base):
     created_at: Mapped[datetime]
 
 
-class ComponentVersion(Base):
+class ComponentVersionRow(Base):
     """One immutable version of a component: a candidate until it is given a tag ``vN``."""
 
     __tablename__ = "component_versions"
@@ -117,7 +117,7 @@ class ComponentVersion(Base):
     tagged_by: Mapped[str | None] = mapped_column(String(255))
 
 
-class DefaultVersion(Base):
+class DefaultVersionRow(Base):
     """A default version chosen with set-default; without a row the newest tag is the default."""
 
     __tablename__ = "default_versions"
@@ -132,7 +132,7 @@ class DefaultVersion(Base):
     set_by: Mapped[str] = mapped_column(String(255))
 
 
-class Revision(Base):
+class RevisionRow(Base):
     """An immutable snapshot of an environment: components, settings and environment config."""
 
     __tablename__ = "revisions"
@@ -149,7 +149,7 @@ class Revision(Base):
     config: Mapped[dict[str, Any]]
 
 
-class RevisionEntry(Base):
+class RevisionEntryRow(Base):
     """One component of a revision: the version deployed and its app config."""
 
     __tablename__ = "revision_entries"
@@ -164,7 +164,7 @@ class RevisionEntry(Base):
     app_config: Mapped[dict[str, Any]]
 
 
-class Setting(Base):
+class SettingRow(Base):
     """A setting set at one level; ``scope_key`` ("global", "p3", "e7", "e7/c2") makes it unique.
 
     Environment- and component-level rows mirror the environment's latest revision and
@@ -190,7 +190,7 @@ class Setting(Base):
     updated_by: Mapped[str] = mapped_column(String(255))
 
 
-class WorkerGroup(Base):
+class WorkerGroupRow(Base):
     """A named pool of machines of one size that environments and components are pinned to."""
 
     __tablename__ = "worker_groups"
@@ -203,7 +203,7 @@ class WorkerGroup(Base):
     created_by: Mapped[str] = mapped_column(String(255))
 
 
-class AuditEvent(Base):
+class AuditEventRow(Base):
     """One audited change; ``hash`` = sha256(``prev_hash`` + the event's canonical JSON).
 
     Ids are given by the code (the head's id + 1), so they run 1, 2, 3 … without gaps.
@@ -222,7 +222,7 @@ class AuditEvent(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-class AuditHead(Base):
+class AuditHeadRow(Base):
     """The single row (id 1) naming the last event; locking it serializes appends."""
 
     __tablename__ = "audit_head"
@@ -232,7 +232,7 @@ class AuditHead(Base):
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
-class ApiToken(Base):
+class ApiTokenRow(Base):
     """A bearer token for the registry API: only a sha256 of its secret is stored."""
 
     __tablename__ = "api_tokens"
@@ -246,7 +246,7 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
 
-class EnvironmentApiKey(Base):
+class EnvironmentApiKeyRow(Base):
     """A serving API key bound to one environment: only a sha256 of its secret is stored."""
 
     __tablename__ = "environment_api_keys"
@@ -260,7 +260,7 @@ class EnvironmentApiKey(Base):
     revoked_at: Mapped[datetime | None]
 
 
-class BatchJob(Base):
+class BatchJobRow(Base):
     """A batch scoring job: its state survives server restarts (queued, running, …)."""
 
     __tablename__ = "batch_jobs"

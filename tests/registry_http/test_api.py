@@ -15,7 +15,7 @@ from openapi_spec_validator import validate
 
 from shipyard.errors import AuditBroken, InvalidSetting, NotFound, TamperedArtifact
 from shipyard.registry import Registry
-from shipyard.server import OPERATIONS, RegistryClient, create_app
+from shipyard.registry_http import OPERATIONS, RegistryClient, create_app
 
 from ..conftest import ApiServer, serving
 
@@ -204,7 +204,7 @@ def test_a_crash_is_a_500_with_a_request_id_and_no_traceback(
     registry = _Failing(engine, LocalStore(tmp_path / "artifacts"), actor="server")
     token = registry.create_token("admin", "admin")[1]
     with (
-        caplog.at_level(logging.ERROR, logger="shipyard.server"),
+        caplog.at_level(logging.ERROR, logger="shipyard.registry_http"),
         serving(create_app(lambda: registry)) as url,
         httpx.Client(base_url=url + API, headers={"Authorization": f"Bearer {token}"}) as http,
     ):

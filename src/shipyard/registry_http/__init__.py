@@ -1,10 +1,10 @@
 """The registry HTTP API (``create_app``) and its client (``RegistryClient``).
 
     from shipyard.registry import Registry
-    from shipyard.server import create_app
+    from shipyard.registry_http import create_app
     app = create_app(Registry.open)                 # an ASGI app: uvicorn.run(app, port=8080)
 
-    from shipyard.server import RegistryClient
+    from shipyard.registry_http import RegistryClient
     client = RegistryClient("http://127.0.0.1:8080", token="shy_1_...")
     client.promote("demo", "integration")           # Registry's methods, results as JSON data
 

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .. import __version__
+from .._version import __version__
 from ..errors import PermissionDenied, ShipyardError, UsageError
 from ..registry import ROLES, ApiToken, Registry, to_json
 from ._batch_routes import batch_routes
@@ -34,7 +34,7 @@ from ._operations import OPERATIONS, Operation, convert
 
 __all__ = ["create_app"]
 
-logger = logging.getLogger("shipyard.server")
+logger = logging.getLogger("shipyard.registry_http")
 
 MAX_JSON_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_BYTES = 2 * 1024 * 1024 * 1024

@@ -1,0 +1,153 @@
+"""Promotion, rollback, revision history, status and diffs of environments."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..errors import Conflict, InvalidInput
+from . import _audit, _lookup, _settings, _state
+from ._core import RegistryCore
+from ._rows import (
+    EnvironmentRow,
+    RevisionRow,
+)
+from ._state import State
+from ._types import (
+    ComponentStatus,
+    Diff,
+    EnvironmentStatus,
+    Revision,
+)
+
+
+class PromotionMixin(RegistryCore):
+    """Promotion, rollback, revision history, status and diffs of environments."""
+
+    def promote(self, project: str, env: str) -> Revision:
+        """Copy ``env``'s whole component set (versions and app config) into its ``promotes_to``.
+
+        One transaction, one new revision of the target; the target keeps its own
+        settings and environment config. Concurrent promotions into the same environment
+        run one after the other. Raises Conflict when ``env`` promotes nowhere, promotes
+        into a challenger, or holds no components.
+        """
+        with self._write() as session:
+            proj = _lookup.project(session, project)
+            source = _lookup.environment(session, proj, env)
+            if source.promotes_to_id is None:
+                raise Conflict(f"environment '{env}' does not promote to another environment")
+            target = session.get(EnvironmentRow, source.promotes_to_id)
+            assert target is not None
+            if target.is_challenger:  # refused when set; checked again for older databases
+                raise Conflict(f"'{env}' cannot promote into challenger '{target.name}'")
+            source_revision, source_state = _state.read_revision(session, source)
+            if not source_state.entries:
+                raise Conflict(f"nothing to promote: environment '{env}' holds no components")
+
+            def mutate(_: RevisionRow, state: State) -> tuple[State, str]:
+                state.entries = source_state.copy().entries
+                return state, f"promote from {env} (its revision {source_revision.number})"
+
+            return self._change(session, proj, target, "environment.promote", mutate)
+
+    def rollback(self, project: str, env: str, to: int | None = None) -> Revision:
+        """Make a new revision equal to revision ``to`` (default: the one before the current).
+
+        Restores components, app config, environment- and component-level settings and
+        environment config. Raises NotFound for an unknown revision, Conflict when there
+        is no earlier revision or a restored setting names a deleted worker group.
+        """
+        with self._write() as session:
+            proj = _lookup.project(session, project)
+            environment = _lookup.environment(session, proj, env)
+
+            def mutate(current: RevisionRow, _: State) -> tuple[State, str]:
+                number = current.number - 1 if to is None else to
+                if number < 1:
+                    raise Conflict(f"environment '{env}' has no revision before {current.number}")
+                return _state.read_revision(session, environment, number)[1], (
+                    f"rollback to revision {number}"
+                )
+
+            return self._change(session, proj, environment, "environment.rollback", mutate)
+
+    def history(self, project: str, env: str) -> list[Revision]:
+        """Every revision of an environment, newest first."""
+        with self._read() as session:
+            proj = _lookup.project(session, project)
+            environment = _lookup.environment(session, proj, env)
+            revisions = (
+                session.execute(
+                    select(RevisionRow)
+                    .where(RevisionRow.environment_id == environment.id)
+                    .order_by(RevisionRow.number.desc())
+                )
+                .scalars()
+                .all()
+            )
+            entries = _state.entries(session, [r.id for r in revisions])
+            return [
+                _state.revision_info(proj, environment, r, _state.state_of(r, entries[r.id]))
+                for r in revisions
+            ]
+
+    def get_revision(self, project: str, env: str, number: int | None = None) -> Revision:
+        """One revision of an environment (the current one when ``number`` is None)."""
+        with self._read() as session:
+            proj = _lookup.project(session, project)
+            environment = _lookup.environment(session, proj, env)
+            revision, state = _state.read_revision(session, environment, number)
+            return _state.revision_info(proj, environment, revision, state)
+
+    def status(self, project: str, env: str) -> EnvironmentStatus:
+        """What an environment runs: revision, components with versions, effective settings."""
+        with self._read() as session:
+            proj = _lookup.project(session, project)
+            environment = _lookup.environment(session, proj, env)
+            info = self._environment_info(session, proj, environment)
+            revision, state = _state.read_revision(session, environment)
+            env_chain = _settings.chain(proj.id, environment.id)
+            chains = {
+                name: _settings.chain(proj.id, environment.id, e.component.id)
+                for name, e in state.entries.items()
+            }
+            values = _settings.values_at(
+                session, [k for levels in [env_chain, *chains.values()] for _, k in levels]
+            )
+            components = [
+                ComponentStatus(
+                    **vars(entry.deployed()),
+                    settings={
+                        k: _settings.effective(k, chains[name], values) for k in _settings.KEYS
+                    },
+                )
+                for name, entry in sorted(state.entries.items())
+            ]
+            return EnvironmentStatus(
+                project=project,
+                environment=env,
+                promotes_to=info.promotes_to,
+                challenger_of=info.challenger_of,
+                revision=revision.number,
+                updated_at=_audit.utc_text(revision.created_at),
+                updated_by=revision.actor,
+                components=components,
+                settings={k: _settings.effective(k, env_chain, values) for k in _settings.KEYS},
+                config=state.config,
+            )
+
+    def diff(self, project: str, a: str, b: str) -> Diff:
+        """How ``b`` differs from ``a``, each an environment (``uat``) or a revision (``uat@3``)."""
+        with self._read() as session:
+            proj = _lookup.project(session, project)
+            states = []
+            for ref in (a, b):
+                name, _, number = ref.partition("@")
+                if number and not number.isdigit():
+                    raise InvalidInput(f"'{ref}' is neither ENVIRONMENT nor ENVIRONMENT@REVISION")
+                environment = _lookup.environment(session, proj, name)
+                _, state = _state.read_revision(
+                    session, environment, int(number) if number else None
+                )
+                states.append(state)
+        return _state.diff(a, b, states[0], states[1])

@@ -1,0 +1,79 @@
+"""API tokens for the registry's HTTP API, with roles."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..errors import NotFound
+from . import _tokens
+from ._core import RegistryCore
+from ._lookup import check_name, now
+from ._rows import (
+    ApiTokenRow,
+)
+from ._types import (
+    ApiToken,
+)
+
+
+class TokensMixin(RegistryCore):
+    """API tokens for the registry's HTTP API, with roles."""
+
+    def create_token(self, name: str, role: str) -> tuple[ApiToken, str]:
+        """Create an API token; returns its record and the token text, shown only now.
+
+        ``role`` is viewer, deployer or admin. Only a sha256 of the secret is stored.
+        """
+        check_name("token", name)
+        _tokens.check_role(role)
+        secret, secret_hash = _tokens.new_secret()
+        with self._write() as session:
+            token = ApiTokenRow(
+                name=name,
+                role=role,
+                secret_hash=secret_hash,
+                created_at=now(),
+                created_by=self.actor,
+            )
+            session.add(token)
+            session.flush()
+            self._record(
+                session, "token.create", f"token/{token.id}", None, {"name": name, "role": role}
+            )
+            return _tokens.info(token), _tokens.token_text(token, secret)
+
+    def verify_token(self, token: str, role: str = "viewer") -> ApiToken:
+        """The token's record if it is valid and its role is at least ``role``.
+
+        Compares in constant time. Raises PermissionDenied (the message never echoes the
+        token) when it is malformed, unknown, revoked, or its role is too low.
+        """
+        _tokens.check_role(role)
+        with self._read() as session:
+            found = _tokens.find(session, token)
+        _tokens.require(found, role)
+        return _tokens.info(found)
+
+    def list_tokens(self) -> list[ApiToken]:
+        """Every API token's public record (never the secret)."""
+        with self._read() as session:
+            tokens = session.execute(select(ApiTokenRow).order_by(ApiTokenRow.id)).scalars()
+            return [_tokens.info(t) for t in tokens]
+
+    def revoke_token(self, token_id: int) -> ApiToken:
+        """Revoke a token: it stops verifying at once. NotFound for an unknown id."""
+        with self._write() as session:
+            token = session.get(ApiTokenRow, token_id, with_for_update=True)
+            if token is None:
+                raise NotFound(f"API token {token_id} does not exist")
+            if token.revoked_at is None:
+                token.revoked_at = now()
+                session.flush()
+                self._record(
+                    session,
+                    "token.revoke",
+                    f"token/{token.id}",
+                    {"revoked": False},
+                    {"revoked": True},
+                )
+            return _tokens.info(token)
