@@ -7,13 +7,10 @@ from sqlalchemy import select
 from ..errors import NotFound
 from . import _tokens
 from ._core import RegistryCore
+from ._credentials import new_secret
 from ._lookup import check_name, now
-from ._rows import (
-    ApiTokenRow,
-)
-from ._types import (
-    ApiToken,
-)
+from ._rows import ApiTokenRow
+from ._types import ApiToken
 
 
 class TokensMixin(RegistryCore):
@@ -26,7 +23,7 @@ class TokensMixin(RegistryCore):
         """
         check_name("token", name)
         _tokens.check_role(role)
-        secret, secret_hash = _tokens.new_secret()
+        secret, secret_hash = new_secret()
         with self._write() as session:
             token = ApiTokenRow(
                 name=name,

@@ -1,26 +1,22 @@
 """API tokens for the registry's HTTP API: ``shy_<id>_<secret>``, stored as sha256(secret).
 
-The id lets verification fetch one row; the secret is compared with
-``hmac.compare_digest``, and an unknown id costs the same comparison, so timing tells
-nothing about which part was wrong. Roles are ordered: each may do what those before it may.
+The scheme is the registry's one credential scheme (``_credentials``): the id lets
+verification fetch one row; the secret is compared in constant time, and an unknown id
+costs the same comparison. Roles are ordered: each may do what those before it may.
 """
 
 from __future__ import annotations
-
-import hashlib
-import hmac
-import secrets
 
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidInput, PermissionDenied
 from . import _audit
+from ._credentials import SECRET, Credential
 from ._rows import ApiTokenRow
 from ._types import ApiToken
 
 ROLES = ("viewer", "deployer", "admin")
 PREFIX = "shy"
-_NO_HASH = "0" * 64
 
 
 def check_role(role: str) -> str:
@@ -30,30 +26,20 @@ def check_role(role: str) -> str:
     return role
 
 
-def _hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
-
-
-def new_secret() -> tuple[str, str]:
-    """A fresh random secret and the hash to store for it."""
-    secret = secrets.token_urlsafe(32)
-    return secret, _hash(secret)
-
-
 def token_text(token: ApiTokenRow, secret: str) -> str:
     """What the caller presents: ``shy_<id>_<secret>``."""
-    return f"{PREFIX}_{token.id}_{secret}"
+    return Credential.make(PREFIX, token.id, secret)
 
 
 def find(session: Session, presented: str) -> ApiTokenRow:
     """The live token row ``presented`` names; PermissionDenied otherwise (never echoing it)."""
-    prefix, _, rest = (presented or "").partition("_")
-    token_id, _, secret = rest.partition("_")
+    credential = Credential.parse(presented)
     found = (
-        session.get(ApiTokenRow, int(token_id)) if prefix == PREFIX and token_id.isdigit() else None
+        session.get(ApiTokenRow, credential.id)
+        if credential.prefix == PREFIX and credential.id is not None
+        else None
     )
-    stored = found.secret_hash if found is not None else _NO_HASH
-    matches = hmac.compare_digest(_hash(secret), stored)
+    matches = credential.matches(SECRET, found.secret_hash if found is not None else None)
     if found is None or not matches or found.revoked_at is not None:
         raise PermissionDenied("invalid or revoked API token")
     return found
