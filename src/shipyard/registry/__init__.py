@@ -23,6 +23,7 @@ from ..errors import (
     RegistryError,
     StoreError,
 )
+from ._batch_rules import batch_formats, rejects_location
 from ._db import create_engine, database_url, migrate, schema_revision, shipyard_home
 from ._registry import DEFAULT_ENVIRONMENTS, ROLES, Registry
 from ._settings import DEFAULTS as SETTING_DEFAULTS
@@ -31,6 +32,7 @@ from ._types import (
     ApiToken,
     AuditEntry,
     AuditReport,
+    BatchJob,
     ComponentDiff,
     ComponentStatus,
     DeployedComponent,
@@ -56,6 +58,7 @@ __all__ = [
     "AuditBroken",
     "AuditEntry",
     "AuditReport",
+    "BatchJob",
     "ComponentDiff",
     "ComponentStatus",
     "Conflict",
@@ -80,10 +83,12 @@ __all__ = [
     "StoreError",
     "ValueDiff",
     "WorkerGroup",
+    "batch_formats",
     "create_engine",
     "database_url",
     "migrate",
     "open_store",
+    "rejects_location",
     "schema_revision",
     "shipyard_home",
     "to_json",

@@ -8,6 +8,7 @@ the transactions, the audit record of each change and the revision writer they s
 from __future__ import annotations
 
 from ._audit_ops import AuditMixin
+from ._batch_jobs import BatchJobsMixin
 from ._components import ComponentsMixin
 from ._core import DEFAULT_ENVIRONMENTS
 from ._environments import EnvironmentsMixin
@@ -32,6 +33,7 @@ class Registry(
     PromotionMixin,
     AuditMixin,
     TokensMixin,
+    BatchJobsMixin,
 ):
     """The model registry and control plane over one database and one artifact store.
 

@@ -239,3 +239,36 @@ class ApiToken:
     created_at: str
     created_by: str
     revoked: bool
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """A batch job: the version it scores with, its files, its state and progress.
+
+    ``state``: queued, running, succeeded, failed or cancelled. ``version`` and
+    ``bundle_digest`` name the version the environment ran at submission; ``rejects`` is
+    where rows that fail validation go; ``result`` is the run's summary once it succeeded.
+    """
+
+    id: int
+    project: str
+    environment: str
+    model: str
+    version: str | None
+    bundle_digest: str | None
+    state: str
+    input: str
+    output: str
+    rejects: str
+    options: dict[str, Any]
+    attempts: int
+    rows_done: int
+    rows_rejected: int
+    result: dict[str, Any] | None
+    error: str | None
+    worker: str | None
+    created_at: str
+    created_by: str
+    started_at: str | None
+    heartbeat_at: str | None
+    finished_at: str | None
