@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 import shipyard
@@ -43,16 +46,60 @@ def test_the_runtime_surface() -> None:
     assert sorted(shipyard.runtime.__all__) == [
         "Artifact",
         "ArtifactError",
+        "CaptureError",
+        "ColumnSpec",
+        "Executor",
+        "FORMAT_VERSION",
+        "GraphError",
         "IncompatibleArtifact",
+        "MANIFEST",
+        "MissingColumn",
+        "ModelError",
+        "NUMERIC",
+        "NullValue",
+        "OutOfRange",
+        "PipelineError",
+        "Plan",
+        "SIGNATURE",
         "SchemaError",
         "ShipyardError",
         "SignatureError",
+        "TYPES",
         "TamperedArtifact",
+        "UnknownTable",
+        "UsageError",
         "VersionMismatchWarning",
+        "WrongType",
+        "arrow_array",
+        "arrow_type",
+        "build_manifest",
+        "encode",
+        "feature_matrix",
+        "load_model",
+        "load_onnx",
+        "parse_dataset",
         "read_bundle",
+        "reason",
+        "table_specs",
+        "to_array",
     ]
     assert shipyard.Artifact is shipyard.runtime.Artifact
     assert shipyard.runtime.TamperedArtifact is shipyard.errors.TamperedArtifact
+    # Every error class of the runtime is the one shipyard.errors offers, not a copy.
+    for name in shipyard.runtime.__all__:
+        value = getattr(shipyard.runtime, name)
+        if isinstance(value, type) and issubclass(value, BaseException):
+            assert getattr(shipyard.errors, name) is value, name
+
+
+def test_importing_the_runtime_needs_no_numpy_until_a_bundle_runs() -> None:
+    # A host that only inspects and verifies bundles has the standard library alone.
+    probe = (
+        "import sys, shipyard.runtime as r; before = 'numpy' in sys.modules; "
+        "r.Executor; print(before, 'numpy' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]
 
 
 def test_one_exception_tree_holds_the_registry_errors() -> None:
@@ -95,3 +142,32 @@ def test_one_exception_tree_holds_the_registry_errors() -> None:
     assert shipyard.errors.NotFound is shipyard.registry.NotFound
     assert issubclass(shipyard.errors.InvalidSetting, shipyard.errors.ShipyardError)
     assert shipyard.errors.InvalidSetting.exit_code == 2
+
+
+def test_the_pipeline_surface() -> None:
+    import shipyard.pipeline
+
+    assert shipyard.pipeline.__all__ == [
+        "Column",
+        "FunctionNode",
+        "ModelNode",
+        "Node",
+        "OnnxModel",
+        "Pipeline",
+        "Table",
+        "compile_files",
+        "feature",
+        "model",
+        "rule",
+    ]
+
+
+def test_the_bundle_writer_surface_works_on_files_not_pipelines() -> None:
+    import shipyard.artifact
+
+    assert shipyard.artifact.__all__ == [
+        "generate_key_pair",
+        "load_private_key",
+        "sign_files",
+        "write_bundle",
+    ]

@@ -15,10 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 import shipyard
-from shipyard.artifact import generate_key_pair
-from shipyard.artifact._build import sign_files, write_bundle
+from shipyard.artifact import generate_key_pair, sign_files, write_bundle
 from shipyard.errors import SignatureError, UsageError
-from shipyard.pipeline._compile import compile_files
+from shipyard.pipeline import compile_files
 from shipyard.runtime import _ed25519
 
 ENV = "SHIPYARD_PUBLIC_KEY"

@@ -16,7 +16,7 @@ from shipyard.errors import (
     UnknownTable,
     WrongType,
 )
-from shipyard.runtime._dataset import encode
+from shipyard.runtime import encode
 
 
 def identity(x: Any) -> Any:

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 import shipyard
-from shipyard.artifact._build import sign_files, write_bundle
+from shipyard.artifact import sign_files, write_bundle
 from shipyard.errors import VersionMismatchWarning
-from shipyard.pipeline._compile import compile_files
+from shipyard.pipeline import compile_files
 
 NUMPY = metadata.version("numpy")
 MAJOR, MINOR = NUMPY.split(".")[:2]

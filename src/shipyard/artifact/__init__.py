@@ -1,6 +1,10 @@
-"""The artifact service: build signed bundles and manage signing keys."""
+"""The bundle writer: sign a bundle's files, write the archive, and manage signing keys.
 
-from ._build import build, write_bundle
+It works on files and bytes and never imports ``shipyard.pipeline``: ``Pipeline.export``
+composes compile (``shipyard.pipeline``), ``sign_files`` and ``write_bundle``.
+"""
+
+from ._bundle import sign_files, write_bundle
 from ._keys import generate_key_pair, load_private_key
 
-__all__ = ["build", "generate_key_pair", "load_private_key", "write_bundle"]
+__all__ = ["generate_key_pair", "load_private_key", "sign_files", "write_bundle"]

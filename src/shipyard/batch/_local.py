@@ -23,8 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import UsageError
-from ..runtime import Artifact
-from ..runtime._executor import Executor, arrow_type, reason
+from ..runtime import Artifact, Executor, arrow_type, reason
 from ._io import ROW, Chunk, Sink, Source, formats, rejects_location
 
 DEFAULT_CHUNK_ROWS = 50_000

@@ -1,5 +1,10 @@
-"""Pipelines: what a data scientist defines (tables, nodes, outputs)."""
+"""Pipelines: what a data scientist defines (tables, nodes, outputs), and their bundle files.
 
+``compile_files`` turns a pipeline into its bundle's files; ``Pipeline.export`` signs and
+writes them with ``shipyard.artifact``.
+"""
+
+from ._compile import compile_files
 from ._flavors import OnnxModel
 from ._nodes import FunctionNode, ModelNode, Node, feature, model, rule
 from ._pipeline import Pipeline
@@ -13,6 +18,7 @@ __all__ = [
     "OnnxModel",
     "Pipeline",
     "Table",
+    "compile_files",
     "feature",
     "model",
     "rule",

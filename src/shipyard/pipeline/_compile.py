@@ -11,21 +11,25 @@ import getpass
 import json
 import os
 import platform
+from collections.abc import Mapping
 from importlib import metadata as _metadata
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..errors import UsageError
-from ..runtime._dataset import parse_dataset, table_specs
-from ..runtime._executor import FORMAT_VERSION, Executor
+from ..runtime import FORMAT_VERSION, Executor, parse_dataset, table_specs
 from ._flavors import fitted_on_frame, save_model
 from ._nodes import FunctionNode, ModelNode, needs_frame
 from ._onnx import BACKENDS, choose_backends
-from ._pipeline import Pipeline
 from ._profile import example_input, profile_tables, reference_tables
 
-# The runtime modules a bundle carries (standard library + numpy; flavors lazily).
+if TYPE_CHECKING:  # Pipeline.export and Pipeline.executor import this module
+    from ._pipeline import Pipeline
+
+# The runtime modules a bundle carries (standard library + numpy; flavors lazily). A new
+# runtime module that these import must be added here: tests/pipeline/test_bundle_runtime.py
+# fails otherwise.
 RUNTIME_MODULES = (
     "_errors.py",
     "_ed25519.py",
@@ -33,7 +37,9 @@ RUNTIME_MODULES = (
     "_dataset.py",
     "_source.py",
     "_models.py",
+    "_arrow.py",
     "_executor.py",
+    "_loading.py",
     "_spark.py",
 )
 
@@ -41,8 +47,8 @@ _RUNTIME_INIT = '''\
 """The Shipyard runtime, copied into this bundle at export: no Shipyard install needed."""
 
 from ._errors import *  # noqa: F403
-from ._executor import (
-    Executor,
+from ._executor import Executor
+from ._loading import (
     cached_executor,
     check_versions,
     load,
@@ -304,6 +310,15 @@ def compile_files(
         executor = Executor(files)
         files["reference/example_output.json"] = _json(executor.run_dict(example))
     return files
+
+
+def archive_mtime(files: Mapping[str, bytes]) -> int:
+    """The bundle's ``created_at`` as a Unix time: every archive entry carries it.
+
+    So two exports of the same files with the same ``created_at`` are the same bytes.
+    """
+    created = json.loads(files["metadata.json"])["created_at"]
+    return int(_dt.datetime.fromisoformat(created).timestamp())
 
 
 def _requirements(dict_versions: dict[str, Any], spark_versions: dict[str, Any]) -> bytes:

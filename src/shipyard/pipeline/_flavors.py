@@ -137,7 +137,7 @@ _PINNED_MODULES = frozenset({"sklearn", "numpy", "scipy", "builtins", "collectio
 
 def _load_back(name: str, saved: SavedModel) -> SavedModel:
     """Load ``saved`` with the runtime's own loader; raise ModelError when it cannot be read."""
-    from ..runtime._models import load_model
+    from ..runtime import load_model
 
     spec = dict(saved.spec, file=saved.filename)
     spec.setdefault("name", name)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import GraphError
-from ..runtime._dataset import TYPES
+from ..runtime import TYPES
 from ._capture import capture
 from ._flavors import OnnxModel, classes_of, label_dtype
 from ._schema import check_identifier

@@ -189,12 +189,12 @@ def _try_candidates(
     model: Any, spec: dict[str, Any], columns: list[np.ndarray], native: np.ndarray
 ) -> tuple[Candidate | None, dict[str, Any], float, list[str]]:
     """The first candidate whose predictions match ``native``; else None and the reasons."""
-    from ..runtime._models import _load_onnx, _matrix
+    from ..runtime import feature_matrix, load_onnx
 
     tolerance = float(spec.get("tolerance", DEFAULT_TOLERANCE))
     native_labels = None
     if spec["output"] == "probability" and hasattr(model, "predict"):
-        native_labels = np.asarray(model.predict(_matrix(columns, spec)))
+        native_labels = np.asarray(model.predict(feature_matrix(columns, spec)))
     reasons: list[str] = []
     for candidate in candidates(model, spec, columns):
         precision = candidate.spec["onnx_dtype"]
@@ -203,11 +203,11 @@ def _try_candidates(
             continue
         onnx_spec = {**spec, **candidate.spec}
         try:
-            converted = _load_onnx(candidate.data, onnx_spec)(columns)
+            converted = load_onnx(candidate.data, onnx_spec)(columns)
             ok, worst, reason = compare(native, converted, spec["output"], tolerance)
             if ok and native_labels is not None and candidate.label_output is not None:
                 label_spec = {**onnx_spec, "output": "label", "onnx_output": candidate.label_output}
-                labels = _load_onnx(candidate.data, label_spec)(columns)
+                labels = load_onnx(candidate.data, label_spec)(columns)
                 ok, _, reason = compare(native_labels, labels, "label", 0.0)
         except Exception as exc:  # onnxruntime refuses the converted graph
             ok, worst, reason = False, float("inf"), f"{type(exc).__name__}: {str(exc)[:300]}"
@@ -236,7 +236,7 @@ def choose_backends(
     import json
 
     from ..errors import ModelError, UsageError
-    from ..runtime._executor import FORMAT_VERSION, Executor
+    from ..runtime import FORMAT_VERSION, Executor
 
     convertible = [
         n

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GraphError
-from ..runtime._dataset import NUMERIC
+from ..runtime import NUMERIC
 from . import _nodes
 from ._nodes import ModelNode, Node
 from ._schema import Table, check_identifier
 
 if TYPE_CHECKING:
-    from ..runtime._executor import Executor
+    from ..runtime import Executor
 
 _VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,3}([a-z][a-z0-9]*)?$")
 
@@ -246,7 +246,7 @@ class Pipeline:
     def executor(self) -> Executor:
         """The executor built from this pipeline's bundle files (cached until the graph changes)."""
         if self._compiled is None:
-            from ..runtime._executor import Executor
+            from ..runtime import Executor
             from ._compile import compile_files
 
             self._compiled = Executor(compile_files(self))
@@ -276,17 +276,20 @@ class Pipeline:
         training-data profile and example input, and is where ONNX parity is proven;
         ``sign_key`` is an Ed25519 private key (PEM path or bytes) that signs MANIFEST.json;
         ``backend`` is ``auto`` (ONNX where parity holds), ``onnx`` or ``native``.
+        Raises ModelError when a model cannot be saved (or, with ``onnx``, converted),
+        SchemaError when ``reference`` does not fit the inputs, SignatureError on a bad
+        signing key, UsageError on a bad backend. The archive appears only when complete.
         """
-        from ..artifact import build  # the artifact service builds on pipelines
+        # Imported here: signing loads cryptography, which running a pipeline never needs.
+        from ..artifact import load_private_key, sign_files, write_bundle
+        from ._compile import archive_mtime, compile_files
 
-        return build(
-            self,
-            directory,
-            reference=reference,
-            sign_key=sign_key,
-            created_by=created_by,
-            backend=backend,
-        )
+        if sign_key is not None:
+            load_private_key(sign_key)  # fail on a bad key before the expensive work
+        files = compile_files(self, reference=reference, created_by=created_by, backend=backend)
+        signed = sign_files(files, sign_key)
+        target = Path(directory) / f"{self.name}-{self.version}.tar.gz"
+        return write_bundle(self.bundle_name, signed, target, archive_mtime(signed))
 
     def __repr__(self) -> str:
         return f"Pipeline({self.name!r}, {self.version!r}, nodes={list(self._nodes)})"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import SchemaError
-from ..runtime._dataset import encode
+from ..runtime import encode
 
 if TYPE_CHECKING:
     from ._pipeline import Pipeline

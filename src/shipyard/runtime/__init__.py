@@ -2,28 +2,116 @@
 
 Importing it needs only the standard library, so a production team can install
 Shipyard just to check bundles. Running a bundle needs numpy and the libraries of
-its model flavors.
+its model flavors: the names below that need numpy (the executor, the dataset
+format, the model loaders, the Arrow conversions) are imported on first use (PEP 562).
+
+What other Shipyard packages use is here; the private modules behind it are the
+files every bundle carries in ``_runtime/``.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._artifact import Artifact, read_bundle
 from ._errors import (
     ArtifactError,
+    CaptureError,
+    GraphError,
     IncompatibleArtifact,
+    MissingColumn,
+    ModelError,
+    NullValue,
+    OutOfRange,
+    PipelineError,
     SchemaError,
     ShipyardError,
     SignatureError,
     TamperedArtifact,
+    UnknownTable,
+    UsageError,
     VersionMismatchWarning,
+    WrongType,
 )
+from ._manifest import MANIFEST, SIGNATURE, build_manifest
+
+if TYPE_CHECKING:
+    from ._arrow import arrow_array, arrow_type
+    from ._dataset import NUMERIC, TYPES, ColumnSpec, encode, parse_dataset, table_specs, to_array
+    from ._executor import FORMAT_VERSION, Executor, Plan, reason
+    from ._models import feature_matrix, load_model, load_onnx
+
+# The names that need numpy, each with the module that defines it.
+_NUMPY_NAMES = {
+    "ColumnSpec": "_dataset",
+    "Executor": "_executor",
+    "FORMAT_VERSION": "_executor",
+    "NUMERIC": "_dataset",
+    "Plan": "_executor",
+    "TYPES": "_dataset",
+    "arrow_array": "_arrow",
+    "arrow_type": "_arrow",
+    "encode": "_dataset",
+    "feature_matrix": "_models",
+    "load_model": "_models",
+    "load_onnx": "_models",
+    "parse_dataset": "_dataset",
+    "reason": "_executor",
+    "table_specs": "_dataset",
+    "to_array": "_dataset",
+}
 
 __all__ = [
     "Artifact",
     "ArtifactError",
+    "CaptureError",
+    "ColumnSpec",
+    "Executor",
+    "FORMAT_VERSION",
+    "GraphError",
     "IncompatibleArtifact",
+    "MANIFEST",
+    "MissingColumn",
+    "ModelError",
+    "NUMERIC",
+    "NullValue",
+    "OutOfRange",
+    "PipelineError",
+    "Plan",
+    "SIGNATURE",
     "SchemaError",
     "ShipyardError",
     "SignatureError",
+    "TYPES",
     "TamperedArtifact",
+    "UnknownTable",
+    "UsageError",
     "VersionMismatchWarning",
+    "WrongType",
+    "arrow_array",
+    "arrow_type",
+    "build_manifest",
+    "encode",
+    "feature_matrix",
+    "load_model",
+    "load_onnx",
+    "parse_dataset",
     "read_bundle",
+    "reason",
+    "table_specs",
+    "to_array",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _NUMPY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shipyard.runtime' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_NUMPY_NAMES))

@@ -4,30 +4,21 @@ This one module is what runs a pipeline everywhere: ``Pipeline.run`` in a
 notebook, ``Artifact.run`` in the runtime, and the bundle's ``python_dict`` and
 ``pyspark_dataframe`` entry points (it is copied into every bundle). It needs
 only numpy, plus each model flavor's own library when that flavor is used.
+Verifying and loading a bundle is ``_loading``; Arrow conversions are ``_arrow``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import _dataset, _manifest
-from ._errors import (
-    GraphError,
-    IncompatibleArtifact,
-    ModelError,
-    SchemaError,
-    TamperedArtifact,
-    UsageError,
-    VersionMismatchWarning,
-)
+from . import _dataset
+from ._arrow import EMPTY, arrow_array, arrow_values
+from ._errors import GraphError, IncompatibleArtifact, ModelError, SchemaError, UsageError
 from ._models import load_model
 from ._source import load_function
 
@@ -41,16 +32,6 @@ class Plan:
     outputs: tuple[str, ...]
     nodes: tuple[str, ...]
     columns: Mapping[str, tuple[str, ...]]
-
-
-def read_directory(root: str | os.PathLike[str]) -> dict[str, bytes]:
-    """Every file under ``root`` as ``{relative/path: bytes}`` (skipping Python caches)."""
-    base = Path(root)
-    files: dict[str, bytes] = {}
-    for path in sorted(base.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.relative_to(base).parts:
-            files[path.relative_to(base).as_posix()] = path.read_bytes()
-    return files
 
 
 class Executor:
@@ -222,7 +203,7 @@ class Executor:
         """
         declared = self.tables[table].columns
         return {
-            name: _arrow_values(declared[name].type, batch.column(name))
+            name: arrow_values(declared[name].type, batch.column(name))
             for name in batch.schema.names
             if name in declared
         }
@@ -274,7 +255,7 @@ class Executor:
         if rows:
             values = self.run_columns({table: tables}, rows, plan)
         else:  # models refuse empty input: nothing to score, nothing to call
-            values = {name: _EMPTY[self.nodes[name]["dtype"]] for name in plan.outputs}
+            values = {name: EMPTY[self.nodes[name]["dtype"]] for name in plan.outputs}
         kept = batch if keep is None else batch.take(pa.array(keep, type=pa.int64()))
         arrays = [kept.column(name) for name in passthrough]
         for name in plan.outputs:
@@ -311,16 +292,6 @@ class Executor:
         ]
         arrays.append(pa.array([None] * scored.num_rows + reasons, type=pa.string()))
         return pa.RecordBatch.from_arrays(arrays, names=[*scored.schema.names, reason_column])
-
-
-_EMPTY = {
-    "float64": np.empty(0, dtype=np.float64),
-    "int64": np.empty(0, dtype=np.int64),
-    "bool": np.empty(0, dtype=bool),
-    "string": np.empty(0, dtype=object),
-    "datetime": np.empty(0, dtype="datetime64[us]"),
-    "list[float64]": np.empty((0, 0), dtype=np.float64),
-}
 
 
 def _take(values: Any, rows: np.ndarray) -> Any:
@@ -374,77 +345,6 @@ def relocate(error: SchemaError, row: int | None) -> SchemaError:
     return type(error)(reason(error), error.table, error.column, row)
 
 
-_PARSED_TEXT = ("float64", "int64", "bool")
-
-
-def _arrow_values(dtype: str, column: Any) -> Any:
-    """An Arrow input column as what ``_dataset.to_array`` reads for ``dtype``."""
-    if dtype == "list[float64]":  # to_numpy would give an object array of arrays
-        return column.to_pylist()
-    if dtype in _PARSED_TEXT and _is_text(column.type):
-        return _parse_text(dtype, column)
-    return column.to_numpy(zero_copy_only=False)
-
-
-def _is_text(arrow_type: Any) -> bool:
-    import pyarrow as pa
-
-    return bool(pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type))
-
-
-def _parse_text(dtype: str, column: Any) -> Any:
-    """A text column declared numeric or bool: one vectorised cast when every value parses;
-    otherwise each value is parsed alone and what does not parse stays text."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    trimmed = pc.utf8_trim_whitespace(column)
-    target = {"float64": pa.float64(), "int64": pa.int64(), "bool": pa.bool_()}[dtype]
-    try:
-        return pc.cast(trimmed, target).to_numpy(zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    parse = _parse_bool if dtype == "bool" else _parse_number
-    out = np.empty(len(trimmed), dtype=object)
-    out[:] = [None if v is None else parse(v) for v in trimmed.to_pylist()]
-    return out
-
-
-def _parse_number(text: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _parse_bool(text: str) -> Any:
-    return {"true": True, "false": False, "1": True, "0": False}.get(text.lower(), text)
-
-
-def arrow_array(dtype: str, values: np.ndarray) -> Any:
-    """An output column as a pyarrow array of the type Spark and Parquet expect."""
-    import pyarrow as pa
-
-    if dtype == "float64":
-        return pa.array(values, type=pa.float64(), from_pandas=True)
-    if dtype == "int64":
-        return pa.array(values, type=pa.int64(), from_pandas=True)
-    if dtype == "bool":
-        return pa.array(values.tolist(), type=pa.bool_())
-    if dtype == "string":
-        return pa.array(values.tolist(), type=pa.string())
-    if dtype == "datetime":
-        return pa.array(values, type=pa.timestamp("us"))
-    return pa.array(values.tolist(), type=pa.list_(pa.float64()))
-
-
-def arrow_type(dtype: str) -> Any:
-    """The pyarrow type ``arrow_array`` gives an output column of ``dtype``."""
-    return arrow_array(dtype, _EMPTY[dtype]).type
-
-
 def _coerce(name: str, dtype: str, raw: Any, rows: int) -> np.ndarray:
     arr = np.asarray(raw)
     if arr.ndim == 0:
@@ -476,92 +376,3 @@ def _coerce(name: str, dtype: str, raw: Any, rows: int) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise ModelError(f"node '{name}' returned values that are not {dtype}: {exc}") from None
     raise GraphError(f"node '{name}' has unknown type '{dtype}'")
-
-
-_warned: set[str] = set()
-
-
-def check_versions(versions: Mapping[str, Any], where: str) -> list[str]:
-    """Compare the host's Python and libraries with versions.json; warn once if major.minor differ.
-
-    Returns the differences as lines such as ``scikit-learn: bundle 1.5.2, here 1.4.0``.
-    """
-    import platform
-    from importlib import metadata
-
-    def major_minor(version: str) -> tuple[str, ...]:
-        parts = (version.split(".") + ["0"])[:2]  # "2" and "2.0.1" are the same major.minor
-        return tuple(parts)
-
-    differences = []
-    recorded = versions.get("python")
-    here = platform.python_version()
-    if recorded and major_minor(recorded) != major_minor(here):
-        differences.append(f"python: bundle {recorded}, here {here}")
-    for package, wanted in sorted((versions.get("packages") or {}).items()):
-        try:
-            found = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            differences.append(f"{package}: bundle {wanted}, here not installed")
-            continue
-        if major_minor(found) != major_minor(wanted):
-            differences.append(f"{package}: bundle {wanted}, here {found}")
-    key = where + "|" + ";".join(differences)
-    if differences and key not in _warned:
-        _warned.add(key)
-        warnings.warn(
-            f"{where} was built with other library versions; results may differ: "
-            + "; ".join(differences),
-            VersionMismatchWarning,
-            stacklevel=3,
-        )
-    return differences
-
-
-def load(
-    files: Mapping[str, bytes], public_key: str | bytes | os.PathLike[str] | None = None
-) -> Executor:
-    """Verify ``files`` (manifest, and signature when a key is given or configured) and load them.
-
-    Nothing is deserialised before the check passes. Raises TamperedArtifact,
-    SignatureError or IncompatibleArtifact.
-    """
-    _manifest.verify_bundle(files, _manifest.load_public_key(public_key))
-    return Executor(files)
-
-
-def load_files(files: Mapping[str, bytes], entry_point: str) -> Executor:
-    """``load`` for one entry point, warning when the host's library versions differ."""
-    executor = load(files)
-    versions_file = f"{entry_point}/versions.json"
-    if versions_file in files:
-        check_versions(
-            json.loads(files[versions_file]), f"bundle {executor.name} {executor.version}"
-        )
-    return executor
-
-
-def load_directory(root: str | os.PathLike[str], entry_point: str) -> Executor:
-    """Load an extracted bundle folder for one of its entry points (used by the entry points)."""
-    return load_files(read_directory(root), entry_point)
-
-
-_cache: dict[str, Executor] = {}
-
-
-def cached_executor(
-    key: str, files: Mapping[str, bytes], entry_point: str = "pyspark_dataframe"
-) -> Executor:
-    """``load_files`` once per process for the bundle whose MANIFEST.json hashes to ``key``.
-
-    Spark workers score many batches of one bundle. Raises TamperedArtifact when
-    ``files`` are not that bundle's.
-    """
-    executor = _cache.get(key)
-    if executor is None:
-        if _manifest.sha256(files.get(_manifest.MANIFEST, b"")) != key:
-            raise TamperedArtifact(
-                f"{_manifest.MANIFEST} is not the one the driver sent", _manifest.MANIFEST
-            )
-        executor = _cache[key] = load_files(files, entry_point)
-    return executor

@@ -19,7 +19,9 @@ from ._errors import ModelError
 Predict = Callable[[Sequence[np.ndarray]], np.ndarray]
 
 
-def _matrix(columns: Sequence[np.ndarray], spec: Mapping[str, Any]) -> Any:
+def feature_matrix(columns: Sequence[np.ndarray], spec: Mapping[str, Any]) -> Any:
+    """What a native model's predict takes: a float64 matrix, or a DataFrame when it was fitted
+    on one (``input_format`` ``pandas``, columns named by ``feature_names``)."""
     if spec.get("input_format") == "pandas":
         import pandas as pd
 
@@ -61,7 +63,7 @@ def _estimator_predict(model: Any, spec: Mapping[str, Any]) -> Predict:
     kind = spec["output"]
 
     def predict(columns: Sequence[np.ndarray]) -> np.ndarray:
-        x = _matrix(columns, spec)
+        x = feature_matrix(columns, spec)
         if kind == "probability":
             return _shape_output(model.predict_proba(x), spec, kind)
         return _shape_output(model.predict(x), spec, kind)
@@ -92,7 +94,7 @@ def _load_lightgbm(data: bytes, spec: Mapping[str, Any]) -> Predict:
     classes = spec.get("classes")
 
     def predict(columns: Sequence[np.ndarray]) -> np.ndarray:
-        raw = np.asarray(booster.predict(_matrix(columns, spec)))
+        raw = np.asarray(booster.predict(feature_matrix(columns, spec)))
         if kind == "probability":
             return _shape_output(raw, spec, kind)
         if classes is not None:  # a classifier's label or value is what its predict() gives
@@ -103,7 +105,11 @@ def _load_lightgbm(data: bytes, spec: Mapping[str, Any]) -> Predict:
     return predict
 
 
-def _load_onnx(data: bytes, spec: Mapping[str, Any]) -> Predict:
+def load_onnx(data: bytes, spec: Mapping[str, Any]) -> Predict:
+    """The predict function of an ONNX graph in ``data``; the export's parity check calls it too.
+
+    Raises ModelError when the graph's inputs or outputs are not what ``spec`` says.
+    """
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -166,7 +172,7 @@ def _load_python(data: bytes, spec: Mapping[str, Any]) -> Predict:
     from ._source import load_function
 
     function = load_function(data, spec["file"], spec["function"])
-    return lambda columns: np.asarray(function(_matrix(columns, spec)))
+    return lambda columns: np.asarray(function(feature_matrix(columns, spec)))
 
 
 def _load_pickle(data: bytes, spec: Mapping[str, Any]) -> Predict:
@@ -181,7 +187,7 @@ LOADERS: dict[str, Callable[[bytes, Mapping[str, Any]], Predict]] = {
     "sklearn": _load_sklearn,
     "xgboost": _load_xgboost,
     "lightgbm": _load_lightgbm,
-    "onnx": _load_onnx,
+    "onnx": load_onnx,
     "python": _load_python,
     "pickle": _load_pickle,
 }

@@ -1,27 +1,30 @@
-"""Build a bundle: compile the pipeline, hash every file, sign, write one tar.gz atomically."""
+"""The bundle writer: sign a bundle's files and write them as one reproducible tar.gz.
+
+It works on files and bytes (``{relative/path: bytes}``) and knows nothing of pipelines:
+``Pipeline.export`` compiles the files, then calls ``sign_files`` and ``write_bundle``.
+"""
 
 from __future__ import annotations
 
 import base64
-import datetime as _dt
 import gzip
 import io
-import json
 import os
 import tarfile
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from ..pipeline import Pipeline
-from ..pipeline._compile import compile_files
-from ..runtime._manifest import MANIFEST, SIGNATURE, build_manifest
+from ..runtime import MANIFEST, SIGNATURE, build_manifest
 from ._keys import load_private_key
 
 
 def sign_files(files: dict[str, bytes], sign_key: str | Path | bytes | None) -> dict[str, bytes]:
-    """Add MANIFEST.json (and MANIFEST.sig when a key is given) to ``files``; return them."""
+    """Add MANIFEST.json (and MANIFEST.sig when a key is given) to ``files``; return them.
+
+    ``sign_key`` is an Ed25519 private key, a PEM path or PEM bytes; a bad one raises
+    SignatureError.
+    """
     manifest = build_manifest(files)
     files[MANIFEST] = manifest
     if sign_key is not None:
@@ -69,32 +72,3 @@ def write_bundle(package: str, files: Mapping[str, bytes], path: Path, mtime: in
             os.unlink(temporary)
         raise
     return path
-
-
-def build(
-    pipeline: Pipeline,
-    directory: str | Path,
-    *,
-    reference: Any = None,
-    sign_key: str | Path | bytes | None = None,
-    created_by: str | None = None,
-    backend: str = "auto",
-) -> Path:
-    """Export ``pipeline`` as ``directory/NAME-VERSION.tar.gz``; return the path.
-
-    ``backend`` is ``auto`` (ONNX where parity with the native model holds on
-    ``reference``), ``onnx`` (required for every convertible model) or ``native``.
-    Raises ModelError when a model cannot be saved (or, with ``onnx``, converted),
-    SchemaError when ``reference`` does not fit the declared inputs, SignatureError on
-    a bad signing key, UsageError on a bad backend.
-    """
-    if sign_key is not None:
-        load_private_key(sign_key)  # fail on a bad key before the expensive work
-    files = sign_files(
-        compile_files(pipeline, reference=reference, created_by=created_by, backend=backend),
-        sign_key,
-    )
-    created = json.loads(files["metadata.json"])["created_at"]
-    mtime = int(_dt.datetime.fromisoformat(created).timestamp())
-    target = Path(directory) / f"{pipeline.name}-{pipeline.version}.tar.gz"
-    return write_bundle(pipeline.bundle_name, files, target, mtime)
