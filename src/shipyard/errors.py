@@ -32,7 +32,7 @@ status and JSON body for every server Shipyard runs.
 
 from __future__ import annotations
 
-from .runtime._errors import (
+from .runtime import (
     ArtifactError,
     CaptureError,
     GraphError,

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..runtime._executor import arrow_array
+from ..runtime import arrow_array
 from ._background import Worker
 from ._metrics import Metrics
 

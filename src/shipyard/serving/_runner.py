@@ -18,10 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..runtime import Artifact
-from ..runtime._dataset import ColumnSpec, encode, parse_dataset, to_array
-from ..runtime._errors import SchemaError
-from ..runtime._executor import Executor, Plan
+from ..errors import SchemaError
+from ..runtime import Artifact, ColumnSpec, Executor, Plan, encode, parse_dataset, to_array
 
 Tables = dict[str, dict[str, np.ndarray]]
 
