@@ -1,4 +1,7 @@
-"""Fixtures shared by the whole suite: the demo pipeline, keys, bundles, registry databases.
+"""Fixtures shared by the whole suite: a tumour pipeline, keys, bundles, registry databases.
+
+``demo_pipeline`` is the suite's own copy of a tumour-triage pipeline (tests/_tumours.py),
+not ``shipyard.demo``'s: the demo can change without changing what a test checks.
 
 Registry databases: every test that takes ``database_url`` runs on SQLite AND PostgreSQL.
 PostgreSQL is expected at 127.0.0.1:5432 as user ``postgres`` (trust auth), or at
@@ -31,20 +34,21 @@ from sqlalchemy.engine import Engine
 
 from shipyard import Pipeline
 from shipyard.artifact import generate_key_pair
-from shipyard.demo_pipeline import build_pipeline, reference
 from shipyard.registry import LocalStore, Registry, create_engine, migrate
 from shipyard.registry._rows import AuditHeadRow, Base
+
+from ._tumours import build_pipeline, reference
 
 
 @pytest.fixture(scope="session")
 def demo_pipeline() -> Pipeline:
-    """The trained demo pipeline (feature -> model -> rule) on breast-cancer data."""
+    """The trained tumour-triage pipeline (feature -> model -> rule) on breast-cancer data."""
     return build_pipeline()
 
 
 @pytest.fixture(scope="session")
 def demo_reference() -> dict[str, Any]:
-    """The demo's training data as a dict dataset."""
+    """The tumour-triage pipeline's training data as a dict dataset."""
     return reference()
 
 

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 import shipyard as sy
-from shipyard.batch._demo import tumour_rows
 from shipyard.registry import LocalStore, Registry
+from tests._tumours import tumour_rows
 
 
 def write_table(table: pa.Table, path: Path) -> Path:

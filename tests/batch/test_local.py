@@ -299,7 +299,7 @@ print(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads Linux's VmHWM")
 def test_peak_memory_does_not_grow_with_the_file(signed_bundle: Path, tmp_path: Path) -> None:
-    from shipyard.batch._demo import tumour_rows
+    from tests._tumours import tumour_rows
 
     peaks = {}
     for rows in (100_000, 400_000):

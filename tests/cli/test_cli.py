@@ -220,9 +220,9 @@ def test_build_from_module_reference_and_key(capsys, tmp_path, key_pair, demo_pi
     out_dir = tmp_path / "dist"
     code, out, _ = run_cli(
         capsys,
-        "artifact", "build", "shipyard.demo_pipeline:build_pipeline",
+        "artifact", "build", "tests._tumours:build_pipeline",
         "-o", str(out_dir), "--sign-key", str(key_pair[0]),
-        "--reference", "shipyard.demo_pipeline:reference", "--json",
+        "--reference", "tests._tumours:reference", "--json",
     )  # fmt: skip
     assert code == 0
     summary = json.loads(out)
@@ -236,9 +236,7 @@ def test_build_from_module_reference_and_key(capsys, tmp_path, key_pair, demo_pi
 
 
 def test_build_refuses_what_is_not_a_pipeline(capsys, tmp_path) -> None:
-    code, _, err = run_cli(
-        capsys, "artifact", "build", "shipyard.demo_pipeline:_SEED", "-o", str(tmp_path)
-    )
+    code, _, err = run_cli(capsys, "artifact", "build", "tests._tumours:SEED", "-o", str(tmp_path))
     assert code == 2 and "not a shipyard.Pipeline" in err
     code, _, err = run_cli(capsys, "artifact", "build", "no_such_module:x", "-o", str(tmp_path))
     assert code == 2 and "no_such_module" in err
