@@ -16,11 +16,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/shipyard demo
 
+# Every test is either unit or integration (tests/_tiers.py marks them); `test` runs both.
 test: $(STAMP)
 	$(BIN)/pytest
 
+# The unit tier: one process, no servers, sockets, PostgreSQL, Spark or subprocesses.
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m unit
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

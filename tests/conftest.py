@@ -37,7 +37,13 @@ from shipyard.artifact import generate_key_pair
 from shipyard.registry import LocalStore, Registry, create_engine, migrate
 from shipyard.registry._rows import AuditHeadRow, Base
 
+from ._tiers import assign_tiers
 from ._tumours import build_pipeline, reference
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test ``unit`` or ``integration`` by what it uses (see tests/_tiers.py)."""
+    assign_tiers(items)
 
 
 @pytest.fixture(scope="session")
