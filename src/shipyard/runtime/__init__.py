@@ -34,7 +34,7 @@ from ._errors import (
     VersionMismatchWarning,
     WrongType,
 )
-from ._manifest import MANIFEST, SIGNATURE, build_manifest
+from ._manifest import MANIFEST, SIGNATURE, build_manifest, key_id, load_public_key, signature_key
 
 if TYPE_CHECKING:
     from ._arrow import arrow_array, arrow_type
@@ -94,11 +94,14 @@ __all__ = [
     "build_manifest",
     "encode",
     "feature_matrix",
+    "key_id",
     "load_model",
     "load_onnx",
+    "load_public_key",
     "parse_dataset",
     "read_bundle",
     "reason",
+    "signature_key",
     "table_specs",
     "to_array",
 ]

@@ -21,12 +21,35 @@ if TYPE_CHECKING:
     from ._executor import Executor
 
 
+# A bundle is read into memory before it is checked, so its size is bounded first: a
+# small gzip file can expand to gigabytes. Each member's size is declared in its tar
+# header, and reading stops at that size, so the caps hold before anything is decompressed
+# beyond them. SHIPYARD_MAX_BUNDLE_BYTES raises the total cap for very large models.
+MAX_BUNDLE_ENV = "SHIPYARD_MAX_BUNDLE_BYTES"
+DEFAULT_MAX_BUNDLE_BYTES = 4 * 1024**3
+MAX_MEMBERS = 100_000
+
+
+def _max_bundle_bytes() -> int:
+    text = os.environ.get(MAX_BUNDLE_ENV, "")
+    try:
+        return int(text) if text else DEFAULT_MAX_BUNDLE_BYTES
+    except ValueError:
+        raise UsageError(
+            f"{MAX_BUNDLE_ENV} must be a whole number of bytes, not {text!r}"
+        ) from None
+
+
 def read_bundle(path: str | os.PathLike[str]) -> tuple[str, dict[str, bytes]]:
     """Read a bundle.tar.gz into memory: ``(top folder, {relative path: bytes})``.
 
     Refuses links, device files, absolute paths, '..' and members outside one top
-    folder with TamperedArtifact; raises ArtifactError when the file is not a tar.gz.
+    folder with TamperedArtifact; raises ArtifactError when the file is not a tar.gz,
+    and TamperedArtifact when its files would expand beyond SHIPYARD_MAX_BUNDLE_BYTES
+    (default 4 GiB) or it holds more than 100,000 members.
     """
+    limit = _max_bundle_bytes()
+    total = 0
     try:
         archive = tarfile.open(path, mode="r:*")  # noqa: SIM115 - closed by the `with` below
     except FileNotFoundError:
@@ -36,8 +59,22 @@ def read_bundle(path: str | os.PathLike[str]) -> tuple[str, dict[str, bytes]]:
     files: dict[str, bytes] = {}
     top: str | None = None
     with archive:
+        members = []
         try:
-            members = archive.getmembers()
+            for member in archive:
+                members.append(member)
+                if len(members) > MAX_MEMBERS:
+                    raise TamperedArtifact(
+                        f"'{path}' holds more than {MAX_MEMBERS} members: not a bundle", member.name
+                    )
+                # Checked before the archive decompresses its way to the next header.
+                total += member.size
+                if total > limit:
+                    raise TamperedArtifact(
+                        f"member '{member.name}' takes the bundle's files beyond {limit} bytes "
+                        f"uncompressed (set {MAX_BUNDLE_ENV} to allow more)",
+                        member.name,
+                    )
         except (tarfile.TarError, OSError, EOFError) as exc:
             raise ArtifactError(f"'{path}' is damaged ({exc})") from None
         for member in members:

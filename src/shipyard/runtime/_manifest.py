@@ -45,13 +45,23 @@ def _manifest_bytes(files: Mapping[str, bytes]) -> bytes:
     return raw
 
 
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object that names no key twice (else the last value would silently win)."""
+    found: dict[str, object] = {}
+    for key, value in pairs:
+        if key in found:
+            raise ValueError(f"'{key}' is listed twice")
+        found[key] = value
+    return found
+
+
 def check_files(files: Mapping[str, bytes]) -> dict[str, str]:
     """Check every file of a bundle against its manifest; return the manifest's entries.
 
     Raises TamperedArtifact naming the first file that was changed, added or is missing.
     """
     try:
-        document = json.loads(_manifest_bytes(files))
+        document = json.loads(_manifest_bytes(files), object_pairs_hook=_no_duplicates)
         entries = document["files"]
         if document.get("algorithm") != "sha256" or not isinstance(entries, dict):
             raise ValueError("unexpected layout")
@@ -126,6 +136,31 @@ def verify_bundle(files: Mapping[str, bytes], public_key: bytes | None) -> dict[
     entries = check_files(files)
     signed = SIGNATURE in files
     return {"files": len(entries), "signed": signed, "signature_checked": public_key is not None}
+
+
+def key_id(public_key: bytes) -> str:
+    """A public key's short, stable name: the first 16 hex digits of sha256 of its raw bytes."""
+    return hashlib.sha256(public_key).hexdigest()[:16]
+
+
+def signature_key(files: Mapping[str, bytes], keys: Mapping[str, bytes]) -> str | None:
+    """The id (a key of ``keys``) of the key whose signature MANIFEST.sig is, or None.
+
+    None when the bundle is unsigned, its signature is malformed, or no key matches.
+    Checks nothing else: call ``verify_bundle`` for the files.
+    """
+    signature = files.get(SIGNATURE)
+    if signature is None:
+        return None
+    try:
+        raw = base64.b64decode(signature.strip(), validate=True)
+    except ValueError:
+        return None
+    manifest = _manifest_bytes(files)
+    for name, public_key in keys.items():
+        if _verify(public_key, raw, manifest):
+            return name
+    return None
 
 
 def _verify(public_key: bytes, signature: bytes, message: bytes) -> bool:
