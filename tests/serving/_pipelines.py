@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,21 @@ def total(x: Any) -> Any:
 
 
 def fragile(x: Any) -> Any:
-    """Twice x; fails on 666 (with a message that must not reach the caller), slow on 7."""
+    """Twice x; fails on 666 (with a message that must not reach the caller), held on 7.
+
+    Held: it creates ``entered`` in the folder $SHIPYARD_TEST_GATE, then waits until the
+    test creates ``release`` there (60 s at most), so a test can act while it is in flight.
+    """
     if (x == 666).any():
         raise ValueError("secret internal detail")
     if (x == 7).any():
-        time.sleep(1.5)
+        gate = Path(os.environ["SHIPYARD_TEST_GATE"])
+        (gate / "entered").touch()
+        deadline = time.monotonic() + 60
+        while not (gate / "release").exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the test never released the request")
+            time.sleep(0.01)
     return x[:, 0] * 2.0
 
 
@@ -60,7 +71,7 @@ def tensor_pipeline() -> Pipeline:
 
 
 def fragile_pipeline() -> Pipeline:
-    """One column x; the model fails on 666 and takes 1.5 s on 7."""
+    """One column x; the model fails on 666 and is held at a gate on 7 (see ``fragile``)."""
     table = Table("t", [Column("x", "float64")])
     return Pipeline(
         "fragile",

@@ -1,5 +1,6 @@
 """``shipyard serve`` as a user runs it: following an environment through a promotion and a
-rollback under load without failing a request, draining on SIGTERM, and the CLI."""
+rollback under load without failing a request, a request in flight finishing on the version
+it started on, draining on SIGTERM, and the CLI."""
 
 from __future__ import annotations
 
@@ -16,9 +17,16 @@ import pytest
 
 from shipyard.cli import main
 from shipyard.registry import Registry
-from shipyard.serving import create_api_key
+from shipyard.serving import (
+    ModelRoute,
+    ModelRunner,
+    RouteTable,
+    ServingApp,
+    create_api_key,
+)
 
-from .conftest import predict_path, serve_process
+from ._hold import HeldRunner, wait_until
+from .conftest import live_server, predict_path, rows_of, serve_process
 
 PRODUCTION = predict_path("tumour_triage", "demo", "production")
 MAX_REQUESTS = 20_000  # the load stops by itself even if the test's waits went wrong
@@ -124,22 +132,82 @@ def test_promotion_and_rollback_under_load_drop_no_request(
     assert "serving demo/production revision" in output
 
 
-def test_sigterm_lets_a_request_in_flight_finish(toy_bundles: dict[str, Path]) -> None:
-    slow = {"t": {"x": [7.0] + [1.0] * 99}}  # 100 rows: runs in a thread; 7 makes it take 1.5 s
-    with serve_process(["--bundle", str(toy_bundles["fragile"])]) as (base, process):
+def only(runner: ModelRunner) -> RouteTable:
+    """A route table in which ``runner`` answers everything."""
+    return RouteTable("local", "local", {runner.model: ModelRoute.single(runner)})
+
+
+def test_a_request_in_flight_finishes_on_the_old_version_while_the_new_one_serves(
+    demo_runner: ModelRunner,
+) -> None:
+    old = HeldRunner(demo_runner, "v1")
+    new = ModelRunner(demo_runner.executor, demo_runner.model, "v2")
+    body = rows_of(demo_runner)
+    expected = demo_runner.executor.run_dict(body)
+    path = predict_path("tumour_triage")
+    # inline_rows=0: every request runs on a worker thread, so a held one leaves the server free.
+    app = ServingApp(only(old), inline_rows=0)
+    answer: dict[str, Any] = {}
+    with live_server(app) as base:
+
+        def call() -> None:
+            with httpx.Client(base_url=base, timeout=60) as client:
+                answer["response"] = client.post(path, json=body)
+
+        caller = threading.Thread(target=call)
+        caller.start()
+        try:
+            assert old.entered.wait(30), "the first request never reached v1"
+            app.swap(only(new))  # as the follower does once a new revision is warm
+            with httpx.Client(base_url=base, timeout=30) as client:
+                after = client.post(path, json=body)
+            assert (after.status_code, after.headers["x-shipyard-version"]) == (200, "v2")
+            assert "response" not in answer  # still held on v1 while v2 answered
+        finally:
+            old.release.set()
+            caller.join(60)
+    response = answer["response"]
+    assert (response.status_code, response.headers["x-shipyard-version"]) == (200, "v1")
+    assert response.json() == expected
+
+
+def refuses_connections(base: str) -> bool:
+    """Whether nothing listens at ``base`` any more (a server that began shutting down)."""
+    try:
+        httpx.get(f"{base}/health", timeout=5)
+    except httpx.ConnectError:
+        return True
+    return False
+
+
+def test_sigterm_lets_a_request_in_flight_finish(
+    toy_bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    # 100 rows run on a worker thread; the 7 holds the model at the gate (tests/serving/
+    # _pipelines.py) until the test, having seen the server stop listening, releases it.
+    held = {"t": {"x": [7.0] + [1.0] * 99}}
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    bundle = ["--bundle", str(toy_bundles["fragile"])]
+    with serve_process(bundle, {"SHIPYARD_TEST_GATE": str(gate)}) as (base, process):
         answer: dict[str, Any] = {}
 
         def call() -> None:
             with httpx.Client() as client:
                 answer["response"] = client.post(
-                    base + predict_path("fragile"), json=slow, timeout=30
+                    base + predict_path("fragile"), json=held, timeout=60
                 )
 
         caller = threading.Thread(target=call)
         caller.start()
-        time.sleep(0.5)
-        process.send_signal(signal.SIGTERM)
-        caller.join(30)
+        try:
+            wait_until((gate / "entered").exists, "the request never reached the model")
+            process.send_signal(signal.SIGTERM)
+            wait_until(lambda: refuses_connections(base), "the server still listens after SIGTERM")
+            assert process.poll() is None  # draining: the request in flight keeps it running
+        finally:
+            (gate / "release").touch()
+            caller.join(60)
         assert process.wait(30) == GRACEFUL_EXIT
     response = answer["response"]
     assert response.status_code == 200
