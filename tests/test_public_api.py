@@ -109,8 +109,10 @@ def test_one_exception_tree_holds_the_registry_errors() -> None:
         "ArtifactError",
         "AuditBroken",
         "CaptureError",
+        "ClientGone",
         "Conflict",
         "GraphError",
+        "HttpError",
         "IncompatibleArtifact",
         "InvalidComponentConfig",
         "InvalidInput",
@@ -142,6 +144,35 @@ def test_one_exception_tree_holds_the_registry_errors() -> None:
     assert shipyard.errors.NotFound is shipyard.registry.NotFound
     assert issubclass(shipyard.errors.InvalidSetting, shipyard.errors.ShipyardError)
     assert shipyard.errors.InvalidSetting.exit_code == 2
+
+
+def test_the_web_surface() -> None:
+    import shipyard.web
+
+    assert sorted(shipyard.web.__all__) == [
+        "ErrorStyle",
+        "Headers",
+        "JSON_TYPE",
+        "Message",
+        "REQUEST_ID_HEADER",
+        "Receive",
+        "STATUSES",
+        "Scope",
+        "Send",
+        "decode_json",
+        "error_body",
+        "error_headers",
+        "error_response",
+        "header",
+        "http_error",
+        "http_status",
+        "presented_credential",
+        "read_body",
+        "send_response",
+        "too_large",
+    ]
+    for name in shipyard.web.__all__:
+        assert getattr(shipyard.web, name) is not None, name
 
 
 def test_the_pipeline_surface() -> None:

@@ -12,6 +12,8 @@
     │   └── CaptureError           a feature reads a global, helper or closure
     ├── ModelError                 a model cannot be saved, loaded or run
     ├── UsageError                 a command or call was given bad arguments (exit code 2)
+    ├── HttpError                  a server answers a request with ``status`` instead of a result
+    │   └── ClientGone             the client left before its request was complete (status 499)
     └── RegistryError              the registry refused or could not do something
         ├── NotFound               a project, environment, model, version, revision … is unknown
         ├── Conflict               the current state forbids the change (exists already, cycle,
@@ -23,14 +25,16 @@
         ├── AuditBroken            ``audit verify`` found an event that breaks the hash chain
         └── StoreError             a blob is missing from the artifact store or fails its sha256
 
-The classes above ``RegistryError`` live in ``shipyard.runtime._errors`` because every
+The classes above ``HttpError`` live in ``shipyard.runtime._errors`` because every
 bundle carries a copy of the runtime and must raise errors of the same names and shape;
 this module re-exports them. Every class carries ``exit_code`` (what the CLI returns);
-``shipyard.web`` (``http_status``, ``error_response``) maps each one to an HTTP
-status and JSON body for every server Shipyard runs.
+``shipyard.web`` (``http_status``, ``error_response``) holds the one table of HTTP
+statuses and maps each class to a status and JSON body for every server Shipyard runs.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .runtime import (
     ArtifactError,
@@ -56,8 +60,10 @@ __all__ = [
     "ArtifactError",
     "AuditBroken",
     "CaptureError",
+    "ClientGone",
     "Conflict",
     "GraphError",
+    "HttpError",
     "IncompatibleArtifact",
     "InvalidComponentConfig",
     "InvalidInput",
@@ -85,26 +91,19 @@ __all__ = [
 class RegistryError(ShipyardError):
     """The registry refused or could not do something; the message says what and why."""
 
-    http_status = 400
-
 
 class NotFound(RegistryError):
     """A named object does not exist; the message lists what does, when that helps."""
 
-    http_status = 404
-
 
 class Conflict(RegistryError):
     """The registry's current state forbids the change (duplicate, cycle, dependants, …)."""
-
-    http_status = 409
 
 
 class InvalidInput(RegistryError):
     """A name, value or document given by the caller is malformed."""
 
     exit_code = 2
-    http_status = 422
 
 
 class InvalidSetting(InvalidInput):
@@ -127,13 +126,9 @@ class InvalidComponentConfig(InvalidInput):
 class PermissionDenied(RegistryError):
     """An API token is missing, unknown or revoked, or its role does not allow the operation."""
 
-    http_status = 403
-
 
 class AuditBroken(RegistryError):
     """The audit log's hash chain is broken; ``event_id`` is the first event that fails."""
-
-    http_status = 409
 
     def __init__(self, event_id: int, reason: str) -> None:
         super().__init__(f"audit log broken at event {event_id}: {reason}")
@@ -144,4 +139,27 @@ class AuditBroken(RegistryError):
 class StoreError(RegistryError):
     """A blob is missing from the artifact store, fails its sha256, or the store is unreachable."""
 
-    http_status = 502
+
+class HttpError(ShipyardError):
+    """Answer the request with ``status`` and a JSON error body instead of a result.
+
+    ``kind`` names the error in the body (``MalformedJSON``, ``TooLarge``, ``Unauthorized``
+    …); ``details`` are extra JSON fields of the body (``table``, ``column``, ``row``).
+    Raised by the servers' HTTP layer; ``shipyard.web`` turns every other error into one.
+    """
+
+    def __init__(self, status: int, kind: str, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.details = details
+
+
+class ClientGone(HttpError):
+    """The client disconnected before its request was complete: there is no one to answer."""
+
+    def __init__(self) -> None:
+        # 499 is nginx's "client closed request": what the metrics record for it.
+        super().__init__(
+            499, "ClientGone", "the client disconnected before its request was complete"
+        )

@@ -18,6 +18,7 @@ from shipyard.registry import (
     StoreError,
     to_json,
 )
+from shipyard.web import http_status
 
 from .conftest import MODEL
 
@@ -82,7 +83,7 @@ def test_errors_carry_exit_codes_and_http_statuses() -> None:
         AuditBroken: (1, 409),
         StoreError: (1, 502),
     }
-    assert {e: (e.exit_code, e.http_status) for e in expected} == expected
+    assert {e: (e.exit_code, http_status(e)) for e in expected} == expected
 
 
 def test_results_are_json_ready(demo: Registry) -> None:

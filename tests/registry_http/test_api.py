@@ -42,8 +42,12 @@ def demo(api_server: ApiServer, bundles: list[Path]) -> ApiServer:
 def _refused(response: httpx.Response, status: int, error: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body = response.json()
+    # Every refusal has the same four fields, whichever layer refused the request.
+    assert set(body) == {"error", "message", "details", "request_id"}, body
     assert body["error"] == error and body["message"] and body["request_id"]
     assert response.headers["X-Request-ID"] == body["request_id"]
+    if status == 401:
+        assert response.headers["WWW-Authenticate"] == "Bearer"
     return body
 
 

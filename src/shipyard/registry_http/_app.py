@@ -2,9 +2,9 @@
 
 Every request but ``/health`` and ``/openapi.json`` needs ``Authorization: Bearer
 <token>`` (checked by ``Registry.verify_token``: hashed, constant time). Errors are
-JSON ``{"error", "message", "details", "request_id"}`` with the status the error class
-names; an unexpected exception is logged with its request id and answered with a 500
-that holds no traceback.
+JSON ``{"error", "message", "details", "request_id"}`` with the status that
+``shipyard.web`` maps the error class to; an unexpected exception is logged with its
+request id and answered with a 500 that holds no traceback.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .._version import __version__
-from ..errors import PermissionDenied, ShipyardError, UsageError
+from ..errors import HttpError, InvalidInput, PermissionDenied
 from ..registry import ROLES, ApiToken, Registry, to_json
+from ..web import decode_json, error_response, presented_credential, read_body, too_large
 from ._batch_routes import batch_routes
 from ._openapi import API_PREFIX, openapi
 from ._operations import OPERATIONS, Operation, convert
@@ -41,13 +42,8 @@ MAX_UPLOAD_BYTES = 2 * 1024 * 1024 * 1024
 REQUEST_ID = "X-Request-ID"
 
 
-class _Refused(Exception):
-    """Answer with this status and error instead of calling the registry."""
-
-    def __init__(self, status: int, error: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.error = error
+def _request_id() -> str:
+    return uuid.uuid4().hex[:16]
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -55,40 +51,6 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     body = b"" if status == 204 else orjson.dumps(data)
     media = None if status == 204 else "application/json"
     return Response(body, status_code=status, media_type=media, headers=headers)
-
-
-def error_status(exc: ShipyardError) -> int:
-    """The HTTP status of a Shipyard error: its ``http_status``, else by its kind."""
-    status = getattr(exc, "http_status", None)
-    if isinstance(status, int):
-        return status
-    # A refused bundle (ArtifactError), bad data (SchemaError): the request's content.
-    return 400 if isinstance(exc, UsageError) else 422
-
-
-def _details(exc: BaseException) -> dict[str, Any]:
-    """The error's public attributes that are plain JSON (``event_id``, ``problems``, …)."""
-    plain = (str, int, float, bool, type(None))
-    return {
-        k: v
-        for k, v in vars(exc).items()
-        if not k.startswith("_")
-        and (isinstance(v, plain) or (isinstance(v, list) and all(isinstance(i, plain) for i in v)))
-    }
-
-
-def _error(status: int, error: str, message: str, request_id: str, **extra: Any) -> Response:
-    headers = {REQUEST_ID: request_id}
-    if status == 401:
-        headers["WWW-Authenticate"] = "Bearer"
-    body = {"error": error, "message": message, "request_id": request_id, **extra}
-    return json_response(body, status, headers)
-
-
-def _internal_error(request_id: str) -> Response:
-    """A 500 that names the request id to look for in the log, and nothing else."""
-    message = f"internal error; the server log has the details (request {request_id})"
-    return _error(500, "InternalError", message, request_id)
 
 
 class _Api:
@@ -120,7 +82,7 @@ class _Api:
         """The ASGI endpoint of ``op``: authenticate, read the arguments, call, answer."""
 
         async def handle(request: Request) -> Response:
-            request_id = uuid.uuid4().hex[:16]
+            request_id = _request_id()
             with ExitStack() as cleanup:
                 try:
                     token = await self._authenticate(request, op)
@@ -128,32 +90,26 @@ class _Api:
                     registry = self.registry.with_actor(token.name)
                     result = await run_in_threadpool(getattr(registry, op.name), **arguments)
                     return json_response(to_json(result), op.status, {REQUEST_ID: request_id})
-                except _Refused as exc:
-                    return _error(exc.status, exc.error, str(exc), request_id)
-                except ShipyardError as exc:
-                    status = error_status(exc)
-                    name = type(exc).__name__
-                    return _error(status, name, str(exc), request_id, details=_details(exc))
-                except Exception:
-                    logger.exception("request %s (%s %s) failed", request_id, op.method, op.path)
-                    return _internal_error(request_id)
+                except Exception as exc:
+                    where = f"{op.method} {op.path}"
+                    return error_response(exc, request_id, "registry", logger, where)
 
         handle.__name__ = op.name
         return handle
 
     async def _authenticate(self, request: Request, op: Operation) -> ApiToken:
         """The token's record; 401 without a valid token, 403 when its role is too low."""
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise _Refused(
+        token = presented_credential(request.scope)
+        if token is None:
+            raise HttpError(
                 401, "PermissionDenied", "send an API token: Authorization: Bearer <token>"
             )
         try:
-            found = await run_in_threadpool(self.registry.verify_token, token.strip())
+            found = await run_in_threadpool(self.registry.verify_token, token)
         except PermissionDenied as exc:
-            raise _Refused(401, "PermissionDenied", str(exc)) from None
+            raise HttpError(401, "PermissionDenied", str(exc)) from None
         if ROLES.index(found.role) < ROLES.index(op.role):
-            raise _Refused(
+            raise HttpError(
                 403,
                 "PermissionDenied",
                 f"token '{found.name}' has role {found.role}; {op.name} needs {op.role}",
@@ -171,9 +127,7 @@ class _Api:
         for name in [*given, *query]:
             if name not in known:
                 expected = ", ".join(sorted(known)) or "none"
-                raise _Refused(
-                    422, "InvalidInput", f"unknown parameter '{name}' (parameters: {expected})"
-                )
+                raise InvalidInput(f"unknown parameter '{name}' (parameters: {expected})")
         sources = {"path": request.path_params, "query": query, "body": given}
         arguments: dict[str, Any] = {}
         for param in op.params:
@@ -184,7 +138,7 @@ class _Api:
                 text = param.where != "body"  # path and query values arrive as text
                 arguments[param.name] = convert(param.name, value, param.annotation, text)
             elif param.required:
-                raise _Refused(422, "InvalidInput", f"parameter '{param.name}' is required")
+                raise InvalidInput(f"parameter '{param.name}' is required")
         return arguments
 
     async def _body(self, request: Request, op: Operation, cleanup: ExitStack) -> Any:
@@ -197,27 +151,13 @@ class _Api:
             return await self._save_upload(request, Path(scratch) / "bundle.tar.gz")
         if op.method in ("GET", "DELETE"):
             return {}
-        raw = await self._read(request, MAX_JSON_BYTES)
+        raw = await read_body(request.scope, request.receive, MAX_JSON_BYTES)
         if not raw.strip():
             return {}
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise _Refused(
-                400, "MalformedJSON", f"the request body is not valid JSON: {exc}"
-            ) from None
+        body = decode_json(raw)
         if not isinstance(body, dict):
-            raise _Refused(400, "MalformedJSON", "the request body must be a JSON object")
+            raise HttpError(400, "MalformedJSON", "the request body must be a JSON object")
         return body
-
-    async def _read(self, request: Request, limit: int) -> bytes:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _Refused(413, "TooLarge", f"the request body is over {limit:,} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     async def _save_upload(self, request: Request, target: Path) -> Path:
         size = 0
@@ -225,12 +165,10 @@ class _Api:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > self.max_upload_bytes:
-                    raise _Refused(
-                        413, "TooLarge", f"the bundle is over {self.max_upload_bytes:,} bytes"
-                    )
+                    raise too_large("the bundle", self.max_upload_bytes)
                 file.write(chunk)
         if size == 0:
-            raise _Refused(400, "MissingBody", "send the bundle (.tar.gz) as the request body")
+            raise HttpError(400, "MissingBody", "send the bundle (.tar.gz) as the request body")
         return target
 
 
@@ -239,16 +177,15 @@ async def _health(_request: Request) -> Response:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such route, method not allowed) in the API's shape."""
     assert isinstance(exc, HTTPException)
-    request_id = uuid.uuid4().hex[:16]
     message = exc.detail if exc.status_code != 404 else f"no route {request.url.path}"
-    return _error(exc.status_code, "HTTPError", message, request_id)
+    error = HttpError(exc.status_code, "HTTPError", message)
+    return error_response(error, _request_id(), "registry", logger, request.url.path)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    request_id = uuid.uuid4().hex[:16]
-    logger.error("request %s (%s) failed", request_id, request.url.path, exc_info=exc)
-    return _internal_error(request_id)
+    return error_response(exc, _request_id(), "registry", logger, request.url.path)
 
 
 def create_app(

@@ -25,8 +25,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ..errors import InvalidInput, NotFound, PermissionDenied, ShipyardError, UsageError
+from ..errors import InvalidInput, NotFound, PermissionDenied, ShipyardError
 from ..registry import ROLES, Registry
+from ..web import http_status
 from ._openapi import API_PREFIX
 
 __all__ = ["batch_routes"]
@@ -44,9 +45,7 @@ def _response(data: Any, status: int, request_id: str) -> Response:
 
 
 def _failure(exc: ShipyardError, request_id: str) -> Response:
-    status = getattr(exc, "http_status", None)
-    if not isinstance(status, int):
-        status = 400 if isinstance(exc, UsageError) else 422
+    status = http_status(exc)
     body = {"error": type(exc).__name__, "message": str(exc), "request_id": request_id}
     return _response(body, status, request_id)
 
