@@ -118,6 +118,21 @@ def test_unknown_models_versions_and_outputs_are_errors_the_client_reports(
         triton_client.infer("tumour_triage", inputs, outputs=[triton.InferRequestedOutput("zzz")])
 
 
+def test_an_unknown_model_or_version_in_the_metadata_routes_is_a_protocol_404(
+    client: httpx.Client,
+) -> None:
+    for path in ("/v2/models/nope", "/v2/models/tumour_triage/versions/9.9/ready", "/v2/nope"):
+        response = client.get(path, headers={"X-Request-Id": "meta-1"})
+        assert response.status_code == 404, path
+        body = response.json()
+        assert (body["kind"], body["request_id"]) == ("NotFound", "meta-1"), path
+        assert response.headers.get_list("x-request-id") == ["meta-1"], path
+        assert response.headers["x-shipyard-version"] == "none"
+    assert "no model 'nope' here" in client.get("/v2/models/nope").json()["error"]
+    versions = client.get("/v2/models/tumour_triage/versions/9.9").json()["error"]
+    assert "has no version '9.9' loaded (versions: 1.0.0)" in versions
+
+
 def test_oip_errors_follow_the_protocol(client: httpx.Client) -> None:
     wrong_type = client.post(
         "/v2/models/frame_total/infer",

@@ -3,7 +3,8 @@
 The two model routes (our predict route and the Open Inference Protocol's infer route)
 are matched by hand and answered on raw ASGI: read the body (bounded), decode the JSON
 once with orjson, validate into numpy columns, run the executor, encode. Everything
-else (health, metadata, metrics, OpenAPI) goes to a Starlette router.
+else (health, metadata, metrics, OpenAPI) goes to ``InfoRoutes``, a Starlette router.
+Errors become statuses and bodies through ``shipyard.web``, like the registry API's.
 
 A request reads ``self.table`` once, at its start: ``swap`` replaces the reference, so
 requests in flight finish on the versions they started with. Requests of up to
@@ -25,41 +26,38 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-import orjson
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route, Router
 
-from .._version import __version__
-from ..runtime._errors import ModelError, SchemaError, UsageError
-from ._capture import Capture, CaptureRecord
-from ._http import (
+from ..errors import ClientGone, HttpError
+from ..web import (
     JSON_TYPE,
-    ClientGone,
-    HttpError,
+    REQUEST_ID_HEADER,
     Receive,
     Scope,
     Send,
     decode_json,
     error_body,
+    error_headers,
     header,
+    http_error,
+    presented_credential,
     read_body,
     send_response,
 )
-from ._keys import KeyRing, presented_key
+from ._capture import Capture, CaptureRecord
+from ._info_routes import REQUEST_ID_KEY, InfoRoutes
+from ._keys import KeyRing
+from ._lookup import model_not_found, runner_of
 from ._metrics import Metrics
-from ._openapi import DOCS_HTML, openapi
 from ._payloads import (
     Decoded,
     decode_infer,
     decode_predict,
     encode_infer,
     encode_predict,
-    model_metadata,
     split_binary,
 )
-from ._routes import ModelRoute, RouteTable
+from ._routes import RouteTable
 from ._runner import ModelRunner
 from ._shadow import Shadow
 
@@ -67,8 +65,6 @@ logger = logging.getLogger("shipyard.serving")
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 VERSION_HEADER = b"x-shipyard-version"
-REQUEST_ID_HEADER = b"x-request-id"
-REQUEST_ID_KEY = "shipyard.request_id"  # where cold routes find the request id in the scope
 NO_VERSION = b"none"  # what X-Shipyard-Version says when no model answered
 _GOOD_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 _KEY_IN_QUERY = re.compile(rb"(^|&)(api[_-]?key|key|token|access[_-]?token)=", re.IGNORECASE)
@@ -120,25 +116,9 @@ class ServingApp:
         self._id_prefix = os.urandom(4).hex() + "-"
         self.in_flight = 0
         self.draining = False
-        self._openapi: tuple[RouteTable, bytes] | None = None
         self.table = table
         self.swap(table)
-        self._router = Router(
-            routes=[
-                Route("/health", self._health),
-                Route("/metrics", self._metrics),
-                Route("/openapi.json", self._openapi_json),
-                Route("/docs", self._docs),
-                Route("/v2", self._server_metadata),
-                Route("/v2/health/live", self._live),
-                Route("/v2/health/ready", self._ready),
-                Route("/v2/models/{model}", self._model_metadata),
-                Route("/v2/models/{model}/versions/{version}", self._model_metadata),
-                Route("/v2/models/{model}/ready", self._model_ready),
-                Route("/v2/models/{model}/versions/{version}/ready", self._model_ready),
-            ],
-            default=self._not_found,
-        )
+        self._info = InfoRoutes(self)
 
     # -- the table ----------------------------------------------------------------------
 
@@ -205,8 +185,7 @@ class ServingApp:
                 "API keys are not accepted in the query string: send 'Authorization: Bearer "
                 "KEY' or 'X-API-Key: KEY'",
             )
-        presented = presented_key(header(scope, b"authorization"), header(scope, b"x-api-key"))
-        if not keys.accepts(presented):
+        if not keys.accepts(presented_credential(scope, api_key_header=True)):
             raise HttpError(
                 401,
                 "Unauthorized",
@@ -235,11 +214,11 @@ class ServingApp:
         try:
             self._check_key(scope)
             entry = table.models.get(model)
-            if entry is None or (
-                parts is not None and (parts[4], parts[6]) != (table.project, table.environment)
-            ):
-                raise HttpError(404, "NotFound", self._unknown(table, model, parts))
-            runner = self._choose(entry, version)
+            if parts is not None and (parts[4], parts[6]) != (table.project, table.environment):
+                raise model_not_found(table, model, (parts[4], parts[6]))
+            if entry is None:
+                raise model_not_found(table, model)
+            runner = entry.pick(self._draw()) if version is None else runner_of(entry, version)
             body = await read_body(scope, receive, self.max_body_bytes)
             bool_free = b"true" not in body and b"false" not in body
             decoded = self._decode(scope, body, runner, oip, bool_free)
@@ -267,7 +246,8 @@ class ServingApp:
             status = 499  # nginx's "client closed request": nothing to answer
             return
         except Exception as exc:
-            error = self._as_http_error(exc, request_id, runner, model)
+            where = f"{runner.model} {runner.version}" if runner else model
+            error = http_error(exc, request_id, logger, where)
             status = error.status
             await self._send_error(send, error, request_id, runner, oip)
             return
@@ -288,19 +268,6 @@ class ServingApp:
         if capture is not None and capture.sampled():
             capture.offer(_capture_record(runner, request_id, decoded, values))
 
-    def _choose(self, entry: ModelRoute, version: str | None) -> ModelRunner:
-        if version is None:
-            return entry.pick(self._draw())
-        runner = entry.versions.get(version)
-        if runner is None:
-            held = ", ".join(entry.versions)
-            raise HttpError(
-                404,
-                "NotFound",
-                f"model '{entry.name}' has no version '{version}' loaded (versions: {held})",
-            )
-        return runner
-
     def _decode(
         self, scope: Scope, body: bytes, runner: ModelRunner, oip: bool, bool_free: bool
     ) -> Decoded:
@@ -316,34 +283,6 @@ class ServingApp:
                 decoded = Decoded(decoded.tables, decoded.rows, decoded.style, decoded.given, names)
         return decoded
 
-    @staticmethod
-    def _unknown(table: RouteTable, model: str, parts: list[str] | None) -> str:
-        if parts is not None and (parts[4], parts[6]) != (table.project, table.environment):
-            return (
-                f"this server serves project '{table.project}', environment "
-                f"'{table.environment}', not '{parts[4]}/{parts[6]}'"
-            )
-        known = ", ".join(sorted(table.models)) or "none"
-        return f"no model '{model}' here (models: {known})"
-
-    def _as_http_error(
-        self, exc: Exception, request_id: str, runner: ModelRunner | None, model: str
-    ) -> HttpError:
-        if isinstance(exc, HttpError):
-            return exc
-        if isinstance(exc, SchemaError):
-            return HttpError(
-                422, type(exc).__name__, str(exc), table=exc.table, column=exc.column, row=exc.row
-            )
-        if isinstance(exc, UsageError):
-            return HttpError(400, "BadRequest", str(exc))
-        where = f"{runner.model} {runner.version}" if runner else model
-        logger.error("request %s: %s failed", request_id, where, exc_info=exc)
-        kind = "ModelError" if isinstance(exc, ModelError) else "InternalError"
-        return HttpError(
-            500, kind, f"the model failed; the server log has the details (request {request_id})"
-        )
-
     async def _send_error(
         self, send: Send, error: HttpError, request_id: str, runner: ModelRunner | None, oip: bool
     ) -> None:
@@ -353,14 +292,12 @@ class ServingApp:
         ).inc()
         headers = [
             (VERSION_HEADER, runner.version.encode() if runner else NO_VERSION),
-            (REQUEST_ID_HEADER, request_id.encode()),
-            JSON_TYPE,
+            *error_headers(error, request_id),
         ]
-        if error.status == 401:
-            headers.append((b"www-authenticate", b"Bearer"))
-        await send_response(send, error.status, error_body(error, request_id, oip), headers)
+        body = error_body(error, request_id, "oip" if oip else "predict")
+        await send_response(send, error.status, body, headers)
 
-    # -- everything else: Starlette -----------------------------------------------------
+    # -- everything else: InfoRoutes, a Starlette router ---------------------------------
 
     async def _cold(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = self._request_id(scope).encode()
@@ -371,88 +308,12 @@ class ServingApp:
                 names = {k.lower() for k, _ in headers}
                 if VERSION_HEADER not in names:
                     headers.append((VERSION_HEADER, NO_VERSION))
-                headers.append((REQUEST_ID_HEADER, request_id))
+                if REQUEST_ID_HEADER not in names:  # an error response names it already
+                    headers.append((REQUEST_ID_HEADER, request_id))
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self._router({**scope, REQUEST_ID_KEY: request_id.decode()}, receive, send_with_ids)
-
-    async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
-        error = HttpError(404, "NotFound", f"no route {scope['method']} {scope['path']}")
-        body = error_body(error, scope[REQUEST_ID_KEY], scope["path"].startswith("/v2"))
-        await send_response(send, 404, body, [JSON_TYPE])
-
-    @staticmethod
-    def _json(document: Any, status: int = 200, version: str | None = None) -> Response:
-        headers = {"x-shipyard-version": version} if version else None
-        return Response(orjson.dumps(document), status, headers, media_type="application/json")
-
-    async def _health(self, _request: Request) -> Response:
-        table = self.table
-        return self._json(
-            {
-                "status": "draining" if self.draining else "ok",
-                "project": table.project,
-                "environment": table.environment,
-                "revision": table.revision,
-                "models": {name: list(route.versions) for name, route in table.models.items()},
-            }
-        )
-
-    async def _metrics(self, _request: Request) -> Response:
-        return Response(
-            self.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
-
-    async def _openapi_json(self, _request: Request) -> Response:
-        table = self.table
-        if self._openapi is None or self._openapi[0] is not table:
-            self._openapi = (table, orjson.dumps(openapi(table)))
-        return Response(self._openapi[1], media_type="application/json")
-
-    async def _docs(self, _request: Request) -> Response:
-        return HTMLResponse(DOCS_HTML)
-
-    async def _server_metadata(self, _request: Request) -> Response:
-        return self._json(
-            {"name": "shipyard", "version": __version__, "extensions": ["binary_tensor_data"]}
-        )
-
-    async def _live(self, _request: Request) -> Response:
-        return self._json({"live": True})
-
-    async def _ready(self, _request: Request) -> Response:
-        ready = bool(self.table.models) and not self.draining
-        # The protocol's schema names this response's field "live" (a quirk of the spec): send both.
-        return self._json({"ready": ready, "live": True}, 200 if ready else 503)
-
-    def _route_runner(self, request: Request) -> tuple[ModelRoute, ModelRunner]:
-        entry = self.table.models.get(request.path_params["model"])
-        if entry is None:
-            raise HttpError(
-                404, "NotFound", self._unknown(self.table, request.path_params["model"], None)
-            )
-        version = request.path_params.get("version")
-        return entry, self._choose(entry, version) if version else entry.primary
-
-    async def _model_metadata(self, request: Request) -> Response:
-        try:
-            entry, runner = self._route_runner(request)
-        except HttpError as exc:
-            return self._json({"error": str(exc)}, exc.status)
-        return self._json(model_metadata(runner, list(entry.versions)), version=runner.version)
-
-    async def _model_ready(self, request: Request) -> Response:
-        try:
-            _, runner = self._route_runner(request)
-        except HttpError as exc:
-            return self._json({"error": str(exc)}, exc.status)
-        ready = not self.draining
-        return self._json(
-            {"name": runner.model, "version": runner.version, "ready": ready},
-            200 if ready else 503,
-            runner.version,
-        )
+        await self._info({**scope, REQUEST_ID_KEY: request_id.decode()}, receive, send_with_ids)
 
     # -- lifespan: start the background workers, drain at shutdown ----------------------
 

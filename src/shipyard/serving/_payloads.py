@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ..runtime._errors import SchemaError
-from ._http import HttpError
+from ..errors import HttpError, SchemaError
 from ._runner import OIP_TYPES, ModelRunner, Tables
 
 MLFLOW_KEYS = ("dataframe_split", "dataframe_records", "instances", "inputs")

@@ -1,0 +1,164 @@
+"""The routes off the hot path: health, metrics, OpenAPI, and the OIP v2 metadata routes.
+
+    GET /health, /metrics, /openapi.json, /docs
+    GET /v2, /v2/health/live, /v2/health/ready                 (Open Inference Protocol v2)
+    GET /v2/models/{m}[/versions/{v}], /v2/models/{m}[/versions/{v}]/ready
+
+A Starlette router, built once over the app it describes; every handler reads the app's
+current route table, so a swap shows from the next request on. Errors answer in the
+style of the route (the protocol's ``{"error": message}`` under /v2), through
+``shipyard.web``; the app adds the request id and version headers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route, Router
+
+from .._version import __version__
+from ..errors import HttpError
+from ..web import (
+    JSON_TYPE,
+    ErrorStyle,
+    Receive,
+    Scope,
+    Send,
+    error_body,
+    error_response,
+    send_response,
+)
+from ._lookup import model_not_found, runner_of
+from ._metrics import Metrics
+from ._openapi import DOCS_HTML, openapi
+from ._payloads import model_metadata
+from ._routes import ModelRoute, RouteTable
+from ._runner import ModelRunner
+
+logger = logging.getLogger("shipyard.serving")
+
+REQUEST_ID_KEY = "shipyard.request_id"  # where these routes find the request id in the scope
+
+
+class Served(Protocol):
+    """What the routes read of the app they describe, on each request."""
+
+    table: RouteTable
+    draining: bool
+    metrics: Metrics
+
+
+def _json(document: Any, status: int = 200, version: str | None = None) -> Response:
+    headers = {"x-shipyard-version": version} if version else None
+    return Response(orjson.dumps(document), status, headers, media_type="application/json")
+
+
+class InfoRoutes:
+    """An ASGI app answering the routes above for ``served``; unknown routes are JSON 404s.
+
+    The scope must carry the request id under ``REQUEST_ID_KEY``.
+    """
+
+    def __init__(self, served: Served) -> None:
+        self._served = served
+        self._openapi: tuple[RouteTable, bytes] | None = None
+        self._router = Router(
+            routes=[
+                Route("/health", self._health),
+                Route("/metrics", self._metrics),
+                Route("/openapi.json", self._openapi_json),
+                Route("/docs", self._docs),
+                Route("/v2", self._server_metadata),
+                Route("/v2/health/live", self._live),
+                Route("/v2/health/ready", self._ready),
+                Route("/v2/models/{model}", self._model_metadata),
+                Route("/v2/models/{model}/versions/{version}", self._model_metadata),
+                Route("/v2/models/{model}/ready", self._model_ready),
+                Route("/v2/models/{model}/versions/{version}/ready", self._model_ready),
+            ],
+            default=self._not_found,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._router(scope, receive, send)
+
+    async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = HttpError(404, "NotFound", f"no route {scope['method']} {scope['path']}")
+        style: ErrorStyle = "oip" if scope["path"].startswith("/v2") else "predict"
+        await send_response(send, 404, error_body(error, scope[REQUEST_ID_KEY], style), [JSON_TYPE])
+
+    async def _health(self, _request: Request) -> Response:
+        served = self._served
+        table = served.table
+        return _json(
+            {
+                "status": "draining" if served.draining else "ok",
+                "project": table.project,
+                "environment": table.environment,
+                "revision": table.revision,
+                "models": {name: list(route.versions) for name, route in table.models.items()},
+            }
+        )
+
+    async def _metrics(self, _request: Request) -> Response:
+        return Response(
+            self._served.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+    async def _openapi_json(self, _request: Request) -> Response:
+        table = self._served.table
+        if self._openapi is None or self._openapi[0] is not table:
+            self._openapi = (table, orjson.dumps(openapi(table)))
+        return Response(self._openapi[1], media_type="application/json")
+
+    async def _docs(self, _request: Request) -> Response:
+        return HTMLResponse(DOCS_HTML)
+
+    async def _server_metadata(self, _request: Request) -> Response:
+        return _json(
+            {"name": "shipyard", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
+
+    async def _live(self, _request: Request) -> Response:
+        return _json({"live": True})
+
+    async def _ready(self, _request: Request) -> Response:
+        ready = bool(self._served.table.models) and not self._served.draining
+        # The protocol's schema names this response's field "live" (a quirk of the spec): send both.
+        return _json({"ready": ready, "live": True}, 200 if ready else 503)
+
+    def _route_runner(self, request: Request) -> tuple[ModelRoute, ModelRunner]:
+        table = self._served.table
+        entry = table.models.get(request.path_params["model"])
+        if entry is None:
+            raise model_not_found(table, request.path_params["model"])
+        version = request.path_params.get("version")
+        return entry, runner_of(entry, version) if version else entry.primary
+
+    async def _model_metadata(self, request: Request) -> Response:
+        try:
+            entry, runner = self._route_runner(request)
+        except HttpError as exc:
+            return _error(request, exc)
+        return _json(model_metadata(runner, list(entry.versions)), version=runner.version)
+
+    async def _model_ready(self, request: Request) -> Response:
+        try:
+            _, runner = self._route_runner(request)
+        except HttpError as exc:
+            return _error(request, exc)
+        ready = not self._served.draining
+        return _json(
+            {"name": runner.model, "version": runner.version, "ready": ready},
+            200 if ready else 503,
+            runner.version,
+        )
+
+
+def _error(request: Request, error: HttpError) -> Response:
+    request_id = request.scope[REQUEST_ID_KEY]
+    return error_response(error, request_id, "oip", logger, request.url.path)
