@@ -193,7 +193,7 @@ def test_the_client_raises_what_the_registry_raised(
 
 
 class _Failing(Registry):
-    def with_actor(self, actor: str) -> Registry:
+    def with_actor(self, actor: str, role: str | None = None) -> Registry:
         return self
 
     def list_projects(self) -> Any:
