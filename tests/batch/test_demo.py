@@ -26,21 +26,13 @@ def test_the_demo_step_scores_100_000_rows_and_shows_the_four_broken_ones(
 def test_the_public_names_of_shipyard_batch() -> None:
     assert sorted(shipyard.batch.__all__) == [
         "BatchResult",
-        "Job",
-        "Jobs",
         "Progress",
         "Stopped",
         "Worker",
-        "cancel_job",
-        "claim_job",
         "fetch_deployed",
-        "get_job",
-        "list_jobs",
-        "recover_jobs",
         "run_job",
         "run_local",
         "run_spark",
-        "submit_job",
         "wait_for",
     ]
     for name in shipyard.batch.__all__:

@@ -13,25 +13,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyarrow as pa
 import pytest
-from starlette.applications import Starlette
 
-from shipyard.batch import (
-    Job,
-    Worker,
-    cancel_job,
-    claim_job,
-    get_job,
-    list_jobs,
-    submit_job,
-    wait_for,
-)
-from shipyard.batch._client import BatchClient
+from shipyard.batch import Worker, wait_for
 from shipyard.cli import main
 from shipyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from shipyard.registry import Registry
-from shipyard.registry_http._batch_routes import batch_routes
+from shipyard.registry import BatchJob, Registry
+from shipyard.registry_http import OPERATIONS, RegistryClient, create_app
 
 from ..conftest import serving
 from .conftest import read_table, write_table
@@ -69,9 +59,9 @@ def until(check: Callable[[], Any], timeout: float = 60.0) -> Any:
     pytest.fail(f"waited {timeout} s in vain")
 
 
-def running(registry: Registry, job_id: int) -> Job | None:
+def running(registry: Registry, job_id: int) -> BatchJob | None:
     """The job once a worker has scored some of it, else None."""
-    job = get_job(registry, job_id)
+    job = registry.get_batch_job(job_id)
     return job if job.state == "running" and job.rows_done > 0 else None
 
 
@@ -80,8 +70,7 @@ def test_a_job_scores_with_the_version_deployed_when_it_was_submitted(
 ) -> None:
     data = write_table(tumours.slice(0, 300), tmp_path / "in.parquet")
     output = tmp_path / "scores.csv"
-    job = submit_job(
-        production,
+    job = production.submit_batch_job(
         "demo",
         "production",
         "tumour_triage",
@@ -93,7 +82,7 @@ def test_a_job_scores_with_the_version_deployed_when_it_was_submitted(
     assert (job.state, job.version, job.rows_done) == ("queued", "v1", 0)
     assert job.bundle_digest == next(c.digest for c in deployed if c.name == "tumour_triage")
     Worker(production, **FAST).run(until_idle=True)
-    done = get_job(production, job.id)
+    done = production.get_batch_job(job.id)
     assert (done.state, done.rows_done, done.rows_rejected, done.error) == (
         "succeeded",
         300,
@@ -103,7 +92,7 @@ def test_a_job_scores_with_the_version_deployed_when_it_was_submitted(
     assert done.result is not None and done.result["scored"] == 300
     assert read_table(output).column("id").to_pylist() == tumours.column("id")[:300].to_pylist()
     assert [e.action for e in production.audit_list(limit=1)] == ["batch.submit"]
-    assert [j.id for j in list_jobs(production, "demo", "production", "succeeded")] == [job.id]
+    assert [j.id for j in production.list_batch_jobs("demo", "production", "succeeded")] == [job.id]
 
 
 @pytest.mark.parametrize(
@@ -125,23 +114,23 @@ def test_a_job_that_cannot_run_is_refused_at_submission(
 ) -> None:
     model, source, target, options = arguments
     with pytest.raises(error, match=message):
-        submit_job(production, "demo", "production", model, source, target, options)
-    assert list_jobs(production) == []
+        production.submit_batch_job("demo", "production", model, source, target, options)
+    assert production.list_batch_jobs() == []
 
 
 def test_concurrent_workers_never_claim_the_same_job(
     production: Registry, items: Path, tmp_path: Path
 ) -> None:
     ids = [
-        submit_job(
-            production, "demo", "production", "slow", str(items), str(tmp_path / f"{i}.csv")
+        production.submit_batch_job(
+            "demo", "production", "slow", str(items), str(tmp_path / f"{i}.csv")
         ).id
         for i in range(6)
     ]
     claimed: list[int] = []
 
     def claim_all(worker: str) -> None:
-        while (job := claim_job(production, worker)) is not None:
+        while (job := production.claim_batch_job(worker)) is not None:
             claimed.append(job.id)
 
     threads = [threading.Thread(target=claim_all, args=(f"w{n}",)) for n in range(4)]
@@ -150,7 +139,7 @@ def test_concurrent_workers_never_claim_the_same_job(
     for thread in threads:
         thread.join()
     assert sorted(claimed) == ids
-    assert {j.state for j in list_jobs(production)} == {"running"}
+    assert {j.state for j in production.list_batch_jobs()} == {"running"}
 
 
 def test_cancelling_a_running_job_stops_it_and_writes_nothing(
@@ -158,27 +147,31 @@ def test_cancelling_a_running_job_stops_it_and_writes_nothing(
 ) -> None:
     output = tmp_path / "scores.csv"
     options = {"chunk_rows": 10}
-    job = submit_job(production, "demo", "production", "slow", str(items), str(output), options)
+    job = production.submit_batch_job(
+        "demo", "production", "slow", str(items), str(output), options
+    )
     worker = Worker(production, **FAST).start()
     try:
         until(lambda: running(production, job.id))
-        assert cancel_job(production, job.id).state == "cancelled"
+        assert production.cancel_batch_job(job.id).state == "cancelled"
     finally:
         worker.stop(timeout=30)
-    done = get_job(production, job.id)
+    done = production.get_batch_job(job.id)
     assert (done.state, done.error) == ("cancelled", "cancelled by alice")
     assert not output.exists()
     assert not list(tmp_path.glob(".scores.csv.*"))  # the temporary files went too
     with pytest.raises(Conflict, match="already cancelled"):
-        cancel_job(production, job.id)
+        production.cancel_batch_job(job.id)
 
 
 def test_a_job_that_fails_says_why(production: Registry, tmp_path: Path) -> None:
     data = tmp_path / "in.csv"
     data.write_text("y\n1\n")
-    job = submit_job(production, "demo", "production", "slow", str(data), str(tmp_path / "o.csv"))
+    job = production.submit_batch_job(
+        "demo", "production", "slow", str(data), str(tmp_path / "o.csv")
+    )
     Worker(production, **FAST).run(until_idle=True)
-    done = get_job(production, job.id)
+    done = production.get_batch_job(job.id)
     assert done.state == "failed"
     assert done.error is not None and "has no column 'x'" in done.error
 
@@ -219,12 +212,14 @@ def test_a_killed_worker_never_loses_its_job(
 ) -> None:
     output = tmp_path / "scores.csv"
     options = {"chunk_rows": 10}
-    job = submit_job(production, "demo", "production", "slow", str(items), str(output), options)
+    job = production.submit_batch_job(
+        "demo", "production", "slow", str(items), str(output), options
+    )
     process = worker_process()
     until(lambda: running(production, job.id))
     process.send_signal(signal.SIGKILL)  # mid-job, as a crash or a restart would
     process.wait(timeout=30)
-    assert get_job(production, job.id).state == "running"  # as the dead worker left it
+    assert production.get_batch_job(job.id).state == "running"  # as the dead worker left it
     assert not output.exists()
     # The next worker to start finds it, once its heartbeat is older than stale_after.
     restarted = Worker(production, **FAST, max_attempts=max_attempts).start()
@@ -246,12 +241,11 @@ def test_a_killed_worker_never_loses_its_job(
 def test_http_routes_submit_follow_list_and_cancel(
     production: Registry, items: Path, tmp_path: Path
 ) -> None:
-    app = Starlette(routes=batch_routes(lambda: production))
     deployer = production.create_token("ci", "deployer")[1]
     viewer = production.create_token("watcher", "viewer")[1]
-    with serving(app) as url:
-        client = BatchClient(url, deployer)
-        submitted = client.submit(
+    with serving(create_app(lambda: production)) as url:
+        client = RegistryClient(url, deployer)
+        submitted = client.submit_batch_job(
             "demo", "production", "slow", str(items), str(tmp_path / "o.csv"), {"chunk_rows": 50}
         )
         assert (submitted["state"], submitted["model"], submitted["created_by"]) == (
@@ -259,27 +253,98 @@ def test_http_routes_submit_follow_list_and_cancel(
             "slow",
             "ci",
         )
-        assert client.get(submitted["id"])["input"] == str(items)
-        assert [j["id"] for j in BatchClient(url, viewer).list(project="demo")] == [submitted["id"]]
-        import httpx
-
-        path = f"{url}/api/v1/projects/demo/environments/production/models/slow/batch"
+        assert client.get_batch_job(submitted["id"])["input"] == str(items)
+        watcher = RegistryClient(url, viewer)
+        assert [j["id"] for j in watcher.list_batch_jobs(project="demo")] == [submitted["id"]]
+        path = f"{url}/api/v1/batch-jobs/{submitted['id']}"
         auth = {"Authorization": f"Bearer {viewer}"}
-        assert httpx.get(f"{path}/{submitted['id']}", headers=auth).json()["id"] == submitted["id"]
-        other = httpx.get(
-            f"{path.replace('/slow/', '/tumour_triage/')}/{submitted['id']}", headers=auth
-        )
+        scope = {"project": "demo", "env": "production", "model": "slow"}
+        mine = httpx.get(path, params=scope, headers=auth)
+        assert mine.json()["id"] == submitted["id"]
+        other = httpx.get(path, params={**scope, "model": "tumour_triage"}, headers=auth)
         assert other.status_code == 404
-        assert httpx.post(path, json={}).status_code == 401
+        submit = f"{url}/api/v1/projects/demo/environments/production/models/slow/batch"
+        assert httpx.post(submit, json={}).status_code == 401
         with pytest.raises(PermissionDenied, match="has role viewer"):
-            BatchClient(url, viewer).cancel(submitted["id"])
+            watcher.cancel_batch_job(submitted["id"])
         with pytest.raises(InvalidInput, match="absolute path"):
-            client.submit("demo", "production", "slow", "in.csv", "/tmp/o.csv")
-        assert client.cancel(submitted["id"])["state"] == "cancelled"
+            client.submit_batch_job("demo", "production", "slow", "in.csv", "/tmp/o.csv")
+        assert client.cancel_batch_job(submitted["id"])["state"] == "cancelled"
         with pytest.raises(Conflict):
-            client.cancel(submitted["id"])
+            client.cancel_batch_job(submitted["id"])
         with pytest.raises(NotFound):
-            client.get(999_999)
+            client.get_batch_job(999_999)
+
+
+JOB_OPERATIONS = {
+    "submit_batch_job": ("POST", "deployer"),
+    "get_batch_job": ("GET", "viewer"),
+    "list_batch_jobs": ("GET", "viewer"),
+    "cancel_batch_job": ("POST", "deployer"),
+    "claim_batch_job": ("POST", "deployer"),
+    "recover_batch_jobs": ("POST", "deployer"),
+    "heartbeat_batch_job": ("POST", "deployer"),
+    "finish_batch_job": ("POST", "deployer"),
+}
+
+
+def test_job_operations_are_in_the_openapi_document_and_a_worker_can_use_them_over_http(
+    production: Registry, items: Path, tmp_path: Path
+) -> None:
+    assert {op.name: (op.method, op.role) for op in OPERATIONS if "batch_job" in op.name} == (
+        JOB_OPERATIONS
+    )
+    output = tmp_path / "o.csv"
+    job_id = production.submit_batch_job("demo", "production", "slow", str(items), str(output)).id
+    worker = production.create_token("worker", "deployer")[1]
+    viewer = production.create_token("watcher", "viewer")[1]
+    with serving(create_app(lambda: production)) as url:
+        document = httpx.get(f"{url}/openapi.json").json()
+        found = {
+            op["operationId"]: (method.upper(), op)
+            for item in document["paths"].values()
+            for method, op in item.items()
+        }
+        for name, (method, role) in JOB_OPERATIONS.items():
+            assert found[name][0] == method, name
+            assert f"role `{role}`" in found[name][1]["description"], name
+        job = {"$ref": "#/components/schemas/BatchJob"}
+        submitted = found["submit_batch_job"][1]["responses"]["201"]
+        assert submitted["content"]["application/json"]["schema"] == job
+        claimed = found["claim_batch_job"][1]["responses"]["200"]
+        assert claimed["content"]["application/json"]["schema"] == {
+            "anyOf": [job, {"type": "null"}]
+        }
+        assert "rejects" in document["components"]["schemas"]["BatchJob"]["required"]
+
+        with pytest.raises(PermissionDenied, match="has role viewer"):
+            RegistryClient(url, viewer).claim_batch_job("w1")
+        client = RegistryClient(url, worker)
+        taken = client.claim_batch_job("w1")
+        assert (taken["id"], taken["state"], taken["worker"], taken["attempts"]) == (
+            job_id,
+            "running",
+            "w1",
+            1,
+        )
+        assert client.claim_batch_job("w2") is None  # nothing else is queued
+        assert client.heartbeat_batch_job(job_id, "w1", 120, 3) is True
+        assert client.heartbeat_batch_job(job_id, "w2", 1, 0) is False  # not w2's job
+        assert (production.get_batch_job(job_id).rows_done, taken["rows_done"]) == (120, 0)
+        # A heartbeat older than stale_after (0.001 s) is a dead worker's: queued again.
+        recovered = client.recover_batch_jobs(0.001, 3)
+        assert [(j["id"], j["state"]) for j in recovered] == [(job_id, "queued")]
+        assert "worker w1 stopped during attempt 1" in recovered[0]["error"]
+        assert client.heartbeat_batch_job(job_id, "w1", 130, 3) is False  # so w1 must stop
+        assert client.claim_batch_job("w2")["attempts"] == 2
+        with pytest.raises(InvalidInput, match="not both"):
+            client.finish_batch_job(job_id, "w2")
+        result = {"rows": 600, "scored": 600, "rejected": 0}
+        ignored = client.finish_batch_job(job_id, "w1", result=result)  # w1 lost the job
+        assert ignored["state"] == "running"
+        done = client.finish_batch_job(job_id, "w2", result=result)
+        assert (done["state"], done["rows_done"], done["result"]) == ("succeeded", 600, result)
+        assert client.get_batch_job(job_id)["finished_at"] is not None
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:

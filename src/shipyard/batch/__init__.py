@@ -6,43 +6,23 @@
     print(result.summary())      # rows, scored, rejected, seconds, rows/s
 
 ``run_spark`` does the same on Spark through the bundle's ``pyspark_dataframe`` entry
-point; ``submit_job`` queues a job in the registry database that a ``Worker`` runs. See
+point; a ``Worker`` runs the jobs that the registry's ``submit_batch_job`` queues. See
 docs/batch.md.
 """
 
-from ._jobs import (
-    Job,
-    Jobs,
-    Worker,
-    cancel_job,
-    claim_job,
-    fetch_deployed,
-    get_job,
-    list_jobs,
-    recover_jobs,
-    run_job,
-    submit_job,
-    wait_for,
-)
+from ._deployed import fetch_deployed
 from ._local import BatchResult, Progress, Stopped, run_local
 from ._spark_engine import run_spark
+from ._worker import Worker, run_job, wait_for
 
 __all__ = [
     "BatchResult",
-    "Job",
-    "Jobs",
     "Progress",
     "Stopped",
     "Worker",
-    "cancel_job",
-    "claim_job",
     "fetch_deployed",
-    "get_job",
-    "list_jobs",
-    "recover_jobs",
     "run_job",
     "run_local",
     "run_spark",
-    "submit_job",
     "wait_for",
 ]

@@ -30,9 +30,11 @@ import pyarrow.parquet as pq
 
 from ..errors import UsageError
 
-FORMATS = ("csv", "parquet", "jsonl")
-SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
-SUFFIXES[".ndjson"] = "jsonl"
+# The registry holds the rules of a batch job's files (it checks them at submission);
+# the engines take them from here.
+from ..registry import batch_formats as formats  # noqa: F401
+from ..registry import rejects_location  # noqa: F401
+
 ROW = "_row"  # the record's number in its input file, carried when no id column is named
 S3_ENDPOINT_ENV = "SHIPYARD_S3_ENDPOINT_URL"
 _CSV_BLOCK = 1 << 20  # with pyarrow's read-ahead, memory is a few blocks: keep them small
@@ -61,42 +63,6 @@ def filesystem(location: str) -> tuple[pafs.FileSystem, str]:
     if "://" in location:
         raise UsageError(f"'{location}': batch reads local paths and s3:// URIs only")
     return pafs.LocalFileSystem(), os.path.abspath(location)
-
-
-def file_format(location: str, given: str | None = None) -> str:
-    """``given`` if set, else the format named by the location's suffix (.csv, .parquet, …).
-
-    Raises UsageError for an unknown format or suffix.
-    """
-    if given is not None:
-        if given not in FORMATS:
-            raise UsageError(f"unknown format '{given}' (formats: {', '.join(FORMATS)})")
-        return given
-    suffix = PurePosixPath(location).suffix.lower()
-    if suffix not in SUFFIXES:
-        raise UsageError(
-            f"'{location}': cannot tell the format from the suffix "
-            f"(use .csv, .parquet or .jsonl, or give --format)"
-        )
-    return SUFFIXES[suffix]
-
-
-def formats(
-    input: str, output: str, format: str | None, input_format: str | None
-) -> tuple[str, str]:
-    """``(input format, output format)``: given, or from the suffixes; the output's defaults
-    to the input's when its suffix names none. Raises UsageError."""
-    source = file_format(input, input_format)
-    if format is None and PurePosixPath(output).suffix.lower() not in SUFFIXES:
-        return source, source
-    return source, file_format(output, format)
-
-
-def rejects_location(output: str) -> str:
-    """Where the rejects of ``output`` go: beside it, ``NAME.rejects.jsonl``."""
-    path = PurePosixPath(output)
-    stem = path.stem if path.suffix.lower() in SUFFIXES else path.name
-    return output[: len(output) - len(path.name)] + f"{stem}.rejects.jsonl"
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from ..errors import UsageError
-from ._backend import JSON, PROJECT_ENV, TOKEN_ENV, URL_ENV
+from ._backend import JSON, PROJECT_ENV, open_backend
 from ._output import console, emit, listing, print_json
 
 app = typer.Typer(
@@ -57,19 +57,6 @@ ID_COLUMN = typer.Option(
 OUTPUTS = typer.Option(None, "--outputs", help="Comma-separated nodes to write (default: outputs).")
 CHUNK_ROWS = typer.Option(None, "--chunk-rows", help="Rows scored at a time (default 50,000).")
 WORKERS = typer.Option(None, "--workers", help="Processes scoring chunks (default 1).")
-
-
-def _jobs() -> Any:
-    """Jobs on the registry server at $SHIPYARD_URL, else in the embedded registry."""
-    url = os.environ.get(URL_ENV)
-    if url:
-        from ..batch._client import BatchClient
-
-        return BatchClient(url, os.environ.get(TOKEN_ENV))
-    from ..batch import Jobs
-    from ..registry import Registry
-
-    return Jobs(Registry.open())
 
 
 @app.command("run")
@@ -168,22 +155,16 @@ def submit(
     options = _options(format, input_format, id_column, outputs, chunk_rows, workers)
     local = [p for p in (input, output) if "://" not in p]
     input, output = (os.path.abspath(p) if p in local else p for p in (input, output))
-    jobs = _jobs()
-    try:
-        job = jobs.submit(project, env, model, input, output, options)
-    finally:
-        jobs.close()
+    with open_backend() as backend:
+        job = backend.submit_batch_job(project, env, model, input, output, options)
     emit(job, as_json, lambda j: f"queued batch job {j['id']} ({j['model']} {j['version']})")
 
 
 @app.command("status")
 def status(job_id: int = typer.Argument(..., help="Job id."), as_json: bool = JSON) -> None:
     """A job's state, progress and result."""
-    jobs = _jobs()
-    try:
-        job = jobs.get(job_id)
-    finally:
-        jobs.close()
+    with open_backend() as backend:
+        job = backend.get_batch_job(job_id)
     emit(job, as_json, listing(*JOB_COLUMNS, "rejects", "created_at", "finished_at"))
 
 
@@ -196,22 +177,16 @@ def list_(
     as_json: bool = JSON,
 ) -> None:
     """Batch jobs, newest first."""
-    jobs = _jobs()
-    try:
-        found = jobs.list(project, env, state, limit)
-    finally:
-        jobs.close()
+    with open_backend() as backend:
+        found = backend.list_batch_jobs(project, env, state, limit)
     emit(found, as_json, listing(*JOB_COLUMNS, title="batch jobs"))
 
 
 @app.command("cancel")
 def cancel(job_id: int = typer.Argument(..., help="Job id."), as_json: bool = JSON) -> None:
     """Cancel a queued or running job (nothing is written under its output name)."""
-    jobs = _jobs()
-    try:
-        job = jobs.cancel(job_id)
-    finally:
-        jobs.close()
+    with open_backend() as backend:
+        job = backend.cancel_batch_job(job_id)
     emit(job, as_json, lambda j: f"batch job {j['id']}: {j['state']}")
 
 
@@ -225,17 +200,16 @@ def worker(
     ),
     max_attempts: int = typer.Option(3, "--max-attempts", help="Tries before a job fails."),
 ) -> None:
-    """Run queued batch jobs from the registry database, one at a time, until stopped."""
+    """Run queued batch jobs, one at a time, until stopped ($SHIPYARD_URL or the database)."""
     from ..batch import Worker
-    from ..registry import Registry
 
-    with Registry.open() as registry:
+    with open_backend() as backend:
         runner = Worker(
-            registry,
+            backend,
             poll_every=poll,
             heartbeat_every=heartbeat,
             stale_after=stale_after,
             max_attempts=max_attempts,
         )
-        console.print(f"batch worker {runner.name} on {registry.engine.url.render_as_string()}")
+        console.print(f"batch worker {runner.name} on {backend!r}", soft_wrap=True)
         runner.run(until_idle=once)

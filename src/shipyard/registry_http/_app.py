@@ -29,7 +29,6 @@ from .._version import __version__
 from ..errors import HttpError, InvalidInput, PermissionDenied
 from ..registry import ROLES, ApiToken, Registry, to_json
 from ..web import decode_json, error_response, presented_credential, read_body, too_large
-from ._batch_routes import batch_routes
 from ._openapi import API_PREFIX, openapi
 from ._operations import OPERATIONS, Operation, convert
 
@@ -206,7 +205,6 @@ def create_app(
         Route("/health", _health, methods=["GET"]),
         Route("/openapi.json", spec, methods=["GET"]),
         *(Route(API_PREFIX + op.path, api.endpoint(op), methods=[op.method]) for op in OPERATIONS),
-        *batch_routes(lambda: api.registry),
     ]
     return Starlette(
         routes=routes,

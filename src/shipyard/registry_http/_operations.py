@@ -145,6 +145,15 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get_revision", "GET", E + "/revisions/{number}", VIEWER),
     Operation("status", "GET", E + "/status", VIEWER),
     Operation("diff", "GET", P + "/diff", VIEWER),
+    Operation("submit_batch_job", "POST", E + "/models/{model}/batch", DEPLOYER, created=True),
+    Operation("list_batch_jobs", "GET", "/batch-jobs", VIEWER),
+    Operation("get_batch_job", "GET", "/batch-jobs/{job_id}", VIEWER),
+    Operation("cancel_batch_job", "POST", "/batch-jobs/{job_id}/cancel", DEPLOYER),
+    # A worker runs jobs that deployers submit: the same role, not an admin's.
+    Operation("claim_batch_job", "POST", "/batch-jobs/claim", DEPLOYER),
+    Operation("recover_batch_jobs", "POST", "/batch-jobs/recover", DEPLOYER),
+    Operation("heartbeat_batch_job", "POST", "/batch-jobs/{job_id}/heartbeat", DEPLOYER),
+    Operation("finish_batch_job", "POST", "/batch-jobs/{job_id}/finish", DEPLOYER),
     Operation("get_settings", "GET", "/settings", VIEWER),
     Operation("get_setting", "GET", "/settings/{key}", VIEWER),
     Operation("set_setting", "PUT", "/settings/{key}", DEPLOYER),
@@ -178,6 +187,7 @@ def _describe(annotation: Any) -> str:
     names = {
         bool: "true or false",
         int: "a whole number",
+        float: "a number",
         str: "text",
         dict: "a JSON object",
         list: "a list of text",
@@ -215,6 +225,11 @@ def convert(name: str, value: Any, annotation: Any, text: bool) -> Any:
                 return int(value)
             if not text and isinstance(value, int) and not isinstance(value, bool):
                 return value
+        elif kind is float:
+            if text and re.fullmatch(r"-?\d+(\.\d+)?", value):
+                return float(value)
+            if not text and isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
         elif kind is str:
             if isinstance(value, str):
                 return value

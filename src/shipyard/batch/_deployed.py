@@ -1,0 +1,39 @@
+"""The bundle an environment runs, fetched from the registry for a batch run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import NotFound
+
+
+def deployed_component(registry: Any, project: str, env: str, model: str) -> Any:
+    """The version of ``model`` that ``env`` runs now (a registry's or a server's answer).
+
+    Raises NotFound listing what the environment runs.
+    """
+    deployed = {
+        (c["name"] if isinstance(c, dict) else c.name): c
+        for c in registry.list_components(project, env)
+    }
+    if model not in deployed:
+        runs = ", ".join(sorted(deployed)) or "none"
+        raise NotFound(
+            f"environment '{env}' of project '{project}' does not run model '{model}' "
+            f"(it runs: {runs})"
+        )
+    return deployed[model]
+
+
+def fetch_deployed(
+    registry: Any, project: str, env: str, model: str, folder: str | os.PathLike[str]
+) -> Path:
+    """Copy the bundle of the version ``env`` runs into ``folder``; return its path.
+
+    ``registry``: a ``Registry`` or a ``RegistryClient``. Raises NotFound.
+    """
+    component = deployed_component(registry, project, env, model)
+    version = component["version_id"] if isinstance(component, dict) else component.version_id
+    return Path(registry.fetch_bundle(project, model, version, folder))
