@@ -1,4 +1,4 @@
-"""Batch fixtures: generated tumour files, a deliberately slow bundle, one SparkSession.
+"""Batch fixtures: generated tumour files, a bundle a test can hold mid-job, one SparkSession.
 
 The registry databases (``database_url``, ``engine``: SQLite and PostgreSQL) come from
 tests/conftest.py.
@@ -61,16 +61,42 @@ def tumours() -> pa.Table:
 
 @sy.feature
 def slow_double(x: Any) -> Any:
-    """Twice x, taking a while per chunk: a job that is still running when a test acts."""
-    import time
+    """Twice x; while a test holds the ``gate``, a chunk with an x of 100 or more waits for it.
 
-    time.sleep(0.05)
+    So a job has scored its first rows and is surely still running when the test acts;
+    the test lets it go by creating ``release`` in the folder $SHIPYARD_TEST_GATE (a held
+    chunk fails after 60 s, so a test that forgot fails instead of hanging). Without the
+    variable nothing waits.
+    """
+    import os
+    import time
+    from pathlib import Path
+
+    gate = os.environ.get("SHIPYARD_TEST_GATE")
+    if gate and (x >= 100).any():
+        deadline = time.monotonic() + 60
+        while not (Path(gate) / "release").exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the test never released the gate")
+            time.sleep(0.01)
     return x * 2.0
+
+
+@pytest.fixture()
+def gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Holds the 'slow' model (in this process and the processes it starts) at x >= 100.
+
+    Returns the gate's folder: ``(gate / "release").touch()`` lets every held chunk go.
+    """
+    folder = tmp_path / "gate"
+    folder.mkdir()
+    monkeypatch.setenv("SHIPYARD_TEST_GATE", str(folder))
+    return folder
 
 
 @pytest.fixture(scope="session")
 def slow_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A bundle 'slow' 1.0.0 (table ``items``, column ``x``) whose one output sleeps per call."""
+    """A bundle 'slow' 1.0.0 (table ``items``, column ``x``) that the ``gate`` fixture holds."""
     pipeline = sy.Pipeline(
         "slow",
         "1.0.0",

@@ -42,7 +42,7 @@ def production(registry: Registry, slow_bundle: Path, signed_bundle: Path) -> Re
 
 @pytest.fixture()
 def items(tmp_path: Path) -> Path:
-    """600 rows for the slow model (one sleep per 10-row chunk: about 3 s in all)."""
+    """600 rows for the slow model (x from 0.25 to 599.25: the ``gate`` holds x >= 100)."""
     path = tmp_path / "items.csv"
     path.write_text("x\n" + "".join(f"{i}.25\n" for i in range(600)))
     return path
@@ -142,8 +142,13 @@ def test_concurrent_workers_never_claim_the_same_job(
     assert {j.state for j in production.list_batch_jobs()} == {"running"}
 
 
+def heartbeat_ended(job_id: int) -> bool:
+    """Whether this process's heartbeat thread for ``job_id`` has ended (the job is not its own)."""
+    return not any(t.name == f"heartbeat-{job_id}" for t in threading.enumerate())
+
+
 def test_cancelling_a_running_job_stops_it_and_writes_nothing(
-    production: Registry, items: Path, tmp_path: Path
+    production: Registry, items: Path, gate: Path, tmp_path: Path
 ) -> None:
     output = tmp_path / "scores.csv"
     options = {"chunk_rows": 10}
@@ -152,9 +157,12 @@ def test_cancelling_a_running_job_stops_it_and_writes_nothing(
     )
     worker = Worker(production, **FAST).start()
     try:
-        until(lambda: running(production, job.id))
+        until(lambda: running(production, job.id))  # held at the gate: it cannot finish
         assert production.cancel_batch_job(job.id).state == "cancelled"
+        # Released only once the worker has heard of the cancellation.
+        until(lambda: heartbeat_ended(job.id))
     finally:
+        (gate / "release").touch()
         worker.stop(timeout=30)
     done = production.get_batch_job(job.id)
     assert (done.state, done.error) == ("cancelled", "cancelled by alice")
@@ -182,15 +190,15 @@ def worker_process(
 ) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
     """Starts ``shipyard batch worker`` processes on the test's registry; kills them after."""
     started: list[subprocess.Popen[bytes]] = []
-    env = dict(
-        os.environ,
-        SHIPYARD_DATABASE_URL=database_url,
-        SHIPYARD_ARTIFACT_STORE=str(tmp_path / "artifacts"),
-    )
     command = [sys.executable, "-c", "from shipyard.cli import main; main()", "batch", "worker"]
     command += ["--poll", "0.05", "--heartbeat", "0.2", "--stale-after", "1"]
 
     def start() -> subprocess.Popen[bytes]:
+        env = dict(  # read when the process starts, so that it sees the test's ``gate``
+            os.environ,
+            SHIPYARD_DATABASE_URL=database_url,
+            SHIPYARD_ARTIFACT_STORE=str(tmp_path / "artifacts"),
+        )
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
         started.append(process)
         return process
@@ -207,6 +215,7 @@ def test_a_killed_worker_never_loses_its_job(
     production: Registry,
     worker_process: Callable[[], subprocess.Popen[bytes]],
     items: Path,
+    gate: Path,
     tmp_path: Path,
     max_attempts: int,
 ) -> None:
@@ -216,11 +225,12 @@ def test_a_killed_worker_never_loses_its_job(
         "demo", "production", "slow", str(items), str(output), options
     )
     process = worker_process()
-    until(lambda: running(production, job.id))
+    until(lambda: running(production, job.id))  # held at the gate: it cannot finish
     process.send_signal(signal.SIGKILL)  # mid-job, as a crash or a restart would
     process.wait(timeout=30)
     assert production.get_batch_job(job.id).state == "running"  # as the dead worker left it
     assert not output.exists()
+    (gate / "release").touch()  # the next attempt runs to the end
     # The next worker to start finds it, once its heartbeat is older than stale_after.
     restarted = Worker(production, **FAST, max_attempts=max_attempts).start()
     try:

@@ -202,6 +202,7 @@ def test_rows_read_always_equal_rows_written_plus_rows_rejected(
         assert result.rejected <= len(damaged), case
 
 
+@pytest.mark.integration  # workers=2 scores in a pool of worker processes
 def test_workers_write_exactly_what_one_process_writes(
     artifact: Artifact, tumours: pa.Table, tmp_path: Path
 ) -> None:
@@ -261,8 +262,9 @@ def test_a_run_stopped_midway_leaves_neither_output_nor_temporary_files(
 
 
 def test_a_killed_run_never_leaves_a_file_under_the_output_name(
-    slow_bundle: Path, tmp_path: Path
+    slow_bundle: Path, gate: Path, tmp_path: Path
 ) -> None:
+    # The gate holds the run at x = 100 (never released): it is still running when killed.
     data = tmp_path / "items.csv"
     data.write_text("x\n" + "".join(f"{i}.5\n" for i in range(3000)))
     output = tmp_path / "scores.csv"
