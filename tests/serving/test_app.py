@@ -19,7 +19,6 @@ DEMO = predict_path("tumour_triage")
 
 def test_the_public_surface() -> None:
     assert sorted(shipyard.serving.__all__) == [
-        "ApiKey",
         "Capture",
         "CaptureRecord",
         "CaptureSink",
@@ -38,8 +37,6 @@ def test_the_public_surface() -> None:
         "bundle_table",
         "create_api_key",
         "default_workers",
-        "list_api_keys",
-        "revoke_api_key",
         "run",
     ]
 

@@ -1,15 +1,14 @@
-"""API keys: made once and stored hashed, checked in constant time, 401 without one."""
+"""A server's API keys: a ring of the registry's digests, checked in memory, 401 without one."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import httpx
 import pytest
 
-from shipyard.errors import NotFound
-from shipyard.registry import Registry
-from shipyard.registry._rows import EnvironmentApiKeyRow
+from shipyard.registry import ApiKeyDigest, Registry, to_json
 from shipyard.serving import (
     KeyRing,
     ModelRunner,
@@ -17,36 +16,34 @@ from shipyard.serving import (
     ServingApp,
     build_app,
     bundle_table,
-    create_api_key,
-    list_api_keys,
-    revoke_api_key,
 )
-from shipyard.serving._keys import hash_key
 
 from .conftest import live_server, predict_path, rows_of
 
 DEMO = predict_path("tumour_triage")
 
 
-def test_a_key_is_shown_once_stored_hashed_audited_and_revocable(registry: Registry) -> None:
+def test_a_ring_from_the_registry_accepts_its_live_keys_only(registry: Registry) -> None:
     registry.create_project("demo")
-    info, key = create_api_key(registry, "demo", "production", "web")
-    assert key.startswith(f"sya_{info.id}_") and len(key) > 40
-    with registry.engine.connect() as connection:
-        stored = connection.execute(EnvironmentApiKeyRow.__table__.select()).mappings().one()
-    assert stored["secret_hash"] == hash_key(key)
-    assert key not in str(dict(stored))
-    assert [k.name for k in list_api_keys(registry, "demo", "production")] == ["web"]
-    assert list_api_keys(registry, "demo", "uat") == []
-    revoked = revoke_api_key(registry, "demo", "production", info.id)
-    assert revoked.revoked
-    actions = [e.action for e in registry.audit_list(object_prefix="project/demo/environment")]
-    assert actions[:2] == ["apikey.revoke", "apikey.create"]
-    registry.audit_verify()
-    with pytest.raises(NotFound):
-        revoke_api_key(registry, "demo", "uat", info.id)
-    with pytest.raises(NotFound):
-        create_api_key(registry, "demo", "staging")
+    _, live = registry.create_api_key("demo", "production", "web")
+    revoked, gone = registry.create_api_key("demo", "production", "old")
+    registry.revoke_api_key("demo", "production", revoked.id)
+    _, elsewhere = registry.create_api_key("demo", "uat", "web")
+    digests = registry.api_key_digests("demo", "production")
+    for ring in (KeyRing(digests), KeyRing(to_json(digests))):  # embedded, and as over HTTP
+        assert ring.accepts(live)
+        assert not ring.accepts(gone) and not ring.accepts(elsewhere)
+        assert not ring.accepts(live[:-1]) and not ring.accepts(live + "x")
+        secret = live.split("_", 2)[2]
+        assert not ring.accepts(secret)  # the secret alone is not the key
+        assert not ring.accepts(f"sya_{revoked.id}_{secret}")  # nor under another key's id
+
+
+def test_a_key_made_before_migration_0004_still_verifies_by_its_whole_text() -> None:
+    old = "sya_7_" + "k" * 43
+    ring = KeyRing([ApiKeyDigest(7, "sha256-text", hashlib.sha256(old.encode()).hexdigest())])
+    assert ring.accepts(old)
+    assert not ring.accepts("sya_8_" + "k" * 43) and not ring.accepts(old[:-1])
 
 
 def test_key_ring_accepts_exactly_its_keys() -> None:

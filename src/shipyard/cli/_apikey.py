@@ -1,12 +1,15 @@
-"""``shipyard apikey``: API keys for serving an environment (shown once, stored hashed)."""
+"""``shipyard apikey``: API keys for serving an environment (shown once, stored hashed).
+
+Like every registry command it works on the embedded registry or, with ``SHIPYARD_URL``,
+on a registry server (creating and revoking a key there needs a deployer token).
+"""
 
 from __future__ import annotations
 
 import typer
 
-from ._backend import ENV, JSON, PROJECT
+from ._backend import ENV, JSON, PROJECT, open_backend
 from ._output import console, emit, listing, plain, print_json
-from ._serve import direct_registry_note
 
 app = typer.Typer(help="API keys for the models an environment serves.", no_args_is_help=True)
 
@@ -19,16 +22,14 @@ def create(
     as_json: bool = JSON,
 ) -> None:
     """Make an API key for ENV; it is printed once and only its hash is kept."""
-    from ..registry import Registry
-    from ..serving import create_api_key
-
-    direct_registry_note("apikey")
-    with Registry.open() as registry:
-        info, key = create_api_key(registry, project, env, name)
+    with open_backend() as backend:
+        info, key = backend.create_api_key(project, env, name)
     if as_json:
         print_json({**plain(info), "key": key})
         return
-    console.print(f"created API key {info.id} ({name}) for {project}/{env}; it is shown only now:")
+    console.print(
+        f"created API key {plain(info)['id']} ({name}) for {project}/{env}; it is shown only now:"
+    )
     console.print(key, soft_wrap=True)
     console.print("send it as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
 
@@ -36,12 +37,8 @@ def create(
 @app.command("list")
 def list_keys(project: str = PROJECT, env: str = ENV, as_json: bool = JSON) -> None:
     """Every API key of ENV (never the key itself)."""
-    from ..registry import Registry
-    from ..serving import list_api_keys
-
-    direct_registry_note("apikey")
-    with Registry.open() as registry:
-        result = list_api_keys(registry, project, env)
+    with open_backend() as backend:
+        result = backend.list_api_keys(project, env)
     emit(result, as_json, listing("id", "name", "revoked", "created_at", "created_by"))
 
 
@@ -53,10 +50,6 @@ def revoke(
     as_json: bool = JSON,
 ) -> None:
     """Revoke an API key: servers refuse it from their next poll of the registry."""
-    from ..registry import Registry
-    from ..serving import revoke_api_key
-
-    direct_registry_note("apikey")
-    with Registry.open() as registry:
-        result = revoke_api_key(registry, project, env, key_id)
+    with open_backend() as backend:
+        result = backend.revoke_api_key(project, env, key_id)
     emit(result, as_json, lambda k: f"revoked API key {k['id']} ({k['name']})")

@@ -24,11 +24,14 @@ from ..errors import (
     StoreError,
 )
 from ._batch_rules import batch_formats, rejects_location
+from ._credentials import Credential
 from ._db import create_engine, database_url, migrate, schema_revision, shipyard_home
 from ._registry import DEFAULT_ENVIRONMENTS, ROLES, Registry
 from ._settings import DEFAULTS as SETTING_DEFAULTS
 from ._store import ArtifactStore, LocalStore, S3Store, open_store
 from ._types import (
+    ApiKey,
+    ApiKeyDigest,
     ApiToken,
     AuditEntry,
     AuditReport,
@@ -53,6 +56,8 @@ __all__ = [
     "DEFAULT_ENVIRONMENTS",
     "ROLES",
     "SETTING_DEFAULTS",
+    "ApiKey",
+    "ApiKeyDigest",
     "ApiToken",
     "ArtifactStore",
     "AuditBroken",
@@ -62,6 +67,7 @@ __all__ = [
     "ComponentDiff",
     "ComponentStatus",
     "Conflict",
+    "Credential",
     "DeployedComponent",
     "Diff",
     "EffectiveSetting",

@@ -7,6 +7,7 @@ the transactions, the audit record of each change and the revision writer they s
 
 from __future__ import annotations
 
+from ._api_keys import ApiKeysMixin
 from ._audit_ops import AuditMixin
 from ._batch_jobs import BatchJobsMixin
 from ._components import ComponentsMixin
@@ -33,6 +34,7 @@ class Registry(
     PromotionMixin,
     AuditMixin,
     TokensMixin,
+    ApiKeysMixin,
     BatchJobsMixin,
 ):
     """The model registry and control plane over one database and one artifact store.

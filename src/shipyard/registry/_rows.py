@@ -247,7 +247,11 @@ class ApiTokenRow(Base):
 
 
 class EnvironmentApiKeyRow(Base):
-    """A serving API key bound to one environment: only a sha256 of its secret is stored."""
+    """A serving API key bound to one environment: only a sha256 of its secret is stored.
+
+    ``hash_scheme`` says what ``secret_hash`` hashes: ``sha256-secret`` (the secret part),
+    or ``sha256-text`` (the whole key) for keys made before migration 0004.
+    """
 
     __tablename__ = "environment_api_keys"
 
@@ -255,6 +259,7 @@ class EnvironmentApiKeyRow(Base):
     environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(NAME))
     secret_hash: Mapped[str] = mapped_column(String(64))
+    hash_scheme: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(255))
     revoked_at: Mapped[datetime | None]

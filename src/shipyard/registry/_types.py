@@ -242,6 +242,32 @@ class ApiToken:
 
 
 @dataclass(frozen=True)
+class ApiKey:
+    """A serving API key's public record (the key is shown once, at creation, and never stored)."""
+
+    id: int
+    project: str
+    environment: str
+    name: str
+    created_at: str
+    created_by: str
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class ApiKeyDigest:
+    """What a server checks a presented API key against: a live key's id and stored digest.
+
+    ``scheme`` says what was hashed: ``sha256-secret`` (the secret part; every key made
+    since migration 0004) or ``sha256-text`` (the whole key; keys made before it).
+    """
+
+    id: int
+    scheme: str
+    digest: str
+
+
+@dataclass(frozen=True)
 class BatchJob:
     """A batch job: the version it scores with, its files, its state and progress.
 

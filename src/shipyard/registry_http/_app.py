@@ -29,6 +29,7 @@ from .._version import __version__
 from ..errors import HttpError, InvalidInput, PermissionDenied
 from ..registry import ROLES, ApiToken, Registry, to_json
 from ..web import decode_json, error_response, presented_credential, read_body, too_large
+from ._files import file_response
 from ._openapi import API_PREFIX, openapi
 from ._operations import OPERATIONS, Operation, convert
 
@@ -88,6 +89,8 @@ class _Api:
                     arguments = await self._arguments(request, op, cleanup)
                     registry = self.registry.with_actor(token.name)
                     result = await run_in_threadpool(getattr(registry, op.name), **arguments)
+                    if op.download is not None:  # the file, then its scratch folder goes
+                        return file_response(result, cleanup.pop_all(), {REQUEST_ID: request_id})
                     return json_response(to_json(result), op.status, {REQUEST_ID: request_id})
                 except Exception as exc:
                     where = f"{op.method} {op.path}"
@@ -132,6 +135,9 @@ class _Api:
         for param in op.params:
             if param.where == "upload":
                 arguments[param.name] = body
+            elif param.where == "download":
+                scratch = tempfile.TemporaryDirectory(prefix="shipyard-")
+                arguments[param.name] = cleanup.enter_context(scratch)
             elif param.name in sources[param.where]:
                 value = sources[param.where][param.name]
                 text = param.where != "body"  # path and query values arrive as text

@@ -4,6 +4,8 @@ Every operation of the table is a method of the same name taking the same argume
 (``client.promote("demo", "uat")``). Results are the plain JSON data that
 ``shipyard.registry.to_json`` makes of ``Registry``'s results; failures raise the same
 ``ShipyardError`` classes, with the same message, that the server's registry raised.
+A download (``fetch_bundle``) writes the file into the caller's folder and returns its
+``Path``, as the ``Registry`` method does.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import orjson
 
 from .. import errors
 from ..errors import ArtifactError, RegistryError, ShipyardError
+from ._files import save_download
 from ._openapi import API_PREFIX
 from ._operations import OPERATIONS, Operation, by_name
 
@@ -112,6 +115,8 @@ class RegistryClient:
         )
         query = {k: _text(v) for k, v in arguments.items() if where[k] == "query" and v is not None}
         body = {k: v for k, v in arguments.items() if where[k] == "body"}
+        if operation.download is not None:
+            return self._download(operation, path, query, arguments[operation.download])
         with self._content(operation, arguments, body) as (content, headers):
             try:
                 response = self._http.request(
@@ -122,6 +127,19 @@ class RegistryClient:
         if not response.is_success:
             raise error_from_response(response)
         return None if response.status_code == 204 else orjson.loads(response.content)
+
+    def _download(
+        self, operation: Operation, path: str, query: dict[str, str], folder: Any
+    ) -> Path:
+        """Stream the file a ``download`` operation answers with into ``folder``; its path."""
+        try:
+            with self._http.stream(operation.method, path, params=query) as response:
+                if not response.is_success:
+                    response.read()
+                    raise error_from_response(response)
+                return save_download(response, folder)
+        except httpx.HTTPError as exc:
+            raise RegistryError(f"cannot reach the registry at {self.url}: {exc}") from None
 
     @contextlib.contextmanager
     def _content(

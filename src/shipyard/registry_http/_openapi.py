@@ -124,7 +124,10 @@ def _operation(op: Operation, schemas: _Schemas) -> dict[str, Any]:
             "content": {"application/json": {"schema": schema}},
         }
     success: dict[str, Any] = {"description": "Success"}
-    if op.status != 204:
+    if op.download is not None:
+        binary = {"type": "string", "format": "binary"}
+        success["content"] = {"application/gzip": {"schema": binary}}
+    elif op.status != 204:
         result = schemas.of(op.hints["return"])
         success["content"] = {"application/json": {"schema": result}}
     document["responses"] = {

@@ -5,7 +5,10 @@ else is read from the method itself: its parameters (and their types and default
 its docstring (the OpenAPI summary) and its return type (the response schema). A
 parameter named in the path comes from the path; the others come from the query string
 for GET and DELETE, from a JSON object body otherwise, except ``upload``: that parameter
-is a file, sent as the raw request body (its other parameters then go in the query).
+is a file, sent as the raw request body (its other parameters then go in the query), and
+``download``: that parameter is the folder the method writes a file into and returns the
+path of; the server gives it a scratch folder and answers with the file itself, and the
+client writes the file into the caller's folder.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ class Param:
 class Operation:
     """A ``Registry`` method exposed at ``method path`` (under /api/v1) to ``role`` and above.
 
-    ``created``: a success is 201 Created; ``upload``: the parameter the request body fills.
+    ``created``: a success is 201 Created; ``upload``: the parameter the request body fills;
+    ``download``: the folder parameter of a method that returns a file (the response body).
     """
 
     name: str
@@ -52,6 +56,7 @@ class Operation:
     role: str
     created: bool = False
     upload: str | None = None
+    download: str | None = None
 
     @cached_property
     def function(self) -> Any:
@@ -74,6 +79,8 @@ class Operation:
                 where = "path"
             elif p.name == self.upload:
                 where = "upload"
+            elif p.name == self.download:
+                where = "download"
             else:
                 where = "query" if in_query else "body"
             required = p.default is inspect.Parameter.empty
@@ -117,6 +124,14 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation("versions", "GET", P + "/models/{model}/versions", VIEWER),
     Operation("get_version", "GET", P + "/models/{model}/versions/{version}", VIEWER),
+    # What a serve process following the registry over HTTP loads; readers read models.
+    Operation(
+        "fetch_bundle",
+        "GET",
+        P + "/models/{model}/versions/{version}/bundle",
+        VIEWER,
+        download="folder",
+    ),
     Operation("tag", "POST", P + "/models/{model}/versions/{version_id}/tag", DEPLOYER),
     Operation("set_default", "PUT", P + "/models/{model}/default", DEPLOYER),
     Operation("list_environments", "GET", P + "/environments", VIEWER),
@@ -167,6 +182,12 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("list_tokens", "GET", "/tokens", ADMIN),
     Operation("create_token", "POST", "/tokens", ADMIN, created=True),
     Operation("revoke_token", "DELETE", "/tokens/{token_id}", ADMIN),
+    # Serving keys are an environment's, like its components: what a deployer (CI) manages.
+    Operation("list_api_keys", "GET", E + "/api-keys", VIEWER),
+    Operation("create_api_key", "POST", E + "/api-keys", DEPLOYER, created=True),
+    Operation("revoke_api_key", "DELETE", E + "/api-keys/{key_id}", DEPLOYER),
+    # A serve process checks keys against these; a viewer must not read them.
+    Operation("api_key_digests", "GET", E + "/api-key-digests", DEPLOYER),
 )
 
 _BY_NAME = {op.name: op for op in OPERATIONS}

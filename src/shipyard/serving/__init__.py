@@ -5,14 +5,15 @@
 
 Routes: our predict route (the dict format and MLflow's payloads), the Open Inference
 Protocol v2 (KServe and Triton clients), /health, /metrics, /openapi.json and /docs.
-A server follows its environment's revision and swaps warm versions in atomically.
-See docs/serving.md.
+A server follows its environment's revision (embedded, or a registry server at
+``ServeOptions.registry_url``) and swaps warm versions in atomically; it checks API keys
+(made by ``Registry.create_api_key``) against a ``KeyRing``. See docs/serving.md.
 """
 
 from ._app import ServingApp
 from ._capture import Capture, CaptureRecord, CaptureSink, ParquetFolder
 from ._environment import EnvironmentLoader, Follower
-from ._keys import ApiKey, KeyRing, create_api_key, list_api_keys, revoke_api_key
+from ._keys import KeyRing, create_api_key
 from ._metrics import Metrics
 from ._routes import ModelRoute, RouteTable, bundle_table
 from ._runner import ModelRunner
@@ -20,7 +21,6 @@ from ._server import ServeOptions, build_app, default_workers, run
 from ._shadow import Shadow
 
 __all__ = [
-    "ApiKey",
     "Capture",
     "CaptureRecord",
     "CaptureSink",
@@ -39,7 +39,5 @@ __all__ = [
     "bundle_table",
     "create_api_key",
     "default_workers",
-    "list_api_keys",
-    "revoke_api_key",
     "run",
 ]

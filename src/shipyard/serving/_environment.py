@@ -1,31 +1,43 @@
 """Following an environment in the registry: load its versions, swap when its revision moves.
 
+The registry is the embedded one (``Registry``) or a registry server (``RegistryClient``
+over ``SHIPYARD_URL``): both have the same methods, and the loader reads their results as
+plain JSON data (``to_json``), so either serves alike.
+
 ``EnvironmentLoader.load()`` reads the environment's status (components, versions,
-``traffic`` settings, environment config), fetches every version it needs from the
-artifact store (sha256-checked), verifies and loads each bundle (manifest, and the
-signature when ``SHIPYARD_PUBLIC_KEY`` is set), warms it up with the bundle's example
-input, and returns a new ``RouteTable``. Versions already loaded are reused.
+``traffic`` settings, environment config), fetches every version it needs (from the
+artifact store, or downloaded from the server) and checks its sha256 against the digest
+the registry names, verifies and loads each bundle (manifest, and the signature when
+``SHIPYARD_PUBLIC_KEY`` is set), warms it up with the bundle's example input, and
+returns a new ``RouteTable``. Versions already loaded are reused.
 
 ``Follower`` polls the revision number every ``poll_seconds`` on a background thread
-(SQLite and PostgreSQL alike; the registry sends no notifications) and refreshes the
-environment's API keys at the same time. A new revision is loaded next to the running
-one and swapped in only once every version in it is warm; a revision that fails to load
-leaves the running table in place and is retried after ``retry_seconds``.
+(the registry sends no notifications) and refreshes the environment's API keys at the
+same time. A new revision is loaded next to the running one and swapped in only once
+every version in it is warm; a revision that fails to load leaves the running table in
+place and is retried after ``retry_seconds``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..registry import Registry
-from ._keys import KeyRing, live_key_hashes
+from ..errors import StoreError
+from ..registry import to_json
+from ._keys import KeyRing
 from ._routes import ModelRoute, RouteTable
 from ._runner import ModelRunner
+
+if TYPE_CHECKING:
+    from ..registry import Registry
+    from ..registry_http import RegistryClient
 
 logger = logging.getLogger("shipyard.serving")
 
@@ -39,11 +51,15 @@ def capture_settings(config: dict[str, Any]) -> tuple[float, str | None]:
 
 
 class EnvironmentLoader:
-    """Builds route tables for one environment of the registry, reusing loaded versions."""
+    """Builds route tables for one environment of the registry, reusing loaded versions.
+
+    ``registry`` is a ``Registry`` or a ``RegistryClient``; serving over a client needs a
+    token with role deployer (the environment's API key digests are not a viewer's).
+    """
 
     def __init__(
         self,
-        registry: Registry,
+        registry: Registry | RegistryClient,
         project: str,
         environment: str,
         *,
@@ -60,16 +76,21 @@ class EnvironmentLoader:
 
     def revision(self) -> int:
         """The environment's current revision number."""
-        return self.registry.get_environment(self.project, self.environment).revision
+        found = to_json(self.registry.get_environment(self.project, self.environment))
+        return int(found["revision"])
 
     def keys(self) -> KeyRing:
-        """The environment's live API keys."""
-        return KeyRing(live_key_hashes(self.registry, self.project, self.environment))
+        """The environment's live API keys (their digests)."""
+        return KeyRing(self.registry.api_key_digests(self.project, self.environment))
+
+    def status(self) -> dict[str, Any]:
+        """The environment's status as plain JSON data, whichever registry answered."""
+        found: dict[str, Any] = to_json(self.registry.status(self.project, self.environment))
+        return found
 
     def settings(self) -> dict[str, Any]:
         """The environment's effective settings (``replicas``, …) as plain values."""
-        status = self.registry.status(self.project, self.environment)
-        return {key: setting.value for key, setting in status.settings.items()}
+        return {key: setting["value"] for key, setting in self.status()["settings"].items()}
 
     def load(self) -> RouteTable:
         """A warm route table for the environment as it is now.
@@ -77,33 +98,32 @@ class EnvironmentLoader:
         Raises what fetching, verifying, loading or warming a version raises; nothing
         is swapped then.
         """
-        status = self.registry.status(self.project, self.environment)
+        status = self.status()
         routes: dict[str, ModelRoute] = {}
-        for component in status.components:
-            deployed = component.tag or str(component.version_id)
-            traffic = (
-                component.settings["traffic"].value if "traffic" in component.settings else None
-            )
-            runner = self._runner(component.name, deployed, component.digest)
+        for component in status["components"]:
+            name = component["name"]
+            deployed = component["tag"] or str(component["version_id"])
+            traffic = component["settings"].get("traffic", {}).get("value")
+            runner = self._runner(name, deployed, component["digest"])
             if not traffic:
-                routes[component.name] = ModelRoute.single(runner)
+                routes[name] = ModelRoute.single(runner)
                 continue
             weights = {tag: w for tag, w in traffic["weights"].items() if w > 0}
-            live = tuple(self._tagged(component.name, tag, deployed, runner) for tag in weights)
+            live = tuple(self._tagged(name, tag, deployed, runner) for tag in weights)
             shadow = traffic.get("shadow")
-            routes[component.name] = ModelRoute(
-                component.name,
+            routes[name] = ModelRoute(
+                name,
                 live,
                 tuple(float(w) for w in weights.values()),
-                self._tagged(component.name, shadow, deployed, runner) if shadow else None,
+                self._tagged(name, shadow, deployed, runner) if shadow else None,
                 {deployed: runner},
             )
-        rate, _ = capture_settings(status.config)
+        rate, _ = capture_settings(status["config"])
         table = RouteTable(
             self.project,
             self.environment,
             routes,
-            status.revision,
+            status["revision"],
             rate if self.capture_rate is None else self.capture_rate,
         )
         held = {(r.model, r.version, r.digest) for _, r in table.runners()}
@@ -115,8 +135,8 @@ class EnvironmentLoader:
     def _tagged(self, model: str, tag: str, deployed: str, runner: ModelRunner) -> ModelRunner:
         if tag == deployed:
             return runner
-        version = self.registry.get_version(self.project, model, tag)
-        return self._runner(model, tag, version.digest)
+        version = to_json(self.registry.get_version(self.project, model, tag))
+        return self._runner(model, tag, version["digest"])
 
     def _runner(self, model: str, label: str, digest: str) -> ModelRunner:
         key = (model, label, digest)
@@ -125,7 +145,8 @@ class EnvironmentLoader:
             return runner
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="shipyard-serve-") as folder:
-            path = self.registry.fetch_bundle(self.project, model, label, folder)
+            path = Path(self.registry.fetch_bundle(self.project, model, label, folder))
+            _check_digest(path, digest)
             runner = ModelRunner.from_bundle(path, model, label, digest, self.public_key)
         warm = runner.warm_up()
         logger.info(
@@ -138,6 +159,20 @@ class EnvironmentLoader:
         )
         self._loaded[key] = runner
         return runner
+
+
+def _check_digest(path: Path, digest: str) -> None:
+    """StoreError unless the fetched bundle is the one the registry names (by its sha256).
+
+    The store checks its own copy; this checks what arrived here, also over HTTP.
+    """
+    with path.open("rb") as file:
+        found = hashlib.file_digest(file, "sha256").hexdigest()
+    if found != digest:
+        raise StoreError(
+            f"bundle {path.name} arrived with sha256 {found[:12]}…, "
+            f"not the {digest[:12]}… the registry names"
+        )
 
 
 class Follower:
