@@ -71,14 +71,13 @@ def median_seconds(run: Callable[[], Any]) -> float:
 
 
 def measure_local(work: Path, model: str, backend: str, data: str) -> dict[str, Any]:
-    from shipyard.batch import run_local
+    from shipyard.batch import BatchOptions, run_local
 
     bundle = bundle_of(work, model, backend)
+    options = BatchOptions(id_column="id")
     with tempfile.TemporaryDirectory() as folder:
         # Each run opens and verifies the bundle and loads its model: all of a real run.
-        seconds = median_seconds(
-            lambda: run_local(bundle, data, f"{folder}/out.parquet", id_column="id")
-        )
+        seconds = median_seconds(lambda: run_local(bundle, data, f"{folder}/out.parquet", options))
     return {"rows": pq_rows(data), "seconds": seconds}
 
 
@@ -154,25 +153,16 @@ def _spark(master: str) -> Any:
 
 
 def measure_spark(work: Path, model: str, backend: str, data: str, warm: str) -> dict[str, Any]:
-    from shipyard.batch import run_spark
+    from shipyard.batch import BatchOptions, run_spark
 
     spark = _spark("local[2]")
     bundle = bundle_of(work, model, backend)
+    options = BatchOptions(id_column="id", arrow_batch_rows=ARROW_BATCH)
     with tempfile.TemporaryDirectory() as folder:
         # One run on the small file first: Python workers start and load the model once.
-        run_spark(
-            bundle,
-            warm,
-            f"{folder}/warm",
-            id_column="id",
-            spark=spark,
-            arrow_batch_rows=ARROW_BATCH,
-        )
+        run_spark(bundle, warm, f"{folder}/warm", options, spark=spark)
         start = time.perf_counter()
-        output = f"{folder}/out.parquet"
-        result = run_spark(
-            bundle, data, output, id_column="id", spark=spark, arrow_batch_rows=ARROW_BATCH
-        )
+        result = run_spark(bundle, data, f"{folder}/out.parquet", options, spark=spark)
         seconds = time.perf_counter() - start
     spark.stop()
     return {"rows": result.rows, "seconds": seconds}
@@ -213,11 +203,26 @@ MEASURES = {
 # -- orchestration ----------------------------------------------------------------------
 
 
+def tumour_rows(rows: int, seed: int) -> Any:
+    """A breast-cancer-shaped pyarrow Table: ``id`` and the 30 measurements (the names of
+    prepare.py), resampled from scikit-learn's data with 2 % noise, never negative."""
+    import numpy as np
+    import pyarrow as pa
+    from sklearn.datasets import load_breast_cancer
+
+    raw = load_breast_cancer()
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(raw.data), rows)
+    columns: dict[str, Any] = {"id": pa.array([f"T{i:07d}" for i in range(rows)])}
+    for i, name in enumerate(raw.feature_names):
+        sample = raw.data[picks, i] * (1.0 + rng.normal(0.0, 0.02, rows))
+        columns[re.sub(r"\W+", "_", name.strip())] = np.round(np.maximum(sample, 0.0), 6)
+    return pa.table(columns)
+
+
 def prepare_data(work: Path) -> dict[int, Path]:
     """Breast-cancer-shaped Parquet files of 1,000,000 and 250,000 rows (made once)."""
     import pyarrow.parquet as pq
-
-    from shipyard.batch._demo import tumour_rows
 
     folder = work / "batch"
     folder.mkdir(parents=True, exist_ok=True)

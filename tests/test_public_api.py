@@ -111,6 +111,7 @@ def test_one_exception_tree_holds_the_registry_errors() -> None:
     assert sorted(shipyard.errors.__all__) == [
         "ArtifactError",
         "AuditBroken",
+        "BatchStopped",
         "CaptureError",
         "ClientGone",
         "Conflict",

@@ -14,6 +14,7 @@
     ├── UsageError                 a command or call was given bad arguments (exit code 2)
     ├── HttpError                  a server answers a request with ``status`` instead of a result
     │   └── ClientGone             the client left before its request was complete (status 499)
+    ├── BatchStopped               a batch run was told to stop (a cancelled job); it kept nothing
     └── RegistryError              the registry refused or could not do something
         ├── NotFound               a project, environment, model, version, revision … is unknown
         ├── Conflict               the current state forbids the change (exists already, cycle,
@@ -59,6 +60,7 @@ from .runtime import (
 __all__ = [
     "ArtifactError",
     "AuditBroken",
+    "BatchStopped",
     "CaptureError",
     "ClientGone",
     "Conflict",
@@ -86,6 +88,10 @@ __all__ = [
     "VersionMismatchWarning",
     "WrongType",
 ]
+
+
+class BatchStopped(ShipyardError):
+    """A batch run stopped because its caller said so (a cancelled job); nothing was written."""
 
 
 class RegistryError(ShipyardError):

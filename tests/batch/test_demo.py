@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.console import Console
 
 import shipyard.batch
+import shipyard.errors
 from shipyard.batch._demo import batch_demo_step
 
 
@@ -25,6 +26,7 @@ def test_the_demo_step_scores_100_000_rows_and_shows_the_four_broken_ones(
 
 def test_the_public_names_of_shipyard_batch() -> None:
     assert sorted(shipyard.batch.__all__) == [
+        "BatchOptions",
         "BatchResult",
         "Progress",
         "Stopped",
@@ -37,3 +39,8 @@ def test_the_public_names_of_shipyard_batch() -> None:
     ]
     for name in shipyard.batch.__all__:
         assert getattr(shipyard.batch, name) is not None
+
+
+def test_a_stopped_run_raises_an_error_of_the_one_tree() -> None:
+    assert shipyard.batch.Stopped is shipyard.errors.BatchStopped
+    assert issubclass(shipyard.batch.Stopped, shipyard.errors.ShipyardError)

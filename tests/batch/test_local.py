@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from shipyard.batch import run_local
+from shipyard.batch import BatchOptions, run_local
 from shipyard.batch._io import rejects_location
 from shipyard.cli import main
 from shipyard.errors import UsageError
@@ -26,7 +27,7 @@ from .conftest import read_table, write_table
 
 @pytest.fixture(scope="module")
 def artifact(signed_bundle: Path) -> Artifact:
-    """The demo bundle, opened once (its model loaded once) for the module."""
+    """The tumour-triage bundle, opened once (its model loaded once) for the module."""
     return Artifact(signed_bundle)
 
 
@@ -51,7 +52,8 @@ def test_each_format_in_and_out_scores_as_the_bundle_does(
     artifact: Artifact, tumours: pa.Table, tmp_path: Path, source: str, target: str
 ) -> None:
     data = write_table(tumours, tmp_path / source)
-    result = run_local(artifact, str(data), str(tmp_path / target), id_column="id", chunk_rows=300)
+    options = BatchOptions(id_column="id", chunk_rows=300)
+    result = run_local(artifact, str(data), str(tmp_path / target), options)
     out = read_table(tmp_path / target)
     want = expected(artifact, tumours)
     assert (result.rows, result.scored, result.rejected) == (2000, 2000, 0)
@@ -66,7 +68,7 @@ def test_without_an_id_column_rows_are_numbered_from_zero(
     artifact: Artifact, tumours: pa.Table, tmp_path: Path
 ) -> None:
     data = write_table(tumours.drop_columns(["id"]), tmp_path / "in.parquet")
-    run_local(artifact, str(data), str(tmp_path / "out.parquet"), chunk_rows=333)
+    run_local(artifact, str(data), str(tmp_path / "out.parquet"), BatchOptions(chunk_rows=333))
     out = read_table(tmp_path / "out.parquet")
     assert out.column_names == ["_row", "p_malignant", "decision"]
     assert out.column("_row").to_pylist() == list(range(2000))
@@ -98,9 +100,8 @@ def test_bad_rows_go_to_the_reject_file_with_their_reason(
             1999: ("+", "0.5"),  # one field too many: the line cannot be read
         },
     )
-    result = run_local(
-        artifact, str(data), str(tmp_path / "out.csv"), id_column="id", chunk_rows=100
-    )
+    options = BatchOptions(id_column="id", chunk_rows=100)
+    result = run_local(artifact, str(data), str(tmp_path / "out.csv"), options)
     assert (result.rows, result.scored, result.rejected) == (2000, 1996, 4)
     records = rejects_of(tmp_path / "out.csv")
     readable = [r for r in records if r["table"] is not None]
@@ -192,9 +193,8 @@ def test_rows_read_always_equal_rows_written_plus_rows_rejected(
                     lines[line] = "not json" if kind == "garbage" else json.dumps(record)
             data.write_text("\n".join(lines))
         output = folder / f"out.{target}"
-        result = run_local(
-            artifact, str(data), str(output), id_column="id", chunk_rows=rng.randint(1, 120)
-        )
+        options = BatchOptions(id_column="id", chunk_rows=rng.randint(1, 120))
+        result = run_local(artifact, str(data), str(output), options)
         written = read_table(output).num_rows if output.stat().st_size else 0
         rejected = rejects_of(output)
         assert result.rows == rows, case
@@ -208,10 +208,9 @@ def test_workers_write_exactly_what_one_process_writes(
 ) -> None:
     data = write_table(tumours, tmp_path / "in.csv")
     _damage_csv(data, tumours.column_names, {10: ("mean_radius", "?"), 1500: ("mean_area", "")})
-    one = run_local(artifact, str(data), str(tmp_path / "one.csv"), id_column="id", chunk_rows=150)
-    two = run_local(
-        artifact, str(data), str(tmp_path / "two.csv"), id_column="id", chunk_rows=150, workers=2
-    )
+    options = BatchOptions(id_column="id", chunk_rows=150)
+    one = run_local(artifact, str(data), str(tmp_path / "one.csv"), options)
+    two = run_local(artifact, str(data), str(tmp_path / "two.csv"), replace(options, workers=2))
     assert (two.rows, two.rejected) == (one.rows, one.rejected) == (2000, 2)
     assert (tmp_path / "two.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
     assert rejects_of(tmp_path / "two.csv") == rejects_of(tmp_path / "one.csv")
@@ -223,8 +222,7 @@ def test_outputs_names_any_node(artifact: Artifact, tumours: pa.Table, tmp_path:
         artifact,
         str(data),
         str(tmp_path / "out.parquet"),
-        id_column="id",
-        outputs=["compactness_ratio"],
+        BatchOptions(id_column="id", outputs=["compactness_ratio"]),
     )
     out = read_table(tmp_path / "out.parquet")
     assert out.column_names == ["id", "compactness_ratio"]
@@ -255,7 +253,7 @@ def test_a_run_stopped_midway_leaves_neither_output_nor_temporary_files(
             artifact,
             str(data),
             str(tmp_path / "out.csv"),
-            chunk_rows=100,
+            BatchOptions(chunk_rows=100),
             should_stop=lambda: next(chunks) >= 3,
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
@@ -293,8 +291,9 @@ def test_a_killed_run_never_leaves_a_file_under_the_output_name(
 # when it was forked (the test process, which has just built a large table), VmHWM at exec.
 MEMORY_PROBE = """
 import re, sys
-from shipyard.batch import run_local
-run_local(sys.argv[1], sys.argv[2], sys.argv[3], id_column="id", chunk_rows=2_500)
+from shipyard.batch import BatchOptions, run_local
+options = BatchOptions(id_column="id", chunk_rows=2_500)
+run_local(sys.argv[1], sys.argv[2], sys.argv[3], options)
 print(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
 """
 
@@ -401,9 +400,8 @@ def test_s3_in_and_out_with_the_output_only_under_its_name_when_complete(
     _damage_csv(data, tumours.column_names, {9: ("mean_area", "big")})
     s3_bucket.upload_file(str(data), s3_bucket.bucket, "requests/in.csv")
     root = f"s3://{s3_bucket.bucket}"
-    result = run_local(
-        artifact, f"{root}/requests/in.csv", f"{root}/scores/out.parquet", id_column="id"
-    )
+    options = BatchOptions(id_column="id")
+    result = run_local(artifact, f"{root}/requests/in.csv", f"{root}/scores/out.parquet", options)
     assert (result.rows, result.scored, result.rejected) == (500, 499, 1)
     assert result.rejects == f"{root}/scores/out.rejects.jsonl"
     listed = s3_bucket.list_objects_v2(Bucket=s3_bucket.bucket, Prefix="scores/")["Contents"]
@@ -419,7 +417,8 @@ def test_a_column_bad_in_every_row_rejects_every_row_and_writes_an_empty_output(
     column = tumours.column_names.index("mean_area")
     table = tumours.slice(0, 300).set_column(column, "mean_area", pa.array([-1.0] * 300))
     data = write_table(table, tmp_path / "in.parquet")
-    result = run_local(artifact, str(data), str(tmp_path / "out.parquet"), id_column="id")
+    options = BatchOptions(id_column="id")
+    result = run_local(artifact, str(data), str(tmp_path / "out.parquet"), options)
     assert (result.rows, result.scored, result.rejected) == (300, 0, 300)
     out = read_table(tmp_path / "out.parquet")
     assert (out.num_rows, out.column_names) == (0, ["id", "p_malignant", "decision"])

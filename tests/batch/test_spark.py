@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from shipyard.batch import run_local, run_spark
+from shipyard.batch import BatchOptions, run_local, run_spark
 from shipyard.runtime import Artifact
 
 from .conftest import write_table
@@ -52,11 +52,12 @@ def damaged(tumours: pa.Table, tmp_path: Path) -> Path:
 def test_the_spark_engine_writes_the_scores_and_rejects_of_the_local_engine(
     spark: Any, signed_bundle: Path, damaged: Path, tmp_path: Path
 ) -> None:
+    options = BatchOptions(id_column="id")
     local = run_local(
-        Artifact(signed_bundle), str(damaged), str(tmp_path / "local.parquet"), id_column="id"
+        Artifact(signed_bundle), str(damaged), str(tmp_path / "local.parquet"), options
     )
     result = run_spark(
-        signed_bundle, str(damaged), str(tmp_path / "spark.parquet"), id_column="id", spark=spark
+        signed_bundle, str(damaged), str(tmp_path / "spark.parquet"), options, spark=spark
     )
     assert (result.rows, result.scored, result.rejected) == (2000, 1997, 3)
     assert (result.scored, result.rejected) == (local.scored, local.rejected)

@@ -1,21 +1,23 @@
 """Batch scoring: files of any size through a bundle, locally, on Spark, or as queued jobs.
 
-    from shipyard.batch import run_local
+    from shipyard.batch import BatchOptions, run_local
     result = run_local("dist/credit_risk-1.2.0.tar.gz", "applications.csv", "scores.parquet",
-                       id_column="application_id")
+                       BatchOptions(id_column="application_id"))
     print(result.summary())      # rows, scored, rejected, seconds, rows/s
 
 ``run_spark`` does the same on Spark through the bundle's ``pyspark_dataframe`` entry
-point; a ``Worker`` runs the jobs that the registry's ``submit_batch_job`` queues. See
-docs/batch.md.
+point; ``BatchOptions`` says how either engine scores. A ``Worker`` runs the jobs that
+the registry's ``submit_batch_job`` queues. See docs/batch.md.
 """
 
 from ._deployed import fetch_deployed
 from ._local import BatchResult, Progress, Stopped, run_local
+from ._options import BatchOptions
 from ._spark_engine import run_spark
 from ._worker import Worker, run_job, wait_for
 
 __all__ = [
+    "BatchOptions",
     "BatchResult",
     "Progress",
     "Stopped",

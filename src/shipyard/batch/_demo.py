@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from ._local import BatchResult, run_local
+from ._options import BatchOptions
 from ._progress import progress_bar
 
 DEMO_ROWS = 100_000
@@ -78,9 +79,8 @@ def batch_demo_step(
     command = f"shipyard batch run {bundle_path} --input {source} --output {output} --id-column id"
     console.print(f"$ {command}", soft_wrap=True)
     with progress_bar(console, "scoring tumours.csv") as update:
-        result = run_local(
-            bundle_path, str(source), str(output), id_column="id", on_progress=update
-        )
+        options = BatchOptions(id_column="id")
+        result = run_local(bundle_path, str(source), str(output), options, on_progress=update)
     console.print(result.summary(), soft_wrap=True)
     grid = RichTable(title=f"rejected rows ({result.rejects})", title_justify="left")
     for column in ("id", "column", "row", "message"):

@@ -22,11 +22,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from ..errors import UsageError
+from ..errors import BatchStopped, UsageError
 from ..runtime import Artifact, Executor, arrow_type, reason
 from ._io import ROW, Chunk, Sink, Source, formats, rejects_location
+from ._options import BatchOptions
 
-DEFAULT_CHUNK_ROWS = 50_000
 REJECT_FIELDS = ("table", "column", "row", "message")
 
 
@@ -72,8 +72,8 @@ class BatchResult:
         return line + (f"; rejects -> {self.rejects}" if self.rejected else "")
 
 
-class Stopped(Exception):
-    """Raised inside a run when ``should_stop`` says so (a cancelled job); nothing is kept."""
+# shipyard.batch has always called it Stopped; it is the one tree's BatchStopped.
+Stopped = BatchStopped
 
 
 class ChunkScorer:
@@ -178,7 +178,7 @@ def _score_in_worker(chunk: Chunk) -> tuple[pa.RecordBatch, list[dict[str, Any]]
 
 
 def _pool_context() -> Any:
-    # fork would copy the parent's threads (pyarrow's, the progress bar's) mid-flight
+    # fork would copy the parent's threads (pyarrow's, a progress display's) mid-flight
     methods = multiprocessing.get_all_start_methods()
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
@@ -218,53 +218,50 @@ def run_local(
     bundle: str | os.PathLike[str] | Artifact,
     input: str,
     output: str,
+    options: BatchOptions | None = None,
     *,
-    format: str | None = None,
-    input_format: str | None = None,
-    id_column: str | None = None,
-    outputs: Sequence[str] | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    workers: int = 1,
-    public_key: Any = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> BatchResult:
     """Score the file ``input`` with ``bundle`` into ``output`` and its reject file beside it.
 
     ``bundle``: a bundle file, or an opened ``Artifact`` (its loaded models are reused).
-    ``format`` is the output's (default: from its suffix, else the input's);
-    ``input_format`` the input's (default: from its suffix). The output holds the id
-    column (or ``_row``, the record's number in the input from 0) and the outputs; rows
-    that fail validation go to ``NAME.rejects.jsonl`` with the reason. Both files appear
-    only when the run completes (written under temporary names, then renamed).
-    ``on_progress`` is called after every chunk; ``should_stop`` too, and a True from it
-    raises Stopped, leaving nothing behind. Raises UsageError for bad arguments or an
-    unreadable input, the bundle's ArtifactError when it fails verification, ModelError
-    when a node fails on valid input.
+    ``options`` (BatchOptions) say how; the defaults score the pipeline's outputs by
+    ``_row`` in chunks of 50,000 records. The output holds the id column (or ``_row``)
+    and the outputs; rows that fail validation go to ``NAME.rejects.jsonl`` with the
+    reason. Both files appear only when the run completes (written under temporary
+    names, then renamed). ``on_progress`` is called with a Progress after every chunk;
+    ``should_stop`` too, and a True from it raises BatchStopped, leaving nothing behind.
+    Raises UsageError for bad options or an unreadable input, the bundle's ArtifactError
+    when it fails verification, ModelError when a node fails on valid input.
     """
     started = time.perf_counter()
-    if workers < 1:
+    options = options or BatchOptions()
+    if options.workers < 1:
         raise UsageError("--workers must be at least 1")
-    input_format, format = formats(input, output, format, input_format)
+    input_format, format = formats(input, output, options.format, options.input_format)
     if os.path.abspath(input) == os.path.abspath(output):
         raise UsageError("the output would overwrite the input; choose another path")
+    public_key = options.public_key
     artifact = bundle if isinstance(bundle, Artifact) else Artifact(bundle, public_key)
-    scorer = ChunkScorer(load_executor(artifact), outputs, id_column)
+    scorer = ChunkScorer(load_executor(artifact), options.outputs, options.id_column)
     rejects = rejects_location(output)
     rows = rejected = 0
     with (
-        Source(input, input_format, scorer.needed_columns(), chunk_rows) as source,
+        Source(input, input_format, scorer.needed_columns(), options.chunk_rows) as source,
         Sink(output, format) as sink,
         Sink(rejects, "jsonl") as reject_sink,
     ):
         scorer.check_columns(source.names, input)
         id_type: pa.DataType = pa.string()
         # closed explicitly, before the file: a worker pool may be reading chunks from it
-        results = _scored_in_order(source.chunks(), scorer, workers, artifact.path, public_key)
+        results = _scored_in_order(
+            source.chunks(), scorer, options.workers, artifact.path, public_key
+        )
         with closing(results):
             for chunk, (scored, records) in results:
                 if should_stop is not None and should_stop():
-                    raise Stopped(f"stopped after {rows:,} rows")
+                    raise BatchStopped(f"stopped after {rows:,} rows")
                 if scorer.key in chunk.batch.schema.names:
                     id_type = chunk.batch.schema.field(scorer.key).type
                 sink.write(scored)

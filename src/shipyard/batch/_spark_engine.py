@@ -29,6 +29,7 @@ from ..errors import UsageError
 from ..runtime import Artifact
 from ._io import ROW, formats, rejects_location
 from ._local import BatchResult
+from ._options import BatchOptions
 
 REASON = "_reject"  # the column the entry point marks a rejected row's reason in
 _REASON_SCHEMA = "table string, column string, message string"
@@ -154,42 +155,39 @@ def run_spark(
     bundle: str | os.PathLike[str],
     input: str,
     output: str,
+    options: BatchOptions | None = None,
     *,
-    format: str | None = None,
-    input_format: str | None = None,
-    id_column: str | None = None,
-    outputs: Sequence[str] | None = None,
-    master: str = "local[*]",
-    public_key: Any = None,
     spark: Any = None,
-    arrow_batch_rows: int = 50_000,
 ) -> BatchResult:
     """Score ``input`` on Spark with ``bundle`` into the folder ``output``, rejects beside it.
 
-    The same outputs, id column (or ``_row``) and reject records as ``run_local``; the
-    output and ``NAME.rejects.jsonl`` are folders of part files. ``spark``: a session
-    to use (default: the active one, or a new one on ``master``, stopped at the end).
-    ``arrow_batch_rows``: rows per Arrow batch sent to the Python workers during the run
-    (Spark's ``spark.sql.execution.arrow.maxRecordsPerBatch``, 10,000 by default: larger
-    batches score faster; the session's own value is put back afterwards).
+    The same outputs, id column (or ``_row``) and reject records as ``run_local``, from
+    the same ``options``; the output and ``NAME.rejects.jsonl`` are folders of part
+    files. ``spark``: a session to use (default: the active one, or a new one on
+    ``options.master``, stopped at the end). ``options.arrow_batch_rows``: rows per Arrow
+    batch sent to the Python workers during the run (Spark's
+    ``spark.sql.execution.arrow.maxRecordsPerBatch``, 10,000 by default: larger batches
+    score faster; the session's own value is put back afterwards).
     Raises UsageError, the bundle's ArtifactError, or Spark's error when the job fails.
     """
     from pyspark import StorageLevel
 
     started = time.perf_counter()
-    input_format, format = formats(input, output, format, input_format)
-    artifact = Artifact(bundle, public_key)
+    options = options or BatchOptions()
+    id_column = options.id_column
+    input_format, format = formats(input, output, options.format, options.input_format)
+    artifact = Artifact(bundle, options.public_key)
     artifact.verify()
     tables = [t["name"] for t in artifact.input_info["tables"]]
     if len(tables) != 1:
         raise UsageError(f"batch scoring needs one input table; this bundle has {tables}")
     owned = spark is None and _no_active_session()
-    session = spark or spark_session(master)
+    session = spark or spark_session(options.master)
     key = id_column or ROW
     rejects = rejects_location(output)
     batch_rows = "spark.sql.execution.arrow.maxRecordsPerBatch"
     previous = session.conf.get(batch_rows, None)
-    session.conf.set(batch_rows, str(arrow_batch_rows))
+    session.conf.set(batch_rows, str(options.arrow_batch_rows))
     try:
         with (
             tempfile.TemporaryDirectory(prefix="shipyard-spark-") as folder,
@@ -200,7 +198,7 @@ def run_spark(
                 frame = with_row_numbers(frame)
             elif id_column not in frame.columns:
                 raise UsageError(f"'{input}' has no column '{id_column}'")
-            scored = score_with_rejects(entry, tables[0], frame, outputs, key)
+            scored = score_with_rejects(entry, tables[0], frame, options.outputs, key)
             counts = _write_both(scored.persist(StorageLevel.MEMORY_AND_DISK), key, output, format)
     finally:
         if owned:

@@ -20,9 +20,10 @@ import uuid
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import UsageError
+from ..errors import BatchStopped, UsageError
 from ..registry import BatchJob
-from ._local import Progress, Stopped, run_local
+from ._local import Progress, run_local
+from ._options import BatchOptions
 
 FINISHED = ("succeeded", "failed", "cancelled")
 
@@ -133,12 +134,12 @@ def run_job(
                     bundle,
                     job.input,
                     job.output,
-                    **job.options,
+                    BatchOptions(**job.options),
                     on_progress=beat.progress,
                     should_stop=beat.lost.is_set,
                 )
         return as_job(registry.finish_batch_job(job.id, worker, result=result.to_json()))
-    except Stopped:
+    except BatchStopped:
         pass  # cancelled (or taken over): the state already says so
     except Exception as exc:  # noqa: BLE001 - any failure is the job's outcome, with its reason
         error = f"{type(exc).__name__}: {exc}"

@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ..errors import UsageError
 from ._backend import JSON, PROJECT_ENV, open_backend
 from ._output import console, emit, listing, print_json
+
+if TYPE_CHECKING:
+    from ..batch import BatchOptions, BatchResult
 
 app = typer.Typer(
     help="Score CSV, Parquet and JSON Lines files with a bundle, and run batch jobs.",
@@ -87,13 +90,21 @@ def run(
     as_json: bool = JSON,
 ) -> None:
     """Score a file: output and NAME.rejects.jsonl appear only when the run is complete."""
-    options = _options(format, input_format, id_column, outputs, chunk_rows, workers)
+    from ..batch import BatchOptions
+
     if engine not in ("local", "spark"):
         raise UsageError(f"unknown engine '{engine}' (engines: local, spark)")
+    if engine == "spark" and (chunk_rows is not None or workers is not None):
+        raise UsageError("--chunk-rows and --workers are for the local engine")
     if bundle is not None and (env is not None or model is not None):
         raise UsageError("give a bundle file or --project/--env/--model, not both")
     if bundle is None and (project is None or env is None or model is None):
         raise UsageError("give a bundle file, or --project, --env and --model")
+    options = BatchOptions(
+        **_options(format, input_format, id_column, outputs, chunk_rows, workers),
+        master=master,
+        public_key=public_key,
+    )
     with tempfile.TemporaryDirectory(prefix="shipyard-batch-") as folder:
         if bundle is None:
             from ..batch import fetch_deployed
@@ -102,7 +113,7 @@ def run(
             assert project is not None and env is not None and model is not None
             with open_backend() as backend:
                 bundle = fetch_deployed(backend, project, env, model, folder)
-        result = _score(bundle, input, output, options, engine, master, public_key, as_json)
+        result = _score(bundle, input, output, options, engine, quiet=as_json)
     if as_json:
         print_json(result.to_json())
     else:
@@ -110,30 +121,21 @@ def run(
 
 
 def _score(
-    bundle: Path,
-    input: str,
-    output: str,
-    options: dict[str, Any],
-    engine: str,
-    master: str,
-    public_key: Path | None,
-    quiet: bool,
-) -> Any:
+    bundle: Path, input: str, output: str, options: BatchOptions, engine: str, quiet: bool
+) -> BatchResult:
+    """Score with ``engine``; the local engine draws a progress bar unless ``quiet``."""
     if engine == "spark":
         from ..batch import run_spark
 
-        if {"chunk_rows", "workers"} & set(options):
-            raise UsageError("--chunk-rows and --workers are for the local engine")
-        return run_spark(bundle, input, output, master=master, public_key=public_key, **options)
+        return run_spark(bundle, input, output, options)
     from ..batch import run_local
-    from ..batch._progress import progress_bar
 
     if quiet:
-        return run_local(bundle, input, output, public_key=public_key, **options)
+        return run_local(bundle, input, output, options)
+    from ..batch._progress import progress_bar
+
     with progress_bar(console, f"scoring {Path(input).name}") as update:
-        return run_local(
-            bundle, input, output, public_key=public_key, on_progress=update, **options
-        )
+        return run_local(bundle, input, output, options, on_progress=update)
 
 
 @app.command("submit")

@@ -1,0 +1,36 @@
+"""How a batch run scores a file: one options object for both engines and for queued jobs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+DEFAULT_CHUNK_ROWS = 50_000
+DEFAULT_ARROW_BATCH_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How to score a file: formats, id column, outputs, signature check, each engine's knobs.
+
+    ``format`` is the output's (default: from its suffix, else the input's); ``input_format``
+    the input's (default: from its suffix). ``id_column`` is copied to the output and to the
+    reject records (default: ``_row``, the record's number in the input from 0).
+    ``outputs`` names the nodes to write (default: the pipeline's outputs). ``public_key``
+    makes loading check the bundle's signature (a PEM path or its bytes).
+
+    Local engine: ``chunk_rows`` records are scored at a time, in ``workers`` processes.
+    Spark engine: a session on ``master`` (when none is active), ``arrow_batch_rows`` rows
+    per Arrow batch sent to the Python workers. Each engine ignores the other's knobs.
+    """
+
+    format: str | None = None
+    input_format: str | None = None
+    id_column: str | None = None
+    outputs: Sequence[str] | None = None
+    public_key: str | bytes | os.PathLike[str] | None = None
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    workers: int = 1
+    master: str = "local[*]"
+    arrow_batch_rows: int = DEFAULT_ARROW_BATCH_ROWS
