@@ -260,27 +260,3 @@ def test_several_workers_report_their_metrics_together(toy_bundles: dict[str, Pa
         text = httpx.get(base + "/metrics", timeout=30).text
     counted = re.findall(r'shipyard_requests_total\{[^}]*status="200"[^}]*\} ([\d.]+)', text)
     assert sum(float(c) for c in counted) == 20.0
-
-
-def test_the_demo_step_serves_predicts_and_stops(tmp_path: Path, signed_bundle: Path) -> None:
-    from rich.console import Console
-
-    from shipyard.registry import LocalStore, create_engine, migrate
-    from shipyard.serving._demo import serve_demo_step
-
-    home = tmp_path / ".shipyard"
-    engine = create_engine(f"sqlite:///{home / 'registry.db'}")
-    migrate(engine)
-    with Registry(engine, LocalStore(home / "artifacts"), "demo") as registry:
-        registry.create_project("demo")
-        version = registry.register_model("demo", signed_bundle)
-        registry.tag("demo", version.model, version.version_id)
-        registry.add_component("demo", "production", version.model)
-    console = Console(record=True, width=200)
-    answer = serve_demo_step(tmp_path, "demo", "production", console)
-    assert answer["decision"]["values"] == ["refer"]
-    shown = console.export_text()
-    assert "$ shipyard serve --project demo --env production --port" in shown
-    assert "$ curl -s -X POST http://127.0.0.1:" in shown
-    assert "answered by tumour_triage v1" in shown
-    assert (tmp_path / "api-key.txt").read_text().strip() not in shown

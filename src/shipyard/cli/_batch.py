@@ -132,7 +132,7 @@ def _score(
 
     if quiet:
         return run_local(bundle, input, output, options)
-    from ..batch._progress import progress_bar
+    from ._progress import progress_bar
 
     with progress_bar(console, f"scoring {Path(input).name}") as update:
         return run_local(bundle, input, output, options, on_progress=update)

@@ -1,26 +1,14 @@
-"""``shipyard demo``: the main job, end to end, on embedded defaults."""
+"""``shipyard demo``: the main job, end to end, on embedded defaults (see shipyard.demo)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
+import functools
 from pathlib import Path
 
 import typer
-from rich.table import Table as RichTable
 
-from ..artifact import generate_key_pair
-from ..batch._demo import batch_demo_step
-from ..demo_pipeline import build_pipeline, reference
-from ..errors import ShipyardError
-from ..runtime import Artifact
-from ..serving._demo import serve_demo_step
-from . import _demo_registry
 from ._output import console
-
-ROWS = (0, 13, 19, 81, 250)  # refer, refer, routine, review, refer: rows of the data set
+from ._views import diff_view, history_view, revision_line, setting_line, status_view, version_line
 
 
 def demo(
@@ -32,86 +20,15 @@ def demo(
 
     The registry part runs on a fresh embedded registry in WORKDIR/.shipyard.
     """
-    workdir.mkdir(parents=True, exist_ok=True)
-    console.rule("[bold]1. train a model and define the pipeline")
-    pipeline = build_pipeline()
-    console.print(
-        f"{pipeline.name} {pipeline.version}: nodes {', '.join(pipeline.run_order())}; "
-        f"outputs {pipeline.outputs}"
-    )
+    from ..demo import Display, RegistryViews, run_demo
+    from ._progress import progress_bar
 
-    console.rule("[bold]2. export a signed bundle")
-    keys = workdir / "keys"
-    private, public = keys / "shipyard.key", keys / "shipyard.pub"
-    if not private.exists():
-        private, public = generate_key_pair(keys)
-    bundle = pipeline.export(workdir / "dist", reference=reference(), sign_key=private)
-    console.print(f"bundle: {bundle} ({bundle.stat().st_size:,} bytes)")
-
-    console.rule("[bold]3. verify it (hashes and Ed25519 signature)")
-    artifact = Artifact(bundle)
-    report = artifact.verify(public)
-    console.print(f"[green]OK[/]: {report['files']} files match MANIFEST.json; signature valid")
-
-    console.rule("[bold]4. run it as production does: extracted, no Shipyard import")
-    production = workdir / "production"
-    artifact.extract(None, production)
-    data = reference()
-    rows = {
-        "tumours": {name: [values[i] for i in ROWS] for name, values in data["tumours"].items()}
-    }
-    request = workdir / "request.json"
-    request.write_text(json.dumps(rows))
-    env = dict(os.environ, SHIPYARD_PUBLIC_KEY=str(public.resolve()))
-    with request.open() as stdin:
-        done = subprocess.run(
-            [sys.executable, "-m", f"{artifact.package}.python_dict"],
-            stdin=stdin,
-            capture_output=True,
-            text=True,
-            cwd=production,
-            env=env,
-            check=False,
-        )
-    if done.returncode != 0:
-        raise ShipyardError(f"the production run failed: {done.stderr.strip()}")
-    result = json.loads(done.stdout)
-    console.print(f"$ cd {production} && python -m {artifact.package}.python_dict < {request.name}")
-    grid = RichTable(title="tumour triage")
-    for column in ("row", "mean_radius", "worst_concave_points", "p_malignant", "decision"):
-        grid.add_column(column, justify="right" if column != "decision" else "left")
-    for i, row in enumerate(ROWS):
-        grid.add_row(
-            str(row),
-            f"{rows['tumours']['mean_radius'][i]:.2f}",
-            f"{rows['tumours']['worst_concave_points'][i]:.3f}",
-            f"{result['p_malignant']['values'][i]:.4f}",
-            result["decision"]["values"][i],
-        )
-    console.print(grid)
-    # The notebook runs the native model; the bundle runs the ONNX form export proved
-    # equal on the reference data (labels identical, probabilities within tolerance).
-    notebook = pipeline.run(rows)
-    parity = artifact.metadata["nodes"][1].get("parity") or {"tolerance": 0.0}
-    gap = max(
-        abs(a - b)
-        for a, b in zip(
-            notebook["p_malignant"]["values"], result["p_malignant"]["values"], strict=True
-        )
+    views = RegistryViews(
+        version=version_line,
+        revision=revision_line,
+        setting=setting_line,
+        status=status_view,
+        diff=diff_view,
+        history=history_view,
     )
-    same = notebook["decision"] == result["decision"] and gap <= parity["tolerance"]
-    backend = artifact.metadata["backend"]["p_malignant"]
-    console.print(
-        f"notebook (native) vs production ({backend}): decisions identical, max |diff| {gap:.1e}"
-        if same
-        else "[red]notebook and production differ[/]"
-    )
-    if not same:
-        raise ShipyardError("the bundle's results differ from the pipeline's")
-    _demo_registry.run(workdir, pipeline, bundle, private, public)
-    console.rule("[bold]10. score a file of 100,000 rows with the production model")
-    batch_demo_step(workdir, bundle, console)
-    console.rule("[bold]11. serve production on localhost and ask it for one prediction")
-    serve_demo_step(workdir, _demo_registry.PROJECT, "production", console, public_key=public)
-    console.rule("[bold]done")
-    console.print(f"inspect it: shipyard artifact inspect {bundle} --public-key {public}")
+    run_demo(workdir, Display(console, views, functools.partial(progress_bar, console)))

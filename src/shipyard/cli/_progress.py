@@ -1,15 +1,21 @@
-"""The progress bar of a local batch run: share of the file read, rows, rejected, rows/s."""
+"""The progress bar of a local batch run: share of the file read, rows, rejected, rows/s.
+
+The batch engine reports a ``shipyard.batch.Progress`` after every chunk; drawing it is
+the command line's business.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.progress import Progress as RichProgress
 
-from ._local import Progress
+if TYPE_CHECKING:
+    from ..batch import Progress
 
 
 @contextmanager

@@ -1,8 +1,9 @@
 """The demo pipeline: triage of breast-tumour measurements (scikit-learn's breast cancer data).
 
 ``build_pipeline()`` trains a small model and returns the pipeline; ``reference()``
-returns its training data. ``shipyard artifact build shipyard.demo_pipeline:build_pipeline``
-exports it; ``shipyard demo`` runs the whole journey.
+returns its training data. ``shipyard artifact build shipyard.demo:build_pipeline``
+exports it; ``shipyard demo`` runs the whole journey. Needs scikit-learn (the ``sklearn``
+extra), imported only when a function is called.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .pipeline import Column, Pipeline, Table, feature, model, rule
+from ..pipeline import Column, Pipeline, Table, feature, model, rule
 
 _SEED = 7
 

@@ -10,9 +10,9 @@ import orjson
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from ._local import BatchResult, run_local
-from ._options import BatchOptions
-from ._progress import progress_bar
+from ..batch import BatchOptions, BatchResult, run_local
+from ._display import ProgressBar, no_progress
+from ._pipeline import reference
 
 DEMO_ROWS = 100_000
 
@@ -23,8 +23,6 @@ def tumour_rows(rows: int, seed: int = 0, noise: float = 0.02) -> Any:
     negative)."""
     import numpy as np
     import pyarrow as pa
-
-    from ..demo_pipeline import reference
 
     data = reference()["tumours"]
     rng = np.random.default_rng(seed)
@@ -65,11 +63,14 @@ def write_demo_csv(path: Path, rows: int = DEMO_ROWS) -> list[str]:
     return broken
 
 
-def batch_demo_step(
-    workdir: str | os.PathLike[str], bundle_path: str | os.PathLike[str], console: Console
+def batch_step(
+    workdir: str | os.PathLike[str],
+    bundle_path: str | os.PathLike[str],
+    console: Console,
+    progress: ProgressBar = no_progress,
 ) -> BatchResult:
     """Score a generated CSV of 100,000 rows (four broken) with ``bundle_path``, with a
-    progress bar on ``console``; print the summary and the rejects. Files go to
+    ``progress`` bar; print the summary and the rejects on ``console``. Files go to
     ``workdir/batch/``."""
     folder = Path(workdir) / "batch"
     folder.mkdir(parents=True, exist_ok=True)
@@ -78,7 +79,7 @@ def batch_demo_step(
     output = folder / "scores.csv"
     command = f"shipyard batch run {bundle_path} --input {source} --output {output} --id-column id"
     console.print(f"$ {command}", soft_wrap=True)
-    with progress_bar(console, "scoring tumours.csv") as update:
+    with progress("scoring tumours.csv") as update:
         options = BatchOptions(id_column="id")
         result = run_local(bundle_path, str(source), str(output), options, on_progress=update)
     console.print(result.summary(), soft_wrap=True)

@@ -1,6 +1,6 @@
 """The serving step of ``shipyard demo``: serve an environment, call it as a user would, stop.
 
-``serve_demo_step`` runs the real ``shipyard serve`` in a subprocess against the demo's
+``serve_step`` runs the real ``shipyard serve`` in a subprocess against the demo's
 embedded registry (``WORKDIR/.shipyard``), makes an API key, sends one prediction with
 the same bytes the printed curl command sends, and shuts the server down with SIGTERM.
 """
@@ -22,6 +22,7 @@ import httpx
 from rich.console import Console
 
 from ..errors import ShipyardError
+from ._pipeline import reference
 
 START_TIMEOUT = 90.0
 
@@ -37,7 +38,7 @@ def _shipyard() -> list[str]:
     return [str(found)] if found.exists() else [shutil.which("shipyard") or "shipyard"]
 
 
-def serve_demo_step(
+def serve_step(
     workdir: Path,
     project: str,
     env: str,
@@ -52,7 +53,6 @@ def serve_demo_step(
     server does not stop cleanly; the server process is always stopped.
     """
     from ..registry import LocalStore, Registry, create_engine
-    from . import create_api_key
 
     home = (workdir / ".shipyard").resolve()
     registry = Registry(
@@ -61,7 +61,7 @@ def serve_demo_step(
     with registry:
         model = registry.status(project, env).components[0].name
         console.print(f"[dim]$ shipyard apikey create --project {project} --env {env}[/]")
-        info, key = create_api_key(registry, project, env, "demo")
+        info, key = registry.create_api_key(project, env, "demo")
     key_file = workdir / "api-key.txt"
     key_file.write_text(key + "\n")
     key_file.chmod(0o600)
@@ -117,8 +117,6 @@ def _wait_for(base: str, server: subprocess.Popen[Any], log: Path) -> None:
 def _predict(
     base: str, project: str, env: str, model: str, key_file: Path, workdir: Path, console: Console
 ) -> dict[str, Any]:
-    from ..demo_pipeline import reference
-
     columns = reference()["tumours"]
     body = {"tumours": {name: values[:1] for name, values in columns.items()}}
     request = workdir / "predict-request.json"

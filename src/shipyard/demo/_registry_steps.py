@@ -1,0 +1,187 @@
+"""The registry half of ``shipyard demo``: register, promote, release again, roll back, audit.
+
+It runs on a fresh embedded registry in ``<workdir>/.shipyard`` (never on the registry the
+environment points at), and prints, before each step, the command that does the same.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import ShipyardError
+from ..pipeline import Pipeline, rule
+from ..registry import AuditBroken, LocalStore, Registry, create_engine, migrate, to_json
+from ._display import Display
+from ._pipeline import decision, reference
+
+PROJECT = "demo"
+CHAIN = ("integration", "uat", "production")
+
+
+@contextmanager
+def _public_key(path: Path) -> Iterator[None]:
+    """Make registration require the demo key's signature (SHIPYARD_PUBLIC_KEY), then restore."""
+    before = os.environ.get("SHIPYARD_PUBLIC_KEY")
+    os.environ["SHIPYARD_PUBLIC_KEY"] = str(path.resolve())
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("SHIPYARD_PUBLIC_KEY", None)
+        else:
+            os.environ["SHIPYARD_PUBLIC_KEY"] = before
+
+
+def second_version(pipeline: Pipeline) -> Pipeline:
+    """The same pipeline as 1.1.0, referring tumours from a lower probability (0.4, not 0.5)."""
+    lower = rule(params={**decision.params, "refer_above": 0.4})(decision.function)
+    nodes = [lower if n.name == "decision" else n for n in pipeline.nodes.values()]
+    return Pipeline(
+        pipeline.name,
+        "1.1.0",
+        inputs=pipeline.inputs,
+        nodes=nodes,
+        outputs=pipeline.outputs,
+        target=pipeline.target,
+        description=pipeline.description,
+        groups=pipeline.groups,
+        permissible_purpose=pipeline.permissible_purpose,
+        tags=pipeline.tags,
+    )
+
+
+def _registry(home: Path) -> Registry:
+    """A fresh embedded registry in ``home`` (whatever was there is removed first)."""
+    shutil.rmtree(home, ignore_errors=True)
+    engine = create_engine(f"sqlite:///{(home / 'registry.db').resolve()}")
+    migrate(engine)
+    actor = os.environ.get("SHIPYARD_USER") or getpass.getuser()
+    return Registry(engine, LocalStore(home / "artifacts"), actor)
+
+
+class _Narrator:
+    """Prints each step, and the command a user would type before each registry operation."""
+
+    def __init__(self, display: Display) -> None:
+        self.console = display.console
+        self.views = display.views
+
+    def step(self, title: str) -> None:
+        self.console.rule(f"[bold]{title}")
+
+    def line(self, text: str) -> None:
+        """One line of output, never wrapped (it may be a command to copy)."""
+        self.console.print(text, soft_wrap=True)
+
+    def command(self, text: str) -> None:
+        self.line(f"[dim]$ shipyard {text}[/]")
+
+    def promote(self, registry: Registry, env: str) -> Any:
+        """Promote ``env``; returns the new revision of the environment it promotes to."""
+        self.command(f"env promote {env} --project {PROJECT} --yes")
+        revision = to_json(registry.promote(PROJECT, env))
+        self.line(f"promoted {env} -> {self.views.revision(revision)}")
+        return revision
+
+    def release(self, registry: Registry, bundle: Path) -> Any:
+        """Register, tag and deploy a bundle to integration; returns the tagged version."""
+        views = self.views
+        self.command(f"model register {bundle} --project {PROJECT}")
+        version = to_json(registry.register_model(PROJECT, bundle))
+        self.line(f"registered {views.version(version)}")
+        self.command(f"model tag {version['model']} {version['version_id']} --project {PROJECT}")
+        tagged = to_json(registry.tag(PROJECT, version["model"], version["version_id"]))
+        self.line(f"tagged {views.version(tagged)}")
+        self.command(f"component add {version['model']} --env integration --project {PROJECT}")
+        added = registry.add_component(PROJECT, "integration", version["model"])
+        self.line(f"added: {views.revision(to_json(added))}")
+        return tagged
+
+
+def run(
+    workdir: Path, pipeline: Pipeline, bundle: Path, keys: tuple[Path, Path], display: Display
+) -> None:
+    """Steps 5 to 9 of the demo, on a fresh registry in ``workdir/.shipyard``.
+
+    ``keys`` is the (private, public) key pair: 1.1.0 is signed with the first, and
+    registration requires a signature the second checks.
+    """
+    sign_key, public = keys
+    home = workdir / ".shipyard"
+    say, views = _Narrator(display), display.views
+    say.step("5. register the bundle and deploy it to integration")
+    say.line(f"embedded registry: {home} (SQLite + local artifact store, made fresh)")
+    with _registry(home) as registry, _public_key(public):
+        say.command(f"project create {PROJECT}")
+        project = to_json(registry.create_project(PROJECT, CHAIN))
+        say.line(f"created project {PROJECT}: {' -> '.join(project['environments'])}")
+        first = say.release(registry, bundle)
+        say.command(f"env challenger create integration-pr-1 --from integration -p {PROJECT}")
+        challenger = to_json(registry.create_challenger(PROJECT, "integration-pr-1", "integration"))
+        say.line(
+            f"created challenger {challenger['name']}: a full copy of integration to try a "
+            f"change on, which promotes back into {challenger['promotes_to']}"
+        )
+
+        say.step("6. promote integration -> uat -> production")
+        say.command(f"env settings set replicas 3 --project {PROJECT} --env production")
+        setting = registry.set_setting("replicas", "3", PROJECT, "production")
+        say.line(f"set {views.setting(to_json(setting))}: production's own, kept on promotion")
+        say.promote(registry, "integration")
+        released = say.promote(registry, "uat")["number"]
+        for env in CHAIN:
+            say.command(f"env status {env} --project {PROJECT}")
+            say.console.print(views.status(to_json(registry.status(PROJECT, env))))
+
+        say.step("7. release 1.1.0 (refer from p > 0.4) and promote it")
+        bundle_2 = second_version(pipeline).export(
+            bundle.parent, reference=reference(), sign_key=sign_key
+        )
+        second = say.release(registry, bundle_2)
+        say.promote(registry, "integration")
+        say.promote(registry, "uat")
+        before = f"production@{released}"
+        say.command(f"env diff {before} production --project {PROJECT}")
+        say.console.print(views.diff(to_json(registry.diff(PROJECT, before, "production"))))
+
+        say.step(f"8. roll production back from {second['tag']} to {first['tag']}")
+        say.command(f"env rollback production --project {PROJECT} --yes")
+        rolled = to_json(registry.rollback(PROJECT, "production"))
+        say.line(f"rolled back: {views.revision(rolled)}")
+        say.command(f"env history production --project {PROJECT}")
+        say.console.print(views.history(to_json(registry.history(PROJECT, "production"))))
+
+        say.step("9. verify the audit log, then tamper with a copy of it")
+        say.command("audit verify")
+        report = to_json(registry.audit_verify())
+        say.line(
+            f"[green]audit log OK[/]: {report['events']} events, hash chain intact, "
+            f"head {report['head_hash'][:16]}…"
+        )
+    _tamper_with_a_copy(home, say.line)
+
+
+def _tamper_with_a_copy(home: Path, line: Callable[[str], None]) -> None:
+    """Edit one audit event in a copy of the database and show that verification names it."""
+    copy = home / "tampered-copy.db"
+    with sqlite3.connect(home / "registry.db") as source, sqlite3.connect(copy) as target:
+        source.backup(target)
+        target.execute("UPDATE audit_events SET actor = 'mallory' WHERE id = 7")
+    line(f"edited event 7 (its actor) in {copy} with plain SQL")
+    engine = create_engine(f"sqlite:///{copy.resolve()}")
+    try:
+        Registry(engine, LocalStore(home / "artifacts"), "demo").audit_verify()
+    except AuditBroken as exc:
+        line(f"[red]audit verify on the copy fails[/]: {exc}")
+    else:
+        raise ShipyardError("the audit log did not notice an edited event")
+    finally:
+        engine.dispose()
+        copy.unlink()

@@ -1,0 +1,97 @@
+"""``shipyard demo``'s steps (scoring a file, serving production), its public names, and the
+rule that only the command line imports it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+import shipyard
+import shipyard.demo
+from shipyard.demo._batch_step import batch_step
+from shipyard.demo._serve_step import serve_step
+from shipyard.registry import LocalStore, Registry, create_engine, migrate
+
+PACKAGE = Path(shipyard.__file__).parent
+
+
+def test_the_batch_step_scores_100_000_rows_and_shows_the_four_broken_ones(
+    signed_bundle: Path, tmp_path: Path
+) -> None:
+    console = Console(record=True, width=200)
+    result = batch_step(tmp_path, signed_bundle, console)
+    assert (result.rows, result.scored, result.rejected) == (100_000, 99_996, 4)
+    shown = console.export_text()
+    assert "100,000 rows: 99,996 scored, 4 rejected" in shown
+    for text in ("T0001234", "T0025000", "T0061803", "line has 32 fields, expected 31"):
+        assert text in shown
+    assert (tmp_path / "batch" / "scores.csv").exists()
+
+
+@pytest.mark.integration  # the step runs `shipyard serve` in a subprocess and calls it over HTTP
+def test_the_serve_step_serves_predicts_and_stops(tmp_path: Path, signed_bundle: Path) -> None:
+    home = tmp_path / ".shipyard"
+    engine = create_engine(f"sqlite:///{home / 'registry.db'}")
+    migrate(engine)
+    with Registry(engine, LocalStore(home / "artifacts"), "demo") as registry:
+        registry.create_project("demo")
+        version = registry.register_model("demo", signed_bundle)
+        registry.tag("demo", version.model, version.version_id)
+        registry.add_component("demo", "production", version.model)
+    console = Console(record=True, width=200)
+    answer = serve_step(tmp_path, "demo", "production", console)
+    assert answer["decision"]["values"] == ["refer"]
+    shown = console.export_text()
+    assert "$ shipyard serve --project demo --env production --port" in shown
+    assert "$ curl -s -X POST http://127.0.0.1:" in shown
+    assert "answered by tumour_triage v1" in shown
+    assert (tmp_path / "api-key.txt").read_text().strip() not in shown
+
+
+def test_the_public_names_of_shipyard_demo() -> None:
+    assert sorted(shipyard.demo.__all__) == [
+        "Display",
+        "RegistryViews",
+        "build_pipeline",
+        "reference",
+        "run_demo",
+    ]
+    for name in shipyard.demo.__all__:
+        assert getattr(shipyard.demo, name) is not None
+
+
+def _imported(module: Path) -> set[str]:
+    """The absolute names of the modules ``module`` imports (relative imports resolved)."""
+    parts = ["shipyard", *module.relative_to(PACKAGE).with_suffix("").parts]
+    package = parts[:-1]  # what a relative import of level 1 starts from
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            target = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            names.add(target)
+            names.update(f"{target}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _importers(prefix: str) -> set[str]:
+    """The top-level packages (or modules) of shipyard that import ``prefix`` or below it."""
+    found = set()
+    for module in PACKAGE.rglob("*.py"):
+        if any(n == prefix or n.startswith(prefix + ".") for n in _imported(module)):
+            found.add(module.relative_to(PACKAGE).parts[0])
+    return found
+
+
+def test_only_the_command_line_imports_the_demo() -> None:
+    assert _importers("shipyard.demo") == {"cli", "demo"}
+
+
+def test_batch_reports_progress_without_drawing_it() -> None:
+    assert "batch" not in _importers("rich")
+    assert "cli" in _importers("rich")  # the check sees rich where it is imported
