@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import subprocess
 import sys
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -206,3 +210,80 @@ def test_the_bundle_writer_surface_works_on_files_not_pipelines() -> None:
         "sign_files",
         "write_bundle",
     ]
+
+
+# -- every package: one __all__, and it is exactly what the package offers ---------------
+
+SRC = Path(shipyard.__file__).resolve().parent
+# Alembic's folders are scripts that Alembic loads by path, not an importable API.
+NOT_AN_API = {"shipyard.registry.migrations", "shipyard.registry.migrations.versions"}
+
+
+def _public_modules() -> list[str]:
+    """Every package under src/shipyard, and every public module at its top."""
+    names = ["shipyard"]
+    for init in sorted(SRC.rglob("__init__.py")):
+        parts = init.parent.relative_to(SRC).parts
+        if parts and not any(p.startswith("_") for p in parts):
+            names.append(".".join(("shipyard", *parts)))
+    names += [f"shipyard.{p.stem}" for p in sorted(SRC.glob("*.py")) if not p.stem.startswith("_")]
+    return [n for n in names if n not in NOT_AN_API]
+
+
+def _source(module: ModuleType) -> Path:
+    assert module.__file__ is not None
+    return Path(module.__file__)
+
+
+def _bound_in_source(module: ModuleType) -> set[str]:
+    """The public names the module's own file binds at its top (or under TYPE_CHECKING).
+
+    Imports from outside Shipyard (``typing.Any``, ``__future__.annotations``) are the
+    module's tools, not its offer, and are left out.
+    """
+    tree = ast.parse(_source(module).read_text())
+    statements: list[ast.stmt] = []
+    for node in tree.body:
+        statements += node.body if isinstance(node, ast.If) else [node]
+    names: set[str] = set()
+    for node in statements:
+        if isinstance(node, ast.ImportFrom):
+            if node.level > 0 or (node.module or "").split(".")[0] == "shipyard":
+                names |= {alias.asname or alias.name for alias in node.names}
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return {n for n in names if not n.startswith("_") or n == "__version__"}
+
+
+@pytest.mark.parametrize("name", _public_modules())
+def test_every_package_exports_exactly_its_all(name: str) -> None:
+    module = importlib.import_module(name)
+    exported = module.__dict__.get("__all__")
+    assert isinstance(exported, list), f"{name} has no __all__ list"
+    assert all(isinstance(n, str) for n in exported)
+    assert len(set(exported)) == len(exported), f"{name}.__all__ repeats a name"
+    for public in exported:
+        assert getattr(module, public, None) is not None, f"{name}.{public} does not resolve"
+        assert public in dir(module), f"{name}.{public} is missing from dir()"
+    # Nothing offered by accident: each public name the package binds, and each object of
+    # Shipyard's own it holds (a star import, a lazily loaded name), is in __all__.
+    offered = {
+        n for n in _bound_in_source(module) if not isinstance(getattr(module, n, None), ModuleType)
+    }
+    offered |= {
+        n
+        for n, value in vars(module).items()
+        if not n.startswith("_")
+        and not isinstance(value, ModuleType)
+        and str(getattr(value, "__module__", "")).split(".")[0] == "shipyard"
+    }
+    assert sorted(offered - set(exported)) == [], f"{name} offers names outside __all__"
+
+
+def test_the_packages_checked_include_every_layer() -> None:
+    expected = {"shipyard", "shipyard.errors", "shipyard.runtime", "shipyard.pipeline"}
+    expected |= {"shipyard.artifact", "shipyard.registry", "shipyard.serving", "shipyard.cli"}
+    assert expected <= set(_public_modules())
