@@ -357,6 +357,27 @@ def test_job_operations_are_in_the_openapi_document_and_a_worker_can_use_them_ov
         assert client.get_batch_job(job_id)["finished_at"] is not None
 
 
+def test_a_worker_runs_jobs_through_a_registry_server(
+    production: Registry, tumours: pa.Table, tmp_path: Path
+) -> None:
+    data = write_table(tumours.slice(0, 50), tmp_path / "in.csv")
+    output = tmp_path / "scores.parquet"
+    job = production.submit_batch_job(
+        "demo", "production", "tumour_triage", str(data), str(output), {"id_column": "id"}
+    )
+    token = production.create_token("worker", "deployer")[1]
+    with serving(create_app(lambda: production)) as url, RegistryClient(url, token) as client:
+        Worker(client, "remote", **FAST).run(until_idle=True)
+        done = wait_for(client, job.id, timeout=60)
+    assert (done.state, done.worker, done.rows_done, done.error) == (
+        "succeeded",
+        "remote",
+        50,
+        None,
+    )
+    assert read_table(output).column("id").to_pylist() == tumours.column("id")[:50].to_pylist()
+
+
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     """Run the CLI in-process; return (exit code, stdout)."""
     try:
@@ -400,3 +421,38 @@ def test_cli_scores_with_the_deployed_model_and_manages_jobs(
     assert (code, out.strip()) == (0, f"batch job {job_id}: cancelled")
     code, _ = run_cli(capsys, "batch", "cancel", str(job_id))
     assert code == 1
+
+
+def test_cli_job_commands_work_against_a_registry_server(
+    production: Registry,
+    tumours: pa.Table,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = write_table(tumours.slice(0, 30), tmp_path / "in.csv")
+    output = tmp_path / "p.csv"
+    model = ("--project", "demo", "--env", "production", "--model", "tumour_triage")
+    # No database here: everything goes through the server.
+    monkeypatch.setenv("SHIPYARD_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:9/none")
+    monkeypatch.setenv("SHIPYARD_TOKEN", production.create_token("ci", "deployer")[1])
+    with serving(create_app(lambda: production)) as url:
+        monkeypatch.setenv("SHIPYARD_URL", url)
+        code, out = run_cli(
+            capsys, "batch", "submit", *model, "-i", str(data), "-o", str(output), "--json"
+        )
+        submitted = json.loads(out)
+        assert (code, submitted["state"], submitted["created_by"]) == (0, "queued", "ci")
+        code, out = run_cli(capsys, "batch", "list", "--project", "demo", "--json")
+        assert (code, [j["id"] for j in json.loads(out)]) == (0, [submitted["id"]])
+        code, out = run_cli(capsys, "batch", "worker", "--once", "--poll", "0.05")
+        assert code == 0 and url in out
+        code, out = run_cli(capsys, "batch", "status", str(submitted["id"]), "--json")
+        assert (code, json.loads(out)["state"], json.loads(out)["rows_done"]) == (
+            0,
+            "succeeded",
+            30,
+        )
+        code, _ = run_cli(capsys, "batch", "cancel", str(submitted["id"]))
+        assert code == 1  # it has finished: nothing to cancel
+    assert read_table(output).num_rows == 30
