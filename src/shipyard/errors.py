@@ -19,6 +19,7 @@
         ├── NotFound               a project, environment, model, version, revision … is unknown
         ├── Conflict               the current state forbids the change (exists already, cycle,
         │                          dependants, promote into a challenger, nothing to promote)
+        │   └── SignatureRequired  the signature policy refuses an untrusted bundle
         ├── InvalidInput           a name, value or file is malformed (exit code 2)
         │   ├── InvalidSetting     a setting key or value is refused; the message says why
         │   └── InvalidComponentConfig   a component config file does not apply; lists every problem
@@ -81,6 +82,7 @@ __all__ = [
     "SchemaError",
     "ShipyardError",
     "SignatureError",
+    "SignatureRequired",
     "StoreError",
     "TamperedArtifact",
     "UnknownTable",
@@ -104,6 +106,10 @@ class NotFound(RegistryError):
 
 class Conflict(RegistryError):
     """The registry's current state forbids the change (duplicate, cycle, dependants, …)."""
+
+
+class SignatureRequired(Conflict):
+    """The environment's signature policy refuses a version that no trusted key signed."""
 
 
 class InvalidInput(RegistryError):

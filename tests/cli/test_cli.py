@@ -75,7 +75,13 @@ def test_verify_ok_and_says_whether_the_signature_was_checked(
         capsys, "artifact", "verify", str(signed_bundle), "--public-key", str(key_pair[1])
     )
     assert code == 0 and "signature valid" in out
-    code, out, _ = run_cli(capsys, "artifact", "verify", str(signed_bundle))
+    # A script reading the exit code must not take "not checked" for "valid".
+    code, out, err = run_cli(capsys, "artifact", "verify", str(signed_bundle))
+    assert code == 2 and "NOT checked" in out and "NOT VERIFIED" in out
+    assert "--allow-unverified-signature" in err
+    code, out, _ = run_cli(
+        capsys, "artifact", "verify", str(signed_bundle), "--allow-unverified-signature"
+    )
     assert code == 0 and "NOT checked" in out
 
 

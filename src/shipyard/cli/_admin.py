@@ -66,19 +66,62 @@ def audit_list(
 
 
 @audit.command("verify")
-def audit_verify(as_json: bool = JSON) -> None:
+def audit_verify(
+    anchors: str | None = typer.Option(
+        None,
+        "--anchors",
+        help="A witness (folder or s3://bucket/prefix) whose anchors the chain must match.",
+    ),
+    as_json: bool = JSON,
+) -> None:
     """Check the audit log's hash chain; fails (exit code 1) naming the first broken event."""
+    recorded = None
+    if anchors is not None:
+        from ..registry import open_witness
+
+        recorded = {str(a.sequence): a.hash for a in open_witness(anchors).read_all()}
     with open_backend() as backend:
         # Without --json a broken chain raises AuditBroken: one error line naming the event.
-        report = emit(backend.audit_verify(not as_json), as_json, _verified)
+        report = emit(backend.audit_verify(not as_json, recorded), as_json, _verified)
     if not report["ok"]:
         raise typer.Exit(1)
+    if recorded is not None and not as_json:
+        console.print(f"matches the {len(recorded)} anchor(s) in {anchors}")
 
 
 def _verified(report: dict[str, Any]) -> str:
     return (
         f"[green]audit log OK[/]: {report['events']} events, head {report['head_hash'][:16]}… "
-        "(record it elsewhere to detect a rewrite of the whole log)"
+        "(anchor it elsewhere with `audit anchor` to detect a rewrite of the whole log)"
+    )
+
+
+@audit.command("anchor")
+def audit_anchor(
+    to: str | None = typer.Option(
+        None,
+        "--to",
+        help="Write the anchor here (folder or s3://bucket/prefix) instead of to the "
+        "registry's own witness ($SHIPYARD_AUDIT_ANCHORS where the registry runs).",
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Record the audit chain's head outside the database, once, never overwritten."""
+    with open_backend() as backend:
+        if to is None:
+            result: Any = backend.audit_anchor()
+        else:
+            from ..registry import AuditAnchor, open_witness
+
+            head = plain(backend.audit_head())
+            result = AuditAnchor(head["sequence"], head["hash"], head["at"])
+            open_witness(to).write(result)
+    emit(
+        result,
+        as_json,
+        lambda a: (
+            f"anchored event {a['sequence']} (hash {a['hash'][:16]}…)" + (f" in {to}" if to else "")
+        ),
     )
 
 

@@ -227,20 +227,69 @@ def inspect(
 def verify(
     bundle: Path = typer.Argument(..., help="NAME-VERSION.tar.gz"),
     public_key: Path | None = typer.Option(None, "--public-key", help=_KEY_HELP),
+    allow_unverified_signature: bool = typer.Option(
+        False,
+        "--allow-unverified-signature",
+        help="Exit 0 for a signed bundle even when no key was given to check its signature.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
-    """Check each file against MANIFEST.json and the signature; exit 1 naming the first bad file."""
-    report = Artifact(bundle).verify(public_key)
+    """Check each file against MANIFEST.json and the signature; exit 1 naming the first bad file.
+
+    A signed bundle whose signature could not be checked (no --public-key, no
+    SHIPYARD_PUBLIC_KEY) exits 1 unless --allow-unverified-signature is given: a script
+    reading the exit code must not take "not checked" for "valid".
+    """
+    artifact = Artifact(bundle)
+    report = artifact.verify(public_key)
+    pickles = list(artifact.metadata.get("unsafe_pickle") or [])
+    if report["signed"] and not report["signature_checked"]:
+        report.update(_registry_signer(artifact))
+    unchecked = bool(report["signed"]) and not report["signature_checked"]
+    ok = not unchecked or allow_unverified_signature
     if as_json:
-        print_json({"bundle": str(bundle), "ok": True, **report})
-        return
-    if report["signature_checked"]:
-        how = "signature valid"
-    elif report["signed"]:
-        how = "signed, but no public key given: signature NOT checked"
+        print_json({"bundle": str(bundle), "ok": ok, "pickle_nodes": pickles, **report})
     else:
-        how = "unsigned"
-    console.print(f"[green]OK[/] {bundle}: {report['files']} files match MANIFEST.json; {how}")
+        if report.get("signer_key_id"):
+            how = f"signature valid (trusted key {report['signer_key_id']} of the registry)"
+        elif report["signature_checked"]:
+            how = "signature valid"
+        elif report["signed"]:
+            how = "signed, but no public key given: signature NOT checked"
+        else:
+            how = "unsigned"
+        mark = "[green]OK[/]" if ok else "[red]NOT VERIFIED[/]"
+        console.print(
+            f"{mark} {bundle}: {report['files']} files match MANIFEST.json; {how}",
+            soft_wrap=True,
+        )
+        if pickles:
+            console.print(
+                f"[yellow]warning[/]: node(s) {', '.join(pickles)} are stored as a plain pickle: "
+                "loading them runs code; serve and batch refuse them unless allow_pickle is set"
+            )
+    if not ok:
+        raise UsageError(
+            "the signature was not checked: give --public-key (or SHIPYARD_PUBLIC_KEY), "
+            "or pass --allow-unverified-signature to accept the file hashes alone"
+        )
+
+
+def _registry_signer(artifact: Artifact) -> dict[str, Any]:
+    """With a registry configured ($SHIPYARD_URL or $SHIPYARD_DATABASE_URL), check the
+    signature against its trusted keys: ``{"signature_checked": True, "signer_key_id": id}``
+    when one of them signed the bundle, else nothing (the bundle's trust is then unknown)."""
+    if not (os.environ.get("SHIPYARD_URL") or os.environ.get("SHIPYARD_DATABASE_URL")):
+        return {}
+    from ..runtime import load_public_key, signature_key
+    from ._backend import open_backend
+    from ._output import plain
+
+    with open_backend() as backend:
+        keys = plain(backend.list_trusted_keys())
+    live = {k["key_id"]: load_public_key(k["public_key"]) for k in keys if not k["revoked"]}
+    signer = signature_key(artifact.files, {k: v for k, v in live.items() if v is not None})
+    return {"signature_checked": True, "signer_key_id": signer} if signer else {}
 
 
 @app.command("lineage")

@@ -23,6 +23,7 @@ from ..errors import (
     RegistryError,
     StoreError,
 )
+from ._anchors import ANCHORS_ENV, FolderWitness, S3Witness, Witness, open_witness
 from ._batch_rules import batch_formats, rejects_location
 from ._credentials import Credential
 from ._db import create_engine, database_url, migrate, schema_revision, shipyard_home
@@ -33,6 +34,7 @@ from ._types import (
     ApiKey,
     ApiKeyDigest,
     ApiToken,
+    AuditAnchor,
     AuditEntry,
     AuditReport,
     BatchJob,
@@ -47,18 +49,26 @@ from ._types import (
     ModelVersion,
     Project,
     Revision,
+    TrustedKey,
     ValueDiff,
     WorkerGroup,
     to_json,
 )
 
 __all__ = [
+    "ANCHORS_ENV",
+    "AuditAnchor",
+    "FolderWitness",
+    "S3Witness",
+    "Witness",
+    "open_witness",
     "DEFAULT_ENVIRONMENTS",
     "ROLES",
     "SETTING_DEFAULTS",
     "ApiKey",
     "ApiKeyDigest",
     "ApiToken",
+    "TrustedKey",
     "ArtifactStore",
     "AuditBroken",
     "AuditEntry",

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ._rows import AuditEventRow, AuditHeadRow
-from ._types import AuditEntry, AuditReport
+from ._types import AuditAnchor, AuditEntry, AuditReport
 
 GENESIS_HASH = "0" * 64
 
@@ -147,3 +147,36 @@ def verify(session: Session) -> AuditReport:
     if head.last_hash != prev_hash:
         return broken(last, "the audit head's hash does not match this last event")
     return AuditReport(ok=True, events=last, head_hash=prev_hash)
+
+
+def head(session: Session) -> AuditAnchor:
+    """The chain's head as an anchor: last event id, its hash and time (0 and zeros if empty)."""
+    row = session.get(AuditHeadRow, 1)
+    if row is None or row.last_id == 0:
+        return AuditAnchor(0, GENESIS_HASH, utc_text(datetime.now(UTC)))
+    event = session.get(AuditEventRow, row.last_id)
+    at = utc_text(event.at) if event is not None else utc_text(datetime.now(UTC))
+    return AuditAnchor(row.last_id, row.last_hash, at)
+
+
+def check_anchors(session: Session, report: AuditReport, anchors: dict[int, str]) -> AuditReport:
+    """``report`` (of an intact chain), or a broken one naming the first anchored event
+    whose hash the log no longer has, or that the log no longer holds."""
+    for sequence in sorted(anchors):
+        if sequence == 0:
+            continue
+        event = session.get(AuditEventRow, sequence)
+        if event is None:
+            reason = f"an anchor records event {sequence}, which the log no longer holds"
+        elif event.hash != anchors[sequence]:
+            reason = "its hash differs from the one anchored outside the database (rewritten?)"
+        else:
+            continue
+        return AuditReport(
+            ok=False,
+            events=report.events,
+            head_hash=report.head_hash,
+            broken_event=sequence,
+            reason=reason,
+        )
+    return report

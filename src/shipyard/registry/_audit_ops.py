@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from ..errors import AuditBroken
+from ..errors import AuditBroken, InvalidInput
 from . import _audit
 from ._core import RegistryCore
 from ._rows import (
     AuditEventRow,
 )
 from ._types import (
+    AuditAnchor,
     AuditEntry,
     AuditReport,
 )
@@ -31,15 +32,49 @@ class AuditMixin(RegistryCore):
                 query = query.limit(limit)
             return [_audit.entry(e) for e in session.execute(query).scalars()]
 
-    def audit_verify(self, raise_error: bool = True) -> AuditReport:
+    def audit_verify(
+        self, raise_error: bool = True, anchors: dict[str, str] | None = None
+    ) -> AuditReport:
         """Check the audit log's hash chain from the first event to the head.
 
-        Raises AuditBroken naming the first broken event (or, with ``raise_error=False``,
-        returns a report with ``ok=False``, ``broken_event`` and ``reason``).
+        ``anchors`` (``{event id: hash}``, as read from a witness by ``audit verify
+        --anchors``) must agree with the chain too: a chain rewritten consistently in the
+        database still disagrees with what was anchored outside it. Raises AuditBroken
+        naming the first broken event (or, with ``raise_error=False``, returns a report
+        with ``ok=False``, ``broken_event`` and ``reason``).
         """
+        expected = {}
+        for key, value in (anchors or {}).items():
+            if not str(key).isdigit() or not isinstance(value, str):
+                raise InvalidInput("anchors must map event ids to hashes")
+            expected[int(key)] = value
         with self._read() as session:
             report = _audit.verify(session)
+            if report.ok and expected:
+                report = _audit.check_anchors(session, report, expected)
         if not report.ok and raise_error:
             assert report.broken_event is not None and report.reason is not None
             raise AuditBroken(report.broken_event, report.reason)
         return report
+
+    def audit_head(self) -> AuditAnchor:
+        """The audit chain's head now (last event id, hash, time): what an anchor records."""
+        with self._read() as session:
+            return _audit.head(session)
+
+    def audit_anchor(self) -> AuditAnchor:
+        """Write the audit head to the registry's witness ($SHIPYARD_AUDIT_ANCHORS).
+
+        Raises InvalidInput when the registry has no witness configured, AuditBroken when
+        the witness already holds a different hash for that event, StoreError when it
+        cannot be written.
+        """
+        if self.witness is None:
+            raise InvalidInput(
+                "this registry has no audit witness: set SHIPYARD_AUDIT_ANCHORS (a folder or "
+                "s3://bucket/prefix) where it runs, or use `audit anchor --to LOCATION`"
+            )
+        with self._read() as session:
+            anchor = _audit.head(session)
+        self.witness.write(anchor)
+        return anchor

@@ -11,6 +11,7 @@ locked with ``SELECT … FOR UPDATE``; SQLite writers start with ``BEGIN IMMEDIA
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,8 +22,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ..errors import Conflict, InvalidInput
+from ..errors import Conflict, InvalidInput, PermissionDenied, ShipyardError
 from . import _audit, _lookup, _state
+from ._anchors import Witness, configured_witness
 from ._db import WRITE, create_engine, migrate
 from ._lookup import now
 from ._rows import (
@@ -33,9 +35,11 @@ from ._rows import (
 )
 from ._state import State
 from ._store import ArtifactStore, open_store
-from ._types import Environment, Revision
+from ._tokens import ROLES
+from ._types import AuditAnchor, Environment, Revision
 
 DEFAULT_ENVIRONMENTS = ("integration", "uat", "production")
+logger = logging.getLogger("shipyard.registry")
 USER_ENV = "SHIPYARD_USER"
 
 
@@ -50,12 +54,28 @@ class RegistryCore:
     ArtifactError for a bundle that fails verification.
     """
 
-    def __init__(self, engine: Engine, store: ArtifactStore, actor: str) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        store: ArtifactStore,
+        actor: str,
+        role: str = "admin",
+        *,
+        witness: Witness | None = None,
+    ) -> None:
         if not actor:
             raise InvalidInput("the registry needs an actor name for its audit log")
+        if role not in ROLES:
+            raise InvalidInput(f"role '{role}' is not one of {', '.join(ROLES)}")
         self.engine = engine
         self.store = store
         self.actor = actor
+        # What the actor may do. The embedded registry acts for whoever owns its
+        # database (admin); the HTTP API passes the role of the request's token, so a
+        # rule that depends on a value (a policy setting, the global level) holds there too.
+        self.role = role
+        # Where the audit head is anchored after each promotion and rollback (see _anchors).
+        self.witness = witness
         self._reader = sessionmaker(engine, expire_on_commit=False)
         self._writer = sessionmaker(
             engine.execution_options(**{WRITE: True}), expire_on_commit=False
@@ -72,11 +92,19 @@ class RegistryCore:
         if migrate_schema:
             migrate(engine)
         actor = actor or os.environ.get(USER_ENV) or getpass.getuser()
-        return cls(engine, open_store(), actor)
+        return cls(engine, open_store(), actor, witness=configured_witness())
 
-    def with_actor(self, actor: str) -> Self:
-        """The same registry acting as someone else (e.g. the owner of an API token)."""
-        return type(self)(self.engine, self.store, actor)
+    def with_actor(self, actor: str, role: str | None = None) -> Self:
+        """The same registry acting as someone else (e.g. the owner of an API token).
+
+        ``role`` limits what the new actor may do (default: this registry's role).
+        """
+        return type(self)(self.engine, self.store, actor, role or self.role, witness=self.witness)
+
+    def _require_role(self, role: str, what: str) -> None:
+        """Raise PermissionDenied unless this registry's actor has ``role`` or above."""
+        if ROLES.index(self.role) < ROLES.index(role):
+            raise PermissionDenied(f"{what} needs the {role} role; {self.actor} is a {self.role}")
 
     def close(self) -> None:
         """Close the database connections."""
@@ -107,6 +135,23 @@ class RegistryCore:
         except IntegrityError as exc:
             # A unique key taken by a concurrent writer between our check and our insert.
             raise Conflict(f"the registry changed while this ran; try again ({exc.orig})") from None
+
+    def _anchor(self) -> AuditAnchor | None:
+        """Write the audit head to the configured witness, if any; returns what was written.
+
+        Called after a promotion or rollback has committed: a witness that cannot be
+        written is logged, never turned into a failure of the change already made.
+        """
+        if self.witness is None:
+            return None
+        with self._read() as session:
+            anchor = _audit.head(session)
+        try:
+            self.witness.write(anchor)
+        except ShipyardError as exc:
+            logger.error("audit anchor to %s failed: %s", self.witness.location, exc)
+            return None
+        return anchor
 
     def _record(self, session: Session, action: str, obj: str, before: Any, after: Any) -> None:
         """Append the audit event of this transaction's change."""
@@ -150,6 +195,7 @@ class RegistryCore:
         if new.identity() == current.identity():
             return _state.revision_info(project, env, current_revision, current)
         self._check_state(session, env, new)
+        # TRUST-PENDING _signing.check_policy(session, self.store, project, env, current, new)
         revision = _state.write_revision(
             session, env, current_revision.number + 1, new, action, reason, self.actor
         )

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from ..errors import InvalidInput, NotFound
 from ._rows import ComponentRow, ComponentVersionRow, DefaultVersionRow, EnvironmentRow, ProjectRow
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")  # used with fullmatch: no trailing \n
 TAG = re.compile(r"^v([1-9][0-9]*)$")
 T = TypeVar("T")
 
@@ -29,12 +29,26 @@ def now() -> datetime:
 
 def check_name(kind: str, name: str) -> str:
     """``name``, or InvalidInput saying which characters a ``kind`` name may use."""
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise InvalidInput(
             f"{kind} name {name!r} is not allowed: use letters, digits, '_', '.', '-' "
             "(at most 63, starting with a letter or digit)"
         )
     return name
+
+
+# A pipeline version as ``Pipeline`` accepts it (1.2.0, 2.0rc1). A registered bundle's
+# version reaches file names, so one from a hand-made metadata.json is checked again here.
+BUNDLE_VERSION = re.compile(r"[0-9]+(\.[0-9]+){0,3}([a-z][a-z0-9]*)?")
+
+
+def check_bundle_version(version: str) -> str:
+    """``version``, or InvalidInput when it is not a pipeline version (such as ``1.2.0``)."""
+    if not isinstance(version, str) or not BUNDLE_VERSION.fullmatch(version):
+        raise InvalidInput(
+            f"bundle version {version!r} is not allowed: use a pipeline version such as 1.2.0"
+        )
+    return version
 
 
 def listing(names: Sequence[str]) -> str:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ..errors import Conflict, InvalidInput, NotFound
 from ..runtime import Artifact
-from . import _audit, _lookup
+from . import _audit, _lookup, _signing
 from ._core import RegistryCore
 from ._lookup import check_name, now, tag_number
 from ._rows import (
@@ -53,6 +53,7 @@ class ModelsMixin(RegistryCore):
             created_by=version.created_by,
             tagged_at=_audit.utc_text(version.tagged_at) if version.tagged_at else None,
             tagged_by=version.tagged_by,
+            signer_key_id=version.signer_key_id,
         )
 
     def _version_info(
@@ -75,7 +76,10 @@ class ModelsMixin(RegistryCore):
 
         The model is named after the bundle's pipeline and created on first registration.
         Verification checks every file, and the signature when SHIPYARD_PUBLIC_KEY is set
-        (raises the runtime's TamperedArtifact / SignatureError). Registering the same
+        (raises the runtime's TamperedArtifact / SignatureError). Registering is allowed
+        signed or not; the version records which trusted key signed it (``signed`` is
+        true only for a signature that holds against a trusted or configured key), and
+        the signature policy decides later where an unsigned version may go. Registering the same
         bundle again returns its existing version; a different bundle with an already
         registered pipeline version raises Conflict. ``app_config`` becomes the version's
         default app config.
@@ -87,11 +91,13 @@ class ModelsMixin(RegistryCore):
         metadata = artifact.metadata
         name, bundle_version = str(metadata["name"]), str(metadata["version"])
         check_name("model", name)
+        _lookup.check_bundle_version(bundle_version)
         # Store first: a blob without a version is harmless (content-addressed, reused on
         # retry); a version without its blob would not be.
         digest = self.store.put(bundle_path)
         size = Path(bundle_path).stat().st_size
         with self._write() as session:
+            signer = _signing.signer_of(artifact.files, _signing.trusted_keys(session))
             proj = _lookup.project(session, project)
             component = _lookup.one(
                 session,
@@ -128,7 +134,8 @@ class ModelsMixin(RegistryCore):
                 size=size,
                 bundle_name=name,
                 bundle_version=bundle_version,
-                signed=bool(report.get("signed")),
+                signed=bool(report.get("signed")),  # TRUST-PENDING signer or checked
+                signer_key_id=signer,
                 app_config=copy.deepcopy(app_config or {}),
                 created_at=now(),
                 created_by=self.actor,
@@ -145,6 +152,7 @@ class ModelsMixin(RegistryCore):
                     "bundle": f"{name}-{bundle_version}",
                     "digest": digest,
                     "signed": version.signed,
+                    "signer_key_id": signer,
                     "signature_checked": bool(report.get("signature_checked")),
                 },
             )

@@ -29,7 +29,8 @@ class PromotionMixin(RegistryCore):
         One transaction, one new revision of the target; the target keeps its own
         settings and environment config. Concurrent promotions into the same environment
         run one after the other. Raises Conflict when ``env`` promotes nowhere, promotes
-        into a challenger, or holds no components.
+        into a challenger, or holds no components. With a witness configured, the audit
+        head is anchored once the promotion has committed.
         """
         with self._write() as session:
             proj = _lookup.project(session, project)
@@ -48,7 +49,9 @@ class PromotionMixin(RegistryCore):
                 state.entries = source_state.copy().entries
                 return state, f"promote from {env} (its revision {source_revision.number})"
 
-            return self._change(session, proj, target, "environment.promote", mutate)
+            revision = self._change(session, proj, target, "environment.promote", mutate)
+        self._anchor()
+        return revision
 
     def rollback(self, project: str, env: str, to: int | None = None) -> Revision:
         """Make a new revision equal to revision ``to`` (default: the one before the current).
@@ -69,7 +72,9 @@ class PromotionMixin(RegistryCore):
                     f"rollback to revision {number}"
                 )
 
-            return self._change(session, proj, environment, "environment.rollback", mutate)
+            revision = self._change(session, proj, environment, "environment.rollback", mutate)
+        self._anchor()
+        return revision
 
     def history(self, project: str, env: str) -> list[Revision]:
         """Every revision of an environment, newest first."""

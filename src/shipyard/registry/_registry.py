@@ -19,6 +19,7 @@ from ._promotion import PromotionMixin
 from ._settings_ops import SettingsMixin
 from ._token_ops import TokensMixin
 from ._tokens import ROLES
+from ._trusted_keys import TrustedKeysMixin
 from ._worker_groups import WorkerGroupsMixin
 
 __all__ = ["DEFAULT_ENVIRONMENTS", "ROLES", "Registry"]
@@ -35,6 +36,7 @@ class Registry(
     AuditMixin,
     TokensMixin,
     ApiKeysMixin,
+    TrustedKeysMixin,
     BatchJobsMixin,
 ):
     """The model registry and control plane over one database and one artifact store.

@@ -110,6 +110,9 @@ class ComponentVersionRow(Base):
     bundle_name: Mapped[str] = mapped_column(String(255))
     bundle_version: Mapped[str] = mapped_column(String(64))
     signed: Mapped[bool]
+    # The trusted key whose signature held at registration (None: unsigned, or no trusted
+    # key matched then; the policy check looks at the stored bundle again in that case).
+    signer_key_id: Mapped[str | None] = mapped_column(String(16))
     app_config: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(255))
@@ -289,3 +292,18 @@ class BatchJobRow(Base):
     started_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class TrustedKeyRow(Base):
+    """An Ed25519 public key the registry trusts to sign bundles; revoked, never deleted."""
+
+    __tablename__ = "trusted_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(NAME), unique=True)
+    key_id: Mapped[str] = mapped_column(String(16), unique=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(255))

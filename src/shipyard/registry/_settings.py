@@ -10,6 +10,11 @@ from the next, and ``default`` is used when no level sets it.
 | ``worker_group`` | the name of a defined worker group (default: none) |
 | ``low_latency_mode`` | true or false (default false) |
 | ``traffic`` | ``{"weights": {tag: percent}, "shadow": tag or null}``; component level only |
+| ``require_signature`` | ``auto`` (default: on at the end of a promotion chain), true or false |
+| ``allow_pickle`` | true or false (default false): serve and batch may load a plain pickle |
+
+``require_signature`` and ``allow_pickle`` are policies (see ``_signing``): only the
+admin role may set them, and only admins may set any setting at the global level.
 
 Values may be given as text (what a command line passes): ``"3"``, ``"true"``, or JSON
 for ``traffic``; they are stored as JSON values.
@@ -34,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "worker_group": None,
     "low_latency_mode": False,
     "traffic": None,
+    "require_signature": "auto",
+    "allow_pickle": False,
 }
 KEYS = tuple(DEFAULTS)
 LEVELS = ("component", "environment", "project", "global")
@@ -116,7 +123,11 @@ def validate(
     check_key(key)
     if key == "replicas":
         return _replicas(value)
-    if key == "low_latency_mode":
+    if key in ("low_latency_mode", "allow_pickle"):
+        return _boolean(key, value)
+    if key == "require_signature":
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
         return _boolean(key, value)
     if key == "worker_group":
         if not isinstance(value, str) or value not in worker_groups:

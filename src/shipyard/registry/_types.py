@@ -55,6 +55,8 @@ class ModelVersion:
     created_by: str
     tagged_at: str | None
     tagged_by: str | None
+    # The id of the trusted key that signed the bundle, as judged at registration.
+    signer_key_id: str | None = None
 
     @property
     def label(self) -> str:
@@ -230,6 +232,15 @@ class AuditReport:
 
 
 @dataclass(frozen=True)
+class AuditAnchor:
+    """The audit chain's head at one moment: its last event's id, hash and time."""
+
+    sequence: int
+    hash: str
+    at: str
+
+
+@dataclass(frozen=True)
 class ApiToken:
     """An API token's public part (the secret is shown once, at creation, and never stored)."""
 
@@ -265,6 +276,20 @@ class ApiKeyDigest:
     id: int
     scheme: str
     digest: str
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    """A public key the registry trusts to sign bundles (``key_id``: its short fingerprint)."""
+
+    name: str
+    key_id: str
+    public_key: str
+    created_at: str
+    created_by: str
+    revoked: bool
+    revoked_at: str | None
+    revoked_by: str | None
 
 
 @dataclass(frozen=True)

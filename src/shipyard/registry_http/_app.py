@@ -87,7 +87,7 @@ class _Api:
                 try:
                     token = await self._authenticate(request, op)
                     arguments = await self._arguments(request, op, cleanup)
-                    registry = self.registry.with_actor(token.name)
+                    registry = self.registry.with_actor(token.name, token.role)
                     result = await run_in_threadpool(getattr(registry, op.name), **arguments)
                     if op.download is not None:  # the file, then its scratch folder goes
                         return file_response(result, cleanup.pop_all(), {REQUEST_ID: request_id})

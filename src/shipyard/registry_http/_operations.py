@@ -179,6 +179,8 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("delete_worker_group", "DELETE", "/worker-groups/{name}", ADMIN),
     Operation("audit_list", "GET", "/audit", VIEWER),
     Operation("audit_verify", "GET", "/audit/verify", VIEWER),
+    Operation("audit_head", "GET", "/audit/head", VIEWER),
+    Operation("audit_anchor", "POST", "/audit/anchors", DEPLOYER, created=True),
     Operation("list_tokens", "GET", "/tokens", ADMIN),
     Operation("create_token", "POST", "/tokens", ADMIN, created=True),
     Operation("revoke_token", "DELETE", "/tokens/{token_id}", ADMIN),
@@ -188,6 +190,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("revoke_api_key", "DELETE", E + "/api-keys/{key_id}", DEPLOYER),
     # A serve process checks keys against these; a viewer must not read them.
     Operation("api_key_digests", "GET", E + "/api-key-digests", DEPLOYER),
+    Operation("list_trusted_keys", "GET", "/keys", VIEWER),
+    Operation("trust_key", "POST", "/keys", ADMIN, created=True),
+    Operation("revoke_trusted_key", "DELETE", "/keys/{name}", ADMIN),
 )
 
 _BY_NAME = {op.name: op for op in OPERATIONS}

@@ -1,0 +1,152 @@
+"""The signature policy: which bundles an environment may hold, judged by the trusted keys.
+
+A bundle is *trusted* when its MANIFEST.sig is a valid signature of its manifest by a
+key in the ``trusted_keys`` table that is not revoked. Registration records the signer
+(``component_versions.signer_key_id``); a version registered before its key was trusted
+is judged again from its stored bundle, so trusting a key later needs no re-registration.
+
+The ``require_signature`` setting decides where trust is needed: ``auto`` (the default)
+means at the end of a promotion chain (an environment that promotes nowhere and is not a
+challenger: production, in the default chain); ``true`` and ``false`` set it plainly.
+A change that adds or changes a version in such an environment (component add, component
+config, promotion, rollback) is refused with SignatureRequired unless every such version
+is trusted. ``allow_pickle`` (default false) is what lets serve and batch load a bundle
+that holds a plain pickle in that environment; both settings need the admin role.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..errors import ArtifactError, SignatureRequired
+from ..runtime import key_id, load_public_key, read_bundle, signature_key
+from . import _settings
+from ._rows import ComponentVersionRow, EnvironmentRow, ProjectRow, TrustedKeyRow
+from ._state import State
+from ._store import ArtifactStore
+
+POLICY_KEYS = ("require_signature", "allow_pickle")
+
+
+def public_key_id(pem: str) -> str:
+    """The key id of a PEM public key; raises the runtime's SignatureError on a bad key."""
+    raw = load_public_key(pem if "-----BEGIN" in pem else pem.encode())
+    assert raw is not None
+    return key_id(raw)
+
+
+def trusted_keys(session: Session, include_revoked: bool = False) -> dict[str, bytes]:
+    """``{key id: raw public key}`` of the trusted keys (revoked ones only when asked)."""
+    query = select(TrustedKeyRow)
+    if not include_revoked:
+        query = query.where(TrustedKeyRow.revoked_at.is_(None))
+    found = {}
+    for row in session.execute(query).scalars():
+        raw = load_public_key(row.public_key)
+        assert raw is not None
+        found[row.key_id] = raw
+    return found
+
+
+def signer_of(files: Mapping[str, bytes], keys: Mapping[str, bytes]) -> str | None:
+    """The id of the trusted key that signed these bundle files, or None."""
+    return signature_key(files, keys)
+
+
+def why_untrusted(
+    session: Session, store: ArtifactStore, version: ComponentVersionRow
+) -> str | None:
+    """None when ``version`` is signed by a trusted, unrevoked key; else the reason."""
+    live = trusted_keys(session)
+    if version.signer_key_id is not None and version.signer_key_id in live:
+        return None
+    every = trusted_keys(session, include_revoked=True)
+    signer = version.signer_key_id
+    if signer is None:
+        try:
+            files = stored_files(store, version.digest)
+        except ArtifactError as exc:
+            return f"its stored bundle cannot be read ({exc})"
+        if "MANIFEST.sig" not in files:
+            return "it is unsigned"
+        signer = signer_of(files, every)
+        if signer is None:
+            return "it is signed by a key the registry does not trust"
+        if signer in live:
+            return None
+    return f"the key that signed it ({signer}) has been revoked"
+
+
+def stored_files(store: ArtifactStore, digest: str) -> dict[str, bytes]:
+    """The files of a stored bundle, fetched (sha256-checked) into a temporary folder."""
+    with tempfile.TemporaryDirectory(prefix="shipyard-policy-") as folder:
+        path = store.fetch(digest, Path(folder) / "bundle.tar.gz")
+        return read_bundle(path)[1]
+
+
+def requires_signature(
+    session: Session, project: ProjectRow, env: EnvironmentRow, state: State, component: str
+) -> bool:
+    """Whether ``component`` in ``env`` (in the state about to be written) needs a trusted key."""
+    value = effective_value(session, project, env, state, component, "require_signature")
+    if value == "auto":
+        return env.promotes_to_id is None and not env.is_challenger
+    return bool(value)
+
+
+def effective_value(
+    session: Session,
+    project: ProjectRow,
+    env: EnvironmentRow,
+    state: State,
+    component: str,
+    key: str,
+) -> Any:
+    """A setting's value for one component of ``state``: component, env, project, global."""
+    own = state.component_settings.get(component, {})
+    if key in own:
+        return own[key]
+    if key in state.env_settings:
+        return state.env_settings[key]
+    levels = _settings.chain(project.id)
+    values = _settings.values_at(session, [where for _, where in levels])
+    return _settings.effective(key, levels, values).value
+
+
+def check_policy(
+    session: Session,
+    store: ArtifactStore,
+    project: ProjectRow,
+    env: EnvironmentRow,
+    current: State,
+    new: State,
+) -> None:
+    """Refuse ``new`` when it brings an untrusted version into an environment needing trust.
+
+    Only versions that are new or changed against ``current`` are judged, so revoking a
+    key never blocks an unrelated change. Raises SignatureRequired naming each refusal.
+    """
+    problems = []
+    for name, entry in sorted(new.entries.items()):
+        before = current.entries.get(name)
+        if before is not None and before.version.id == entry.version.id:
+            continue
+        if not requires_signature(session, project, env, new, name):
+            continue
+        reason = why_untrusted(session, store, entry.version)
+        if reason is not None:
+            label = entry.version.tag or f"version {entry.version.number}"
+            problems.append(f"{name} {label}: {reason}")
+    if problems:
+        raise SignatureRequired(
+            f"environment '{env.name}' of project '{project.name}' requires bundles signed "
+            f"by a trusted key (setting require_signature): refused {'; '.join(problems)}. "
+            "Sign the bundle (artifact build --sign-key) with a key the registry trusts "
+            "(key trust)"
+        )
