@@ -1,4 +1,8 @@
-"""``shipyard serve``: serve an environment from the registry, or one bundle file."""
+"""``shipyard serve``: serve an environment from the registry, or one bundle file.
+
+The registry is the one every registry command uses: the server at ``SHIPYARD_URL``
+(with ``SHIPYARD_TOKEN``, role deployer), else the embedded one.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,8 @@ from pathlib import Path
 
 import typer
 
+from ._backend import URL_ENV
 from ._output import console
-from ._output import errors as stderr
-
-
-def direct_registry_note(command: str) -> None:
-    """Say on stderr that ``command`` uses the registry's database, not $SHIPYARD_URL, if set."""
-    if os.environ.get("SHIPYARD_URL"):
-        stderr.print(
-            f"note: shipyard {command} reads the registry database itself "
-            "($SHIPYARD_DATABASE_URL, else $SHIPYARD_HOME), not the server at $SHIPYARD_URL",
-            soft_wrap=True,
-        )
 
 
 def serve(
@@ -54,8 +48,9 @@ def serve(
 ) -> None:
     """Serve models over REST: our predict route, the Open Inference Protocol v2, MLflow payloads.
 
-    With --project/--env the server follows the environment: a promotion or rollback is
-    loaded and warmed up in the background, then swapped in without dropping a request.
+    With --project/--env the server follows the environment ($SHIPYARD_URL's registry
+    server, or the embedded registry): a promotion or rollback is loaded and warmed up
+    in the background, then swapped in without dropping a request.
     SIGTERM or Ctrl-C drains requests in flight before exiting.
     """
     from ..serving import ServeOptions, default_workers, run
@@ -64,18 +59,19 @@ def serve(
         bundle=str(bundle) if bundle else None,
         project=None if bundle else project,
         environment=env,
+        registry_url=None if bundle else os.environ.get(URL_ENV) or None,
         api_key_file=str(api_key_file) if api_key_file else None,
         max_body_bytes=max_body_bytes,
         poll_ms=poll_ms,
         capture_rate=capture_rate,
         capture_folder=str(capture_folder) if capture_folder else None,
     ).check()
-    if not bundle:
-        direct_registry_note("serve")
     count = workers if workers is not None else default_workers(options)
-    what = f"bundle {bundle}" if bundle else f"{project}/{env}"
+    where = f" of {options.registry_url}" if options.registry_url else ""
+    what = f"bundle {bundle}" if bundle else f"{project}/{env}{where}"
     console.print(
         f"serving {what} on http://{host}:{port} ({count} worker{'s' if count > 1 else ''}); "
-        "docs: /docs, metrics: /metrics"
+        "docs: /docs, metrics: /metrics",
+        soft_wrap=True,
     )
     run(options, host=host, port=port, workers=count)

@@ -2,9 +2,10 @@
 
 ``build_app(options)`` is what ``shipyard serve`` runs in each worker: it loads the
 bundle file, or the environment from the registry (warm, before the first request),
-and wires the follower, capture and shadow workers. With several workers uvicorn
-starts each in its own process and calls ``worker_app()``, which reads the options from
-``$SHIPYARD_SERVE_OPTIONS``.
+and wires the follower, capture and shadow workers. The registry is the server at
+``options.registry_url`` (token: ``$SHIPYARD_TOKEN``) when it is set, else the embedded
+one (``Registry.open()``). With several workers uvicorn starts each in its own process
+and calls ``worker_app()``, which reads the options from ``$SHIPYARD_SERVE_OPTIONS``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ._app import MAX_BODY_BYTES, ServingApp
@@ -27,7 +28,12 @@ from ._metrics import Metrics
 from ._routes import bundle_table
 from ._runner import ModelRunner
 
+if TYPE_CHECKING:
+    from ..registry import Registry
+    from ..registry_http import RegistryClient
+
 OPTIONS_ENV = "SHIPYARD_SERVE_OPTIONS"
+TOKEN_ENV = "SHIPYARD_TOKEN"  # the registry server's API token; never in the options
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client reads it at import
 logger = logging.getLogger("shipyard.serving")
 
@@ -36,6 +42,8 @@ logger = logging.getLogger("shipyard.serving")
 class ServeOptions:
     """What to serve and how: a ``bundle`` file, or a ``project`` and ``environment``.
 
+    ``registry_url``: follow the registry server there (its token comes from
+    ``$SHIPYARD_TOKEN``, role deployer) instead of the embedded registry.
     ``capture_rate`` None takes the environment config's ``capture.rate`` (0 when unset);
     ``capture_folder`` None takes its ``capture.folder``, else
     ``$SHIPYARD_HOME/capture/PROJECT/ENVIRONMENT``. ``low_latency`` None takes the
@@ -45,6 +53,7 @@ class ServeOptions:
     bundle: str | None = None
     project: str | None = None
     environment: str | None = None
+    registry_url: str | None = None
     api_key_file: str | None = None
     max_body_bytes: int = MAX_BODY_BYTES
     poll_ms: int = 1000
@@ -63,6 +72,8 @@ class ServeOptions:
             )
         if self.bundle is not None and (self.project or self.environment):
             raise UsageError("--bundle serves one file without the registry: drop --project/--env")
+        if self.bundle is not None and self.registry_url:
+            raise UsageError("--bundle serves one file without the registry: drop registry_url")
         if self.api_key_file is not None and self.bundle is None:
             raise UsageError(
                 "--api-key-file is for --bundle; an environment's keys are in the registry "
@@ -97,11 +108,28 @@ def _capture_folder(options: ServeOptions, configured: str | None) -> Path:
     )
 
 
-def build_app(options: ServeOptions, registry: Any = None) -> ServingApp:
-    """A warm app for ``options``; ``registry`` defaults to ``Registry.open()`` (environment mode).
+def open_registry(options: ServeOptions) -> Registry | RegistryClient:
+    """The registry ``options`` follow: the server at ``registry_url``, else the embedded one.
+
+    Close it after use (both are context managers).
+    """
+    if options.registry_url:
+        from ..registry_http import RegistryClient
+
+        return RegistryClient(options.registry_url, os.environ.get(TOKEN_ENV))
+    from ..registry import Registry
+
+    return Registry.open()
+
+
+def build_app(
+    options: ServeOptions, registry: Registry | RegistryClient | None = None
+) -> ServingApp:
+    """A warm app for ``options``; ``registry`` defaults to ``open_registry(options)``.
 
     Raises what loading raises: ArtifactError for a bad bundle, NotFound for an unknown
-    project or environment, UsageError for contradictory options.
+    project or environment, UsageError for contradictory options; over a registry server,
+    PermissionDenied for a token below deployer, RegistryError when it cannot be reached.
     """
     options.check()
     metrics = Metrics(os.environ.get(MULTIPROCESS_ENV) or None)
@@ -128,9 +156,7 @@ def build_app(options: ServeOptions, registry: Any = None) -> ServingApp:
             drain_seconds=options.drain_seconds,
         )
     if registry is None:
-        from ..registry import Registry
-
-        registry = Registry.open()
+        registry = open_registry(options)
     assert options.project is not None and options.environment is not None
     loader = EnvironmentLoader(
         registry,
@@ -202,12 +228,10 @@ def default_workers(options: ServeOptions) -> int:
     """The environment's effective ``replicas`` setting (1 for a bundle file)."""
     if options.bundle is not None:
         return 1
-    from ..registry import Registry
-
     assert options.project is not None and options.environment is not None
-    with Registry.open() as registry:
-        status = registry.status(options.project, options.environment)
-    return int(status.settings["replicas"].value)
+    with open_registry(options) as registry:
+        loader = EnvironmentLoader(registry, options.project, options.environment)
+        return int(loader.settings()["replicas"])
 
 
 def run(options: ServeOptions, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
