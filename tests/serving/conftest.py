@@ -41,19 +41,28 @@ def free_socket() -> socket.socket:
 
 
 @contextmanager
-def serve_process(args: list[str], env: dict[str, str] | None = None) -> Iterator[tuple[str, Any]]:
+def serve_process(
+    args: list[str],
+    env: dict[str, str] | None = None,
+    *,
+    subcommand: str = "serve",
+    output: Any = subprocess.PIPE,
+) -> Iterator[tuple[str, Any]]:
     """``shipyard serve ARGS --port P`` in a subprocess; yields (base URL, Popen).
 
     Waits until /health answers; SIGTERMs (then kills) the process on the way out.
+    ``subcommand="server"`` runs the registry server instead; ``output`` is where the
+    process writes (a pipe the test may read; give a file to a chatty process).
     """
     sock = free_socket()
     port = sock.getsockname()[1]
     sock.close()  # uvicorn binds it itself; the port stays free in between on loopback
-    command = [str(Path(sys.executable).with_name("shipyard")), "serve", *args, "--port", str(port)]
+    shipyard = str(Path(sys.executable).with_name("shipyard"))
+    command = [shipyard, subcommand, *args, "--port", str(port)]
     process = subprocess.Popen(
         command,
         env={**os.environ, **(env or {})},
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -62,14 +71,15 @@ def serve_process(args: list[str], env: dict[str, str] | None = None) -> Iterato
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"shipyard serve exited: {process.stdout.read()}")  # type: ignore[union-attr]
+                said = process.stdout.read() if process.stdout else "(see its output file)"
+                raise RuntimeError(f"shipyard {subcommand} exited: {said}")
             try:
                 if httpx.get(f"{base}/health", timeout=1.0).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("shipyard serve did not start in time")
+                raise RuntimeError(f"shipyard {subcommand} did not start in time")
             time.sleep(0.1)
         yield base, process
     finally:

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +23,7 @@ from shipyard.registry_http import RegistryClient
 from shipyard.serving import ServeOptions
 
 from ._hold import wait_until
-from .conftest import START_TIMEOUT, STOP_TIMEOUT, free_socket, predict_path, serve_process
+from .conftest import STOP_TIMEOUT, free_socket, predict_path, serve_process
 
 MODEL = "tumour_triage"
 PRODUCTION = predict_path(MODEL, "demo", "production")
@@ -34,41 +33,16 @@ NO_DATABASE = "postgresql+psycopg://nobody@127.0.0.1:1/not-the-registry"
 
 
 @contextmanager
-def registry_server(environment: dict[str, str]) -> Iterator[str]:
-    """``shipyard server`` in a subprocess on a free loopback port; yields its URL."""
-    sock = free_socket()
-    port = sock.getsockname()[1]
-    sock.close()  # the server binds it itself; nothing else takes it on loopback meanwhile
-    command = [str(Path(sys.executable).with_name("shipyard")), "server", "--port", str(port)]
-    process = subprocess.Popen(
-        command,
-        env={**os.environ, **environment},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"shipyard server exited: {process.stdout.read()}")  # type: ignore[union-attr]
-            try:
-                if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("shipyard server did not start in time")
-            time.sleep(0.1)
+def registry_server(environment: dict[str, str], log: Path) -> Iterator[str]:
+    """``shipyard server`` in a subprocess on a free loopback port; yields its URL.
+
+    Its access log goes to ``log``: a pipe nobody reads would fill and stop the server.
+    """
+    with (
+        log.open("w") as output,
+        serve_process([], environment, subcommand="server", output=output) as (url, _),
+    ):
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(STOP_TIMEOUT)
 
 
 def shipyard(environment: dict[str, str], *args: str) -> Any:
@@ -104,7 +78,7 @@ def test_serve_follows_a_registry_server_through_a_promotion(
         "SHIPYARD_HOME": str(tmp_path / "server-home"),
     }
     body = {"tumours": {k: v[:1] for k, v in demo_reference["tumours"].items()}}
-    with registry_server(server_environment) as url:
+    with registry_server(server_environment, tmp_path / "server.log") as url:
         client_environment = {
             "SHIPYARD_URL": url,
             "SHIPYARD_TOKEN": demo.create_token("ci", "deployer")[1],
@@ -181,7 +155,7 @@ def test_serve_refuses_a_token_below_deployer_in_one_line(
         "SHIPYARD_ARTIFACT_STORE": str(tmp_path / "artifacts"),
         "SHIPYARD_HOME": str(tmp_path / "server-home"),
     }
-    with registry_server(server_environment) as url:
+    with registry_server(server_environment, tmp_path / "server.log") as url:
         environment = {
             **os.environ,
             "SHIPYARD_URL": url,
