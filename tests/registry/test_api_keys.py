@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.engine import Engine
 
-from shipyard.errors import InvalidInput, NotFound
+from shipyard.errors import InvalidInput, NotFound, PermissionDenied
 from shipyard.registry import (
     ApiKeyDigest,
     Credential,
@@ -99,7 +99,7 @@ def test_tokens_and_keys_are_one_credential_scheme(registry: Registry, engine: E
     assert Credential.parse("sya_" + "9" * 19 + "_x").id is None  # no database integer
     assert Credential.parse("plain words").id is None
     # A key is not a token, though both follow the scheme.
-    with pytest.raises(Exception, match="invalid or revoked API token"):
+    with pytest.raises(PermissionDenied, match="invalid or revoked API token"):
         registry.verify_token(key)
 
 

@@ -26,7 +26,7 @@ SCHEMES = (SECRET, WHOLE_TEXT)
 NO_DIGEST = "0" * 64  # what an unknown id is compared with: no sha256 is all zeros
 
 
-def digest(value: str) -> str:
+def sha256_hex(value: str) -> str:
     """The hex sha256 of ``value`` (UTF-8), as stored."""
     return hashlib.sha256(value.encode("utf-8")).hexdigest()
 
@@ -34,7 +34,7 @@ def digest(value: str) -> str:
 def new_secret() -> tuple[str, str]:
     """A fresh random secret (256 bits, URL-safe) and the digest to store for it."""
     secret = secrets.token_urlsafe(32)
-    return secret, digest(secret)
+    return secret, sha256_hex(secret)
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,8 @@ class Credential:
     def _digests(self) -> dict[str, str]:
         # Computed once per presented credential, however many stored digests it meets.
         return {
-            SECRET: digest(self.secret) if self.secret else NO_DIGEST,
-            WHOLE_TEXT: digest(self.text) if self.text else NO_DIGEST,
+            SECRET: sha256_hex(self.secret) if self.secret else NO_DIGEST,
+            WHOLE_TEXT: sha256_hex(self.text) if self.text else NO_DIGEST,
         }
 
     def digest(self, scheme: str) -> str:
