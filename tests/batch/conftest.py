@@ -48,9 +48,12 @@ def read_table(path: Path) -> pa.Table:
 
 
 @pytest.fixture()
-def registry(engine: Engine, tmp_path: Path) -> Registry:
-    """A registry acting as 'alice' on the test's database, with a local artifact store."""
-    return Registry(engine, LocalStore(tmp_path / "artifacts"), actor="alice")
+def registry(engine: Engine, tmp_path: Path, key_pair: tuple[Path, Path]) -> Registry:
+    """A registry acting as 'alice' on the test's database, with a local artifact store,
+    trusting the key that signs the test bundles (production requires signatures)."""
+    made = Registry(engine, LocalStore(tmp_path / "artifacts"), actor="alice")
+    made.trust_key("test-key", key_pair[1].read_text())
+    return made
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +98,7 @@ def gate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def slow_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def slow_bundle(tmp_path_factory: pytest.TempPathFactory, key_pair: tuple[Path, Path]) -> Path:
     """A bundle 'slow' 1.0.0 (table ``items``, column ``x``) that the ``gate`` fixture holds."""
     pipeline = sy.Pipeline(
         "slow",
@@ -104,7 +107,7 @@ def slow_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
         nodes=[slow_double],
         outputs=["slow_double"],
     )
-    return pipeline.export(tmp_path_factory.mktemp("slow-bundle"))
+    return pipeline.export(tmp_path_factory.mktemp("slow-bundle"), sign_key=key_pair[0])
 
 
 @pytest.fixture(scope="session")

@@ -61,8 +61,24 @@ def shipyard(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    key_pair: tuple[Path, Path],
 ) -> Shipyard:
-    """The CLI on the embedded registry, or on a live server (SHIPYARD_URL + SHIPYARD_TOKEN)."""
+    """The CLI on the embedded registry, or on a live server (SHIPYARD_URL + SHIPYARD_TOKEN).
+
+    Either way the registry trusts the key that signed the test bundles (``key trust``).
+    """
+    made = _shipyard(request, database_url, tmp_path, monkeypatch, capsys)
+    assert "trusted key release" in made.ok("key", "trust", str(key_pair[1]), "--name", "release")
+    return made
+
+
+def _shipyard(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Shipyard:
     for name in ("SHIPYARD_PROJECT", "SHIPYARD_PUBLIC_KEY", "SHIPYARD_URL", "SHIPYARD_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SHIPYARD_USER", "alice")

@@ -32,11 +32,14 @@ def test_the_batch_step_scores_100_000_rows_and_shows_the_four_broken_ones(
 
 
 @pytest.mark.integration  # the step runs `shipyard serve` in a subprocess and calls it over HTTP
-def test_the_serve_step_serves_predicts_and_stops(tmp_path: Path, signed_bundle: Path) -> None:
+def test_the_serve_step_serves_predicts_and_stops(
+    tmp_path: Path, signed_bundle: Path, key_pair: tuple[Path, Path]
+) -> None:
     home = tmp_path / ".shipyard"
     engine = create_engine(f"sqlite:///{home / 'registry.db'}")
     migrate(engine)
     with Registry(engine, LocalStore(home / "artifacts"), "demo") as registry:
+        registry.trust_key("demo", key_pair[1].read_text())
         registry.create_project("demo")
         version = registry.register_model("demo", signed_bundle)
         registry.tag("demo", version.model, version.version_id)

@@ -24,9 +24,17 @@ def backend(engine: Engine) -> str:
 
 
 @pytest.fixture()
-def registry(engine: Engine, tmp_path: Path) -> Registry:
-    """A registry acting as 'alice' with a local artifact store."""
+def bare_registry(engine: Engine, tmp_path: Path) -> Registry:
+    """A registry acting as 'alice' with a local artifact store, trusting no signing key."""
     return Registry(engine, LocalStore(tmp_path / "artifacts"), actor="alice")
+
+
+@pytest.fixture()
+def registry(bare_registry: Registry, key_pair: tuple[Path, Path]) -> Registry:
+    """``bare_registry`` trusting the key that signed the test bundles (as 'test-key'),
+    as a team's registry trusts its release key: production takes only signed bundles."""
+    bare_registry.trust_key("test-key", key_pair[1].read_text())
+    return bare_registry
 
 
 @pytest.fixture()

@@ -16,6 +16,12 @@ from .conftest import MODEL
 
 
 @pytest.fixture()
+def registry(bare_registry: Registry) -> Registry:
+    """A registry trusting no key: these tests count and number every event from the first."""
+    return bare_registry
+
+
+@pytest.fixture()
 def history(demo: Registry) -> Registry:
     """The demo project after a few changes: 1 project + 6 model + 3 environment events."""
     demo.add_component("demo", "integration", MODEL, "v1")
@@ -148,11 +154,12 @@ def test_the_chain_continues_after_verification(history: Registry) -> None:
 
 
 def test_the_actor_is_recorded_in_events_and_revisions(history: Registry) -> None:
-    revision = history.with_actor("bob").promote("demo", "uat")
+    history.add_component("demo", "integration", MODEL, "v2")
+    revision = history.with_actor("bob").promote("demo", "integration")
     assert revision.actor == "bob"
     latest = history.audit_list(limit=1)[0]
     assert (latest.actor, latest.action, latest.object) == (
         "bob",
         "environment.promote",
-        "project/demo/environment/production",
+        "project/demo/environment/uat",
     )

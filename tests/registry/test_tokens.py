@@ -9,6 +9,12 @@ from sqlalchemy.engine import Engine
 from shipyard.registry import InvalidInput, PermissionDenied, Registry
 
 
+@pytest.fixture()
+def registry(bare_registry: Registry) -> Registry:
+    """A registry trusting no key: its audit log holds only what these tests do."""
+    return bare_registry
+
+
 def test_a_token_verifies_for_its_role_and_below(registry: Registry) -> None:
     info, secret = registry.create_token("ci", "deployer")
     assert secret.startswith(f"shy_{info.id}_")

@@ -82,6 +82,8 @@ def fragile_pipeline() -> Pipeline:
     )
 
 
-def export(pipeline: Pipeline, folder: Path, reference: dict[str, Any]) -> Path:
-    """The pipeline as an (unsigned) bundle with an example input."""
-    return pipeline.export(folder, reference=reference)
+def export(
+    pipeline: Pipeline, folder: Path, reference: dict[str, Any], sign_key: Path | None = None
+) -> Path:
+    """The pipeline as a bundle with an example input (signed when ``sign_key`` is given)."""
+    return pipeline.export(folder, reference=reference, sign_key=sign_key)

@@ -24,7 +24,7 @@ import pytest
 
 from shipyard.serving import ModelRunner, ServingApp, bundle_table
 from tests.conftest import serving as live_server
-from tests.registry.conftest import demo, registry  # noqa: F401  (fixtures used here)
+from tests.registry.conftest import bare_registry, demo, registry  # noqa: F401  (fixtures used here)
 
 from . import _pipelines
 
@@ -93,22 +93,30 @@ def serve_process(
 
 
 @pytest.fixture(scope="session")
-def toy_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Bundles of the small pipelines: frame (a, b, c), tensors (a, b, c as list), fragile."""
+def toy_bundles(
+    tmp_path_factory: pytest.TempPathFactory, key_pair: tuple[Path, Path]
+) -> dict[str, Path]:
+    """Bundles of the small pipelines: frame (a, b, c), tensors (a, b, c as list), fragile.
+
+    Signed with the test key, which the ``registry`` fixture trusts.
+    """
     folder = tmp_path_factory.mktemp("toy-bundles")
+    key = key_pair[0]
     return {
         "frame": _pipelines.export(
             _pipelines.frame_pipeline(),
             folder,
             {"frame": {"a": [1.0, 4.0], "b": [2.0, 5.0], "c": [3.0, 6.0]}},
+            key,
         ),
         "tensors": _pipelines.export(
             _pipelines.tensor_pipeline(),
             folder,
             {"tensors": {"a": ["s1", "s2"], "b": [1, 2], "c": [[1.0, 2.0], [3.0, 4.0]]}},
+            key,
         ),
         "fragile": _pipelines.export(
-            _pipelines.fragile_pipeline(), folder, {"t": {"x": [1.0, 2.0]}}
+            _pipelines.fragile_pipeline(), folder, {"t": {"x": [1.0, 2.0]}}, key
         ),
     }
 

@@ -24,11 +24,13 @@ from ..errors import (
     StoreError,
 )
 from ._anchors import ANCHORS_ENV, FolderWitness, S3Witness, Witness, open_witness
+from ._api import RegistryAPI
 from ._batch_rules import batch_formats, rejects_location
 from ._credentials import Credential
 from ._db import create_engine, database_url, migrate, schema_revision, shipyard_home
 from ._registry import DEFAULT_ENVIRONMENTS, ROLES, Registry
 from ._settings import DEFAULTS as SETTING_DEFAULTS
+from ._signing import LoadPolicy
 from ._store import ArtifactStore, LocalStore, S3Store, open_store
 from ._types import (
     ApiKey,
@@ -56,6 +58,8 @@ from ._types import (
 )
 
 __all__ = [
+    "RegistryAPI",
+    "LoadPolicy",
     "ANCHORS_ENV",
     "AuditAnchor",
     "FolderWitness",

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import Conflict, InvalidInput, PermissionDenied, ShipyardError
-from . import _audit, _lookup, _state
+from . import _audit, _lookup, _signing, _state
 from ._anchors import Witness, configured_witness
 from ._db import WRITE, create_engine, migrate
 from ._lookup import now
@@ -40,6 +40,12 @@ from ._types import AuditAnchor, Environment, Revision
 
 DEFAULT_ENVIRONMENTS = ("integration", "uat", "production")
 logger = logging.getLogger("shipyard.registry")
+# Changes that put versions into an environment by hand. Into an environment that another
+# promotes to, only promotion (or an admin) may do that: a deployer's way into production
+# is through the chain, where each step is reviewed, not around it.
+DIRECT_WRITES = frozenset(
+    {"component.add", "component.remove", "component_config.apply", "environment_config.set"}
+)
 USER_ENV = "SHIPYARD_USER"
 
 
@@ -186,6 +192,20 @@ class RegistryCore:
         ``mutate(current revision, working copy)`` returns the new state and the reason
         recorded in the revision. Nothing is written when the state does not change.
         """
+        if action in DIRECT_WRITES and self.role != "admin":
+            feeders = session.execute(
+                select(EnvironmentRow.name).where(
+                    EnvironmentRow.promotes_to_id == env.id,
+                    EnvironmentRow.challenger_of_id.is_(None),
+                )
+            ).scalars()
+            feeder = next(iter(feeders), None)
+            if feeder is not None:
+                raise PermissionDenied(
+                    f"environment '{env.name}' is filled by promotion from '{feeder}': "
+                    f"changing its components directly needs the admin role ({self.actor} "
+                    f"is a {self.role}); promote {feeder} instead"
+                )
         _lookup.one(session, select(EnvironmentRow).where(EnvironmentRow.id == env.id), lock=True)
         current_revision, current = _state.read_revision(session, env)
         new, reason = mutate(current_revision, current.copy())
@@ -195,7 +215,7 @@ class RegistryCore:
         if new.identity() == current.identity():
             return _state.revision_info(project, env, current_revision, current)
         self._check_state(session, env, new)
-        # TRUST-PENDING _signing.check_policy(session, self.store, project, env, current, new)
+        _signing.check_policy(session, self.store, project, env, current, new)
         revision = _state.write_revision(
             session, env, current_revision.number + 1, new, action, reason, self.actor
         )

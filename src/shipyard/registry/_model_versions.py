@@ -134,7 +134,7 @@ class ModelsMixin(RegistryCore):
                 size=size,
                 bundle_name=name,
                 bundle_version=bundle_version,
-                signed=bool(report.get("signed")),  # TRUST-PENDING signer or checked
+                signed=signer is not None or bool(report.get("signature_checked")),
                 signer_key_id=signer,
                 app_config=copy.deepcopy(app_config or {}),
                 created_at=now(),

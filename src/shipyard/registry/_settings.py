@@ -6,7 +6,7 @@ from the next, and ``default`` is used when no level sets it.
 
 | key | value |
 | --- | --- |
-| ``replicas`` | an integer >= 1 (default 1) |
+| ``replicas`` | an integer from 1 to 1000 (default 1) |
 | ``worker_group`` | the name of a defined worker group (default: none) |
 | ``low_latency_mode`` | true or false (default false) |
 | ``traffic`` | ``{"weights": {tag: percent}, "shadow": tag or null}``; component level only |
@@ -44,6 +44,7 @@ DEFAULTS: dict[str, Any] = {
 }
 KEYS = tuple(DEFAULTS)
 LEVELS = ("component", "environment", "project", "global")
+MAX_REPLICAS = 1000  # a typo's bound (30000 for 3): no pool of ours is that large
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 _TAG = re.compile(r"^v[1-9][0-9]*$")
@@ -148,6 +149,8 @@ def _replicas(value: Any) -> int:
         raise InvalidSetting("replicas", f"{value!r} is not a whole number")
     if value < 1:
         raise InvalidSetting("replicas", f"{value} is below 1")
+    if value > MAX_REPLICAS:
+        raise InvalidSetting("replicas", f"{value} is above {MAX_REPLICAS}")
     return value
 
 

@@ -144,7 +144,8 @@ class SettingsMixin(RegistryCore):
             self._require_role("admin", f"changing the policy setting '{key}'")
         with self._write() as session:
             scope = self._scope(session, project, env, component)
-            # TRUST-PENDING global level needs admin
+            if scope.level == "global":
+                self._require_role("admin", "changing a global setting")
             if not clear:
                 tags = (
                     [v.tag for v in _lookup.versions(session, scope.component) if v.tag]

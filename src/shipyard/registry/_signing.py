@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..errors import ArtifactError, SignatureRequired
+from ..errors import ArtifactError, ModelError, SignatureRequired
 from ..runtime import key_id, load_public_key, read_bundle, signature_key
 from . import _settings
 from ._rows import ComponentVersionRow, EnvironmentRow, ProjectRow, TrustedKeyRow
@@ -150,3 +150,56 @@ def check_policy(
             "Sign the bundle (artifact build --sign-key) with a key the registry trusts "
             "(key trust)"
         )
+
+
+class LoadPolicy:
+    """What a process that loads bundles from one environment may load, asked once.
+
+    ``registry`` is a ``Registry`` or a ``RegistryClient`` (results read as plain data).
+    ``check`` refuses, before any model file or feature source of the bundle is used, a
+    bundle no trusted, unrevoked key signed where signatures are required (whatever the
+    host's SHIPYARD_PUBLIC_KEY says), or one holding a plain pickle without allow_pickle.
+    """
+
+    def __init__(self, registry: Any, project: str, environment: str) -> None:
+        from ._types import to_json
+
+        self.environment = environment
+        found = to_json(registry.get_environment(project, environment))
+        chain_end = found["promotes_to"] is None and not found["is_challenger"]
+        self._components: dict[str, tuple[bool, bool]] = {}
+        for component in to_json(registry.status(project, environment))["components"]:
+            values = {k: v["value"] for k, v in component["settings"].items()}
+            required = values.get("require_signature", "auto")
+            self._components[component["name"]] = (
+                chain_end if required == "auto" else bool(required),
+                bool(values.get("allow_pickle", False)),
+            )
+        self._keys: dict[str, bytes] = {}
+        for key in to_json(registry.list_trusted_keys()):
+            raw = load_public_key(key["public_key"])
+            if not key["revoked"] and raw is not None:
+                self._keys[key["key_id"]] = raw
+
+    def check(self, component: str, label: str, files: Mapping[str, bytes], metadata: Any) -> None:
+        """Raise SignatureRequired or ModelError when ``component`` ``label`` may not load.
+
+        ``files`` must already match their manifest (``Artifact.verify``).
+        """
+        require, allow_pickle = self._components.get(component, (True, False))
+        if require and signature_key(files, self._keys) is None:
+            raise SignatureRequired(
+                f"{component} {label}: refused to load: environment '{self.environment}' "
+                "requires a signature by a trusted, unrevoked key, and this bundle has none"
+            )
+        pickles = [
+            str(node.get("name"))
+            for node in (metadata.get("nodes") or [])
+            if isinstance(node, dict) and node.get("flavor") == "pickle"
+        ]
+        if pickles and not allow_pickle:
+            raise ModelError(
+                f"{component} {label}: refused to load: node(s) {', '.join(pickles)} are "
+                "plain pickles, which run code when loaded; an admin may allow them for "
+                "this environment with the setting allow_pickle"
+            )

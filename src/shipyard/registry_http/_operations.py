@@ -247,10 +247,16 @@ def convert(name: str, value: Any, annotation: Any, text: bool) -> Any:
             if not text and isinstance(value, bool):
                 return value
         elif kind is int:
-            if text and re.fullmatch(r"-?\d+", value):
-                return int(value)
-            if not text and isinstance(value, int) and not isinstance(value, bool):
-                return value
+            number = None
+            if text and re.fullmatch(r"-?\d{1,19}", value):
+                number = int(value)
+            elif not text and isinstance(value, int) and not isinstance(value, bool):
+                number = value
+            if number is not None:
+                # What a database integer holds: a larger id can name nothing.
+                if not -(2**63) <= number < 2**63:
+                    raise InvalidInput(f"parameter '{name}' is out of range")
+                return number
         elif kind is float:
             if text and re.fullmatch(r"-?\d+(\.\d+)?", value):
                 return float(value)
