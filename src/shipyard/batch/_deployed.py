@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotFound
+from ..registry import LoadPolicy
+from ..runtime import Artifact
 
 
 def deployed_component(registry: Any, project: str, env: str, model: str) -> Any:
@@ -36,4 +38,20 @@ def fetch_deployed(
     """
     component = deployed_component(registry, project, env, model)
     version = component["version_id"] if isinstance(component, dict) else component.version_id
-    return Path(registry.fetch_bundle(project, model, version, folder))
+    path = Path(registry.fetch_bundle(project, model, version, folder))
+    check_loadable(registry, project, env, model, str(version), path)
+    return path
+
+
+def check_loadable(
+    registry: Any, project: str, env: str, model: str, label: str, bundle: Path
+) -> None:
+    """Refuse a fetched bundle that ``env`` may not run, before any of it is loaded.
+
+    Verifies every file, then applies the environment's signature and pickle policy
+    against the registry's trusted keys (``LoadPolicy``): SignatureRequired, ModelError,
+    or the runtime's TamperedArtifact.
+    """
+    artifact = Artifact(bundle)
+    artifact.verify()
+    LoadPolicy(registry, project, env).check(model, label, artifact.files, artifact.metadata)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from ..errors import BatchStopped, UsageError
 from ..registry import BatchJob
+from ._deployed import check_loadable
 from ._local import Progress, run_local
 from ._options import BatchOptions
 
@@ -79,6 +80,7 @@ def _bundle(registry: JobQueue, job: BatchJob, folder: str) -> Path:
             f"batch job {job.id}: the registry sent a bundle whose sha256 is not the one "
             "the job was submitted with"
         )
+    check_loadable(registry, job.project, job.environment, job.model, str(job.version), bundle)
     return bundle
 
 

@@ -116,15 +116,22 @@ class ServingApp:
         self._id_prefix = os.urandom(4).hex() + "-"
         self.in_flight = 0
         self.draining = False
+        # The newest revision the follower could not load, and why (shown by /health).
+        self.not_loaded: dict[str, Any] | None = None
         self.table = table
         self.swap(table)
         self._info = InfoRoutes(self)
 
     # -- the table ----------------------------------------------------------------------
 
+    def refused(self, revision: int, reason: str) -> None:
+        """Note that ``revision`` could not be loaded: /health says so until a swap."""
+        self.not_loaded = {"revision": revision, "reason": reason}
+
     def swap(self, table: RouteTable) -> None:
         """Serve ``table`` from the next request on (requests in flight keep the old one)."""
         previous, self.table = self.table, table
+        self.not_loaded = None
         if self.capture is not None and table.capture_rate is not None:
             self.capture.rate = table.capture_rate
         if table is not previous:

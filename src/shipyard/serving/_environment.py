@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
-from ..registry import to_json
+from ..registry import LoadPolicy, to_json
+from ..runtime import Artifact
 from ._keys import KeyRing
 from ._routes import ModelRoute, RouteTable
 from ._runner import ModelRunner
@@ -73,6 +74,7 @@ class EnvironmentLoader:
         self.capture_rate = capture_rate  # overrides the environment config when set
         self._loaded: dict[tuple[str, str, str], ModelRunner] = {}
         self._previous: set[tuple[str, str, str]] = set()
+        self._policy: LoadPolicy | None = None
 
     def revision(self) -> int:
         """The environment's current revision number."""
@@ -99,6 +101,7 @@ class EnvironmentLoader:
         is swapped then.
         """
         status = self.status()
+        self._policy = None  # read again for each load: keys may have been revoked
         routes: dict[str, ModelRoute] = {}
         for component in status["components"]:
             name = component["name"]
@@ -132,6 +135,12 @@ class EnvironmentLoader:
         self._previous = held
         return table
 
+    def _check_trust(self, model: str, label: str, artifact: Artifact) -> None:
+        """Refuse what the registry's trust does not allow here (see ``LoadPolicy``)."""
+        if self._policy is None:
+            self._policy = LoadPolicy(self.registry, self.project, self.environment)
+        self._policy.check(model, label, artifact.files, artifact.metadata)
+
     def _tagged(self, model: str, tag: str, deployed: str, runner: ModelRunner) -> ModelRunner:
         if tag == deployed:
             return runner
@@ -147,7 +156,10 @@ class EnvironmentLoader:
         with tempfile.TemporaryDirectory(prefix="shipyard-serve-") as folder:
             path = Path(self.registry.fetch_bundle(self.project, model, label, folder))
             _check_digest(path, digest)
-            runner = ModelRunner.from_bundle(path, model, label, digest, self.public_key)
+            artifact = Artifact(path, self.public_key)
+            artifact.verify()  # every file against the manifest; no code has run yet
+            self._check_trust(model, label, artifact)
+            runner = ModelRunner.from_artifact(artifact, model, label, digest)
         warm = runner.warm_up()
         logger.info(
             "loaded %s %s (%s) in %.2f s; %s",
@@ -189,7 +201,7 @@ class Follower:
         set_keys: Callable[[KeyRing], None],
         poll_seconds: float = 1.0,
         retry_seconds: float = 30.0,
-        on_failure: Callable[[], None] | None = None,
+        on_failure: Callable[[int, Exception], None] | None = None,
     ) -> None:
         self.loader = loader
         self._current = current
@@ -222,10 +234,10 @@ class Follower:
             return False
         try:
             table = self.loader.load()
-        except Exception:
+        except Exception as exc:
             self._failed = (revision, time.monotonic())
             if self._on_failure is not None:
-                self._on_failure()
+                self._on_failure(revision, exc)
             logger.exception(
                 "revision %d of %s/%s failed to load; still serving revision %s",
                 revision,

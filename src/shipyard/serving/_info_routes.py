@@ -50,6 +50,7 @@ class Served(Protocol):
     table: RouteTable
     draining: bool
     metrics: Metrics
+    not_loaded: dict[str, Any] | None
 
 
 def _json(document: Any, status: int = 200, version: str | None = None) -> Response:
@@ -94,15 +95,17 @@ class InfoRoutes:
     async def _health(self, _request: Request) -> Response:
         served = self._served
         table = served.table
-        return _json(
-            {
-                "status": "draining" if served.draining else "ok",
-                "project": table.project,
-                "environment": table.environment,
-                "revision": table.revision,
-                "models": {name: list(route.versions) for name, route in table.models.items()},
-            }
-        )
+        document: dict[str, Any] = {
+            "status": "draining" if served.draining else "ok",
+            "project": table.project,
+            "environment": table.environment,
+            "revision": table.revision,
+            "models": {name: list(route.versions) for name, route in table.models.items()},
+        }
+        if served.not_loaded is not None:
+            # Still serving what it has; a newer revision was refused (e.g. a revoked key).
+            document["not_loaded"] = served.not_loaded
+        return _json(document)
 
     async def _metrics(self, _request: Request) -> Response:
         return Response(

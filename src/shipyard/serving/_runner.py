@@ -103,7 +103,18 @@ class ModelRunner:
         ``model`` and ``version`` default to the bundle's name and version. Raises the
         runtime's ArtifactError subclasses for a bundle that fails verification.
         """
-        executor = Artifact(path, public_key).executor()
+        return cls.from_artifact(Artifact(path, public_key), model, version, digest)
+
+    @classmethod
+    def from_artifact(
+        cls,
+        artifact: Artifact,
+        model: str | None = None,
+        version: str | None = None,
+        digest: str = "",
+    ) -> ModelRunner:
+        """Load an opened bundle (verified first, as ``Artifact.executor`` does)."""
+        executor = artifact.executor()
         return cls(executor, model or executor.name, version or executor.version, digest)
 
     # -- decoding -----------------------------------------------------------------------

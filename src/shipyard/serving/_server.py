@@ -196,13 +196,18 @@ def build_app(
         seed=options.seed,
         drain_seconds=options.drain_seconds,
     )
+
+    def refused(revision: int, exc: Exception) -> None:
+        metrics.swaps.labels("failed").inc()
+        app.refused(revision, str(exc))
+
     follower = Follower(
         loader,
         lambda: app.table,
         app.swap,
         app.set_keys,
         poll_seconds=options.poll_ms / 1000,
-        on_failure=lambda: metrics.swaps.labels("failed").inc(),
+        on_failure=refused,
     )
     app.background.insert(0, follower)
     return app
