@@ -107,9 +107,9 @@ def run_demo(workdir: Path, display: Display) -> None:
     if not same:
         raise ShipyardError("the bundle's results differ from the pipeline's")
     _registry_steps.run(workdir, pipeline, bundle, (private, public), display)
-    console.rule("[bold]10. score a file of 100,000 rows with the production model")
+    console.rule("[bold]11. score a file of 100,000 rows with the production model")
     batch_step(workdir, bundle, console, display.progress)
-    console.rule("[bold]11. serve production on localhost and ask it for one prediction")
+    console.rule("[bold]12. serve production on localhost and ask it for one prediction")
     serve_step(workdir, _registry_steps.PROJECT, "production", console, public_key=public)
     console.rule("[bold]done")
     console.print(f"inspect it: shipyard artifact inspect {bundle} --public-key {public}")

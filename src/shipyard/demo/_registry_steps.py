@@ -10,14 +10,22 @@ import getpass
 import os
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import ShipyardError
+from ..errors import ShipyardError, SignatureRequired
 from ..pipeline import Pipeline, rule
-from ..registry import AuditBroken, LocalStore, Registry, create_engine, migrate, to_json
+from ..registry import (
+    AuditBroken,
+    FolderWitness,
+    LocalStore,
+    Registry,
+    create_engine,
+    migrate,
+    open_witness,
+    to_json,
+)
 from ._display import Display
 from ._pipeline import decision, reference
 
@@ -25,27 +33,13 @@ PROJECT = "demo"
 CHAIN = ("integration", "uat", "production")
 
 
-@contextmanager
-def _public_key(path: Path) -> Iterator[None]:
-    """Make registration require the demo key's signature (SHIPYARD_PUBLIC_KEY), then restore."""
-    before = os.environ.get("SHIPYARD_PUBLIC_KEY")
-    os.environ["SHIPYARD_PUBLIC_KEY"] = str(path.resolve())
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("SHIPYARD_PUBLIC_KEY", None)
-        else:
-            os.environ["SHIPYARD_PUBLIC_KEY"] = before
-
-
-def second_version(pipeline: Pipeline) -> Pipeline:
-    """The same pipeline as 1.1.0, referring tumours from a lower probability (0.4, not 0.5)."""
+def second_version(pipeline: Pipeline, version: str = "1.1.0") -> Pipeline:
+    """The same pipeline as ``version``, referring tumours from a lower probability (0.4)."""
     lower = rule(params={**decision.params, "refer_above": 0.4})(decision.function)
     nodes = [lower if n.name == "decision" else n for n in pipeline.nodes.values()]
     return Pipeline(
         pipeline.name,
-        "1.1.0",
+        version,
         inputs=pipeline.inputs,
         nodes=nodes,
         outputs=pipeline.outputs,
@@ -63,7 +57,8 @@ def _registry(home: Path) -> Registry:
     engine = create_engine(f"sqlite:///{(home / 'registry.db').resolve()}")
     migrate(engine)
     actor = os.environ.get("SHIPYARD_USER") or getpass.getuser()
-    return Registry(engine, LocalStore(home / "artifacts"), actor)
+    witness = FolderWitness(home / "anchors")
+    return Registry(engine, LocalStore(home / "artifacts"), actor, witness=witness)
 
 
 class _Narrator:
@@ -108,17 +103,24 @@ class _Narrator:
 def run(
     workdir: Path, pipeline: Pipeline, bundle: Path, keys: tuple[Path, Path], display: Display
 ) -> None:
-    """Steps 5 to 9 of the demo, on a fresh registry in ``workdir/.shipyard``.
+    """Steps 5 to 10 of the demo, on a fresh registry in ``workdir/.shipyard``.
 
-    ``keys`` is the (private, public) key pair: 1.1.0 is signed with the first, and
-    registration requires a signature the second checks.
+    ``keys`` is the (private, public) key pair: the registry trusts the public key, so
+    production (which requires signatures) takes what the private key signed, and refuses
+    an unsigned bundle. Promotions anchor the audit head in ``.shipyard/anchors``.
     """
     sign_key, public = keys
     home = workdir / ".shipyard"
     say, views = _Narrator(display), display.views
     say.step("5. register the bundle and deploy it to integration")
     say.line(f"embedded registry: {home} (SQLite + local artifact store, made fresh)")
-    with _registry(home) as registry, _public_key(public):
+    with _registry(home) as registry:
+        say.command(f"key trust {public} --name demo-release")
+        trusted = to_json(registry.trust_key("demo-release", public.read_text()))
+        say.line(
+            f"trusted key demo-release ({trusted['key_id']}): production takes only bundles "
+            "a trusted key signed (setting require_signature)"
+        )
         say.command(f"project create {PROJECT}")
         project = to_json(registry.create_project(PROJECT, CHAIN))
         say.line(f"created project {PROJECT}: {' -> '.join(project['environments'])}")
@@ -151,19 +153,34 @@ def run(
         say.command(f"env diff {before} production --project {PROJECT}")
         say.console.print(views.diff(to_json(registry.diff(PROJECT, before, "production"))))
 
-        say.step(f"8. roll production back from {second['tag']} to {first['tag']}")
+        say.step("8. an unsigned 1.2.0 reaches uat, and production refuses it")
+        unsigned = second_version(pipeline, "1.2.0").export(bundle.parent, reference=reference())
+        say.release(registry, unsigned)
+        say.promote(registry, "integration")
+        say.command(f"env promote uat --project {PROJECT} --yes")
+        try:
+            registry.promote(PROJECT, "uat")
+        except SignatureRequired as exc:
+            say.line(f"[red]refused[/]: {exc}")
+        else:
+            raise ShipyardError("production took an unsigned bundle")
+
+        say.step(f"9. roll production back from {second['tag']} to {first['tag']}")
         say.command(f"env rollback production --project {PROJECT} --yes")
         rolled = to_json(registry.rollback(PROJECT, "production"))
         say.line(f"rolled back: {views.revision(rolled)}")
         say.command(f"env history production --project {PROJECT}")
         say.console.print(views.history(to_json(registry.history(PROJECT, "production"))))
 
-        say.step("9. verify the audit log, then tamper with a copy of it")
-        say.command("audit verify")
-        report = to_json(registry.audit_verify())
+        say.step("10. verify the audit log against its anchors, then tamper with a copy")
+        anchors = home / "anchors"
+        say.command(f"audit verify --anchors {anchors}")
+        recorded = {str(a.sequence): a.hash for a in open_witness(str(anchors)).read_all()}
+        report = to_json(registry.audit_verify(anchors=recorded))
         say.line(
             f"[green]audit log OK[/]: {report['events']} events, hash chain intact, "
-            f"head {report['head_hash'][:16]}…"
+            f"head {report['head_hash'][:16]}…, and it matches the {len(recorded)} anchors "
+            "each promotion and rollback wrote outside the database"
         )
     _tamper_with_a_copy(home, say.line)
 
