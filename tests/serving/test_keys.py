@@ -88,6 +88,19 @@ def test_predict_and_infer_need_a_valid_key(
         assert client.get("/v2/health/ready").status_code == 200
 
 
+def test_revoking_every_key_closes_the_routes_instead_of_opening_them(
+    locked: ServingApp, demo_runner: ModelRunner
+) -> None:
+    locked.set_keys(KeyRing())  # the follower read no live key: all were revoked
+    with live_server(locked) as base, httpx.Client(base_url=base) as client:
+        for headers in ({}, {"X-API-Key": "s3cret-key"}):
+            assert client.post(DEMO, json=rows_of(demo_runner), headers=headers).status_code == 401
+        locked.set_keys(KeyRing.from_keys(["new-key"]))  # a new key opens them to its holder
+        assert (
+            client.post(DEMO, json=rows_of(demo_runner), headers={"X-API-Key": "new-key"})
+        ).status_code == 200
+
+
 def test_a_key_in_the_query_string_is_refused(locked: ServingApp, demo_runner: ModelRunner) -> None:
     with live_server(locked) as base, httpx.Client(base_url=base) as client:
         response = client.post(DEMO + "?api_key=s3cret-key", json=rows_of(demo_runner))

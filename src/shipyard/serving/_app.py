@@ -104,6 +104,7 @@ class ServingApp:
     ) -> None:
         self.metrics = metrics or Metrics()
         self.keys = keys or KeyRing()
+        self._warned_closed = False
         self.capture = capture
         self.shadow = shadow or Shadow(self.metrics)
         self.background = [*background, self.shadow, *([capture] if capture else [])]
@@ -151,7 +152,18 @@ class ServingApp:
         )
 
     def set_keys(self, keys: KeyRing) -> None:
-        """Accept these API keys from the next request on."""
+        """Accept these API keys from the next request on.
+
+        Once the routes were guarded by keys, revoking the last one must not open them:
+        an empty ring then refuses every request until a new key is made.
+        """
+        if not keys and self.keys:
+            if not self._warned_closed:
+                logger.warning("every API key of this environment was revoked: refusing all")
+                self._warned_closed = True
+            keys = KeyRing.refusing_all()
+        else:
+            self._warned_closed = False
         self.keys = keys
 
     # -- ASGI ---------------------------------------------------------------------------

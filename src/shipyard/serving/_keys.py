@@ -34,6 +34,14 @@ class KeyRing:
 
     def __init__(self, digests: Iterable[ApiKeyDigest | Mapping[str, Any]] = ()) -> None:
         self._entries: tuple[Entry, ...] = tuple(dict.fromkeys(map(_entry, digests)))
+        self._guarded = False
+
+    @classmethod
+    def refusing_all(cls) -> KeyRing:
+        """A ring that guards the routes and accepts no key (every key was revoked)."""
+        ring = cls()
+        ring._guarded = True
+        return ring
 
     @classmethod
     def from_keys(cls, keys: Iterable[str]) -> KeyRing:
@@ -51,7 +59,7 @@ class KeyRing:
         return ring
 
     def __bool__(self) -> bool:
-        return bool(self._entries)
+        return self._guarded or bool(self._entries)
 
     def accepts(self, presented: str | None) -> bool:
         """Whether ``presented`` is one of the ring's keys.
