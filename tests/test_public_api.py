@@ -136,6 +136,7 @@ def test_one_exception_tree_holds_the_registry_errors() -> None:
         "SchemaError",
         "ShipyardError",
         "SignatureError",
+        "SignatureRequired",
         "StoreError",
         "TamperedArtifact",
         "UnknownTable",

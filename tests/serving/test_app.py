@@ -35,7 +35,6 @@ def test_the_public_surface() -> None:
         "Shadow",
         "build_app",
         "bundle_table",
-        "create_api_key",
         "default_workers",
         "run",
     ]

@@ -22,7 +22,6 @@ from shipyard.serving import (
     ModelRunner,
     RouteTable,
     ServingApp,
-    create_api_key,
 )
 
 from ._hold import HeldRunner, wait_until
@@ -98,7 +97,7 @@ def test_promotion_and_rollback_under_load_drop_no_request(
 ) -> None:
     demo.add_component("demo", "production", "tumour_triage", "v1")
     demo.add_component("demo", "uat", "tumour_triage", "v2")
-    _, key = create_api_key(demo, "demo", "production")
+    _, key = demo.create_api_key("demo", "production")
     body = {"tumours": {k: v[:1] for k, v in demo_reference["tumours"].items()}}
     environment = {
         "SHIPYARD_DATABASE_URL": database_url,

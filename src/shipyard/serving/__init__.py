@@ -13,7 +13,7 @@ A server follows its environment's revision (embedded, or a registry server at
 from ._app import ServingApp
 from ._capture import Capture, CaptureRecord, CaptureSink, ParquetFolder
 from ._environment import EnvironmentLoader, Follower
-from ._keys import KeyRing, create_api_key
+from ._keys import KeyRing
 from ._metrics import Metrics
 from ._routes import ModelRoute, RouteTable, bundle_table
 from ._runner import ModelRunner
@@ -37,7 +37,6 @@ __all__ = [
     "Shadow",
     "build_app",
     "bundle_table",
-    "create_api_key",
     "default_workers",
     "run",
 ]

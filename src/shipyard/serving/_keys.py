@@ -75,11 +75,3 @@ class KeyRing:
             same = credential.matches(scheme, stored)
             found |= same and (key_id is None or key_id == credential.id)
         return found
-
-
-def create_api_key(registry: Any, project: str, env: str, name: str = "default") -> Any:
-    """Deprecated: call ``registry.create_api_key(project, env, name)`` (the registry owns keys).
-
-    Kept so that older callers keep working; returns what the registry returns.
-    """
-    return registry.create_api_key(project, env, name)
