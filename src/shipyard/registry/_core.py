@@ -1,4 +1,4 @@
-"""``Registry``: projects, models, environments, promotion, settings and the audit log.
+"""``RegistryCore``: what every concept of the registry shares: transactions, audit, revisions.
 
 Every public method is one database transaction. Every change writes exactly one audit
 event in that transaction; every change to an environment's contents (components,
@@ -50,15 +50,8 @@ USER_ENV = "SHIPYARD_USER"
 
 
 class RegistryCore:
-    """The model registry and control plane over one database and one artifact store.
-
-    Build it with an engine (see ``shipyard.registry.create_engine``; the schema must be
-    migrated), a store and the name of the actor recorded in revisions and audit events;
-    ``Registry.open()`` does all three from the environment. Safe to share between
-    threads. Errors: NotFound, Conflict, InvalidInput (InvalidSetting,
-    InvalidComponentConfig), PermissionDenied, AuditBroken, StoreError, and the runtime's
-    ArtifactError for a bundle that fails verification.
-    """
+    """The base of every concept's mixin: engine, store, actor and role, and the
+    transaction, audit and revision helpers they share (``Registry`` composes them)."""
 
     def __init__(
         self,

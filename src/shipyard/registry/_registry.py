@@ -1,8 +1,9 @@
 """``Registry``: the registry service, one mixin per concept over one transaction core.
 
 Each concept lives in its own module (projects, model versions, environments, components,
-settings, worker groups, promotion, audit, tokens); ``RegistryCore`` in ``_core`` holds
-the transactions, the audit record of each change and the revision writer they share.
+settings, worker groups, promotion, audit, tokens, API keys, trusted keys, batch jobs);
+``RegistryCore`` in ``_core`` holds the transactions, the audit record of each change and
+the revision writer they share.
 """
 
 from __future__ import annotations
