@@ -115,8 +115,9 @@ def _sklearn(model: Any, spec: dict[str, Any]) -> SavedModel:
     import skops.io
 
     data = skops.io.dumps(model)
-    # Every type skops would refuse is one this model holds; the bundle is trusted once
-    # its manifest (and signature) checks, so loading trusts exactly these.
+    # What skops flags in this file, recorded for people reading the bundle. The loader
+    # never trusts this list (an attacker rewriting the bundle writes it too): it trusts
+    # the allow-list in shipyard/runtime/_models.py.
     spec["trusted_types"] = sorted(skops.io.get_untrusted_types(data=data))
     # A type from outside the libraries the bundle pins (a user's function or class) is
     # code the bundle does not carry: the host must provide it, so say so loudly.
@@ -141,7 +142,8 @@ def _load_back(name: str, saved: SavedModel) -> SavedModel:
 
     spec = dict(saved.spec, file=saved.filename)
     spec.setdefault("name", name)
-    load_model(spec, {saved.filename: saved.data})
+    # The model was just serialised from the caller's own object: nothing to distrust.
+    load_model(spec, {saved.filename: saved.data}, allow_unsafe=True)
     return saved
 
 

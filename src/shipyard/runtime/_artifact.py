@@ -171,10 +171,21 @@ class Artifact:
         self._verified = True
         return report
 
-    def executor(self) -> Executor:
-        """The loaded executor (verifies first; loads models once)."""
+    def executor(self, *, allow_unsafe: bool = True) -> Executor:
+        """The loaded executor (verifies first; loads models once).
+
+        A signature checked by ``verify`` (a key given here or set in SHIPYARD_PUBLIC_KEY)
+        lets the skops types Shipyard trusts only in signed bundles load (such as
+        HistGradientBoosting's). ``allow_unsafe`` lets pickles and skops types beyond
+        Shipyard's allow-list load; it defaults to True, so a host opening a bundle it
+        chose runs it as before. Serve and batch pass False: such a bundle then raises
+        ModelError naming the node and the ``allow_pickle`` allowance it needs.
+        """
+        # A strict load that succeeded holds nothing unsafe, so it serves any later call.
+        if self._executor is not None and self._executor.allow_unsafe and not allow_unsafe:
+            self._executor = None
         if self._executor is None:
-            self.verify()
+            report = self.verify()
             try:
                 from ._executor import Executor
                 from ._loading import check_versions
@@ -184,7 +195,9 @@ class Artifact:
                     "install the bundle's requirements.txt"
                 ) from exc
 
-            self._executor = Executor(self.files)
+            self._executor = Executor(
+                self.files, signed=bool(report["signature_checked"]), allow_unsafe=allow_unsafe
+            )
             versions = self.versions.get("python_dict")
             if versions:
                 check_versions(versions, f"bundle {self._executor.name} {self._executor.version}")

@@ -40,10 +40,21 @@ class Executor:
     Build it with ``Executor(files)`` where ``files`` are a bundle's files (already
     checked, see ``load``). Models are deserialised here, once; ``run_*`` methods are
     safe to call from several threads when the models' own predict calls are.
+
+    ``signed`` says the caller checked MANIFEST.sig against a key; ``allow_unsafe`` lets
+    pickles and skops types beyond Shipyard's allow-list load (see ``load_model``). The
+    defaults (unsigned, allowed) load whatever the bundle holds, as before: right for a
+    pipeline's own files and for a host that imports a bundle it chose. A service loading
+    bundles that others registered passes ``allow_unsafe=False`` and gets ModelError
+    naming the node instead.
     """
 
-    def __init__(self, files: Mapping[str, bytes]) -> None:
+    def __init__(
+        self, files: Mapping[str, bytes], *, signed: bool = False, allow_unsafe: bool = True
+    ) -> None:
         self.files: Mapping[str, bytes] = files
+        self.signed = signed
+        self.allow_unsafe = allow_unsafe
         self.metadata: dict[str, Any] = json.loads(files["metadata.json"])
         version = self.metadata.get("format_version")
         if version != FORMAT_VERSION:
@@ -78,10 +89,9 @@ class Executor:
         """The declared output type of ``node``."""
         return str(self.nodes[node]["dtype"])
 
-    @staticmethod
-    def _load_node(spec: Mapping[str, Any], files: Mapping[str, bytes]) -> Any:
+    def _load_node(self, spec: Mapping[str, Any], files: Mapping[str, bytes]) -> Any:
         if spec["kind"] == "model":
-            return load_model(spec, files)
+            return load_model(spec, files, signed=self.signed, allow_unsafe=self.allow_unsafe)
         return load_function(files[spec["file"]], spec["file"], spec["function"])
 
     def plan(self, outputs: Sequence[str] | None = None) -> Plan:

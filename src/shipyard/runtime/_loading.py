@@ -69,20 +69,28 @@ def check_versions(versions: Mapping[str, Any], where: str) -> list[str]:
 
 
 def load(
-    files: Mapping[str, bytes], public_key: str | bytes | os.PathLike[str] | None = None
+    files: Mapping[str, bytes],
+    public_key: str | bytes | os.PathLike[str] | None = None,
+    *,
+    allow_unsafe: bool = True,
 ) -> Executor:
     """Verify ``files`` (manifest, and signature when a key is given or configured) and load them.
 
     Nothing is deserialised before the check passes. Raises TamperedArtifact,
-    SignatureError or IncompatibleArtifact.
+    SignatureError or IncompatibleArtifact. A checked signature lets the skops types
+    Shipyard trusts only in signed bundles load; ``allow_unsafe`` (default True: the
+    bundle's entry points load what they hold, as before) lets pickles and skops types
+    beyond the allow-list load, else they raise ModelError (see ``Executor``).
     """
-    _manifest.verify_bundle(files, _manifest.load_public_key(public_key))
-    return Executor(files)
+    report = _manifest.verify_bundle(files, _manifest.load_public_key(public_key))
+    return Executor(files, signed=bool(report["signature_checked"]), allow_unsafe=allow_unsafe)
 
 
-def load_files(files: Mapping[str, bytes], entry_point: str) -> Executor:
+def load_files(
+    files: Mapping[str, bytes], entry_point: str, *, allow_unsafe: bool = True
+) -> Executor:
     """``load`` for one entry point, warning when the host's library versions differ."""
-    executor = load(files)
+    executor = load(files, allow_unsafe=allow_unsafe)
     versions_file = f"{entry_point}/versions.json"
     if versions_file in files:
         check_versions(
@@ -91,9 +99,11 @@ def load_files(files: Mapping[str, bytes], entry_point: str) -> Executor:
     return executor
 
 
-def load_directory(root: str | os.PathLike[str], entry_point: str) -> Executor:
+def load_directory(
+    root: str | os.PathLike[str], entry_point: str, *, allow_unsafe: bool = True
+) -> Executor:
     """Load an extracted bundle folder for one of its entry points (used by the entry points)."""
-    return load_files(read_directory(root), entry_point)
+    return load_files(read_directory(root), entry_point, allow_unsafe=allow_unsafe)
 
 
 _cache: dict[str, Executor] = {}
