@@ -36,6 +36,8 @@ def test_the_public_names_change_only_on_purpose() -> None:
             "TrustedKey",
             "Witness",
             "open_witness",
+            "LoadPolicy",
+            "RegistryAPI",
             "ApiKey",
             "ApiKeyDigest",
             "ApiToken",

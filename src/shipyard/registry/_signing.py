@@ -181,13 +181,19 @@ class LoadPolicy:
             if not key["revoked"] and raw is not None:
                 self._keys[key["key_id"]] = raw
 
-    def check(self, component: str, label: str, files: Mapping[str, bytes], metadata: Any) -> None:
+    def check(
+        self, component: str, label: str, files: Mapping[str, bytes], metadata: Any
+    ) -> tuple[bytes | None, bool]:
         """Raise SignatureRequired or ModelError when ``component`` ``label`` may not load.
 
-        ``files`` must already match their manifest (``Artifact.verify``).
+        ``files`` must already match their manifest (``Artifact.verify``). Returns the
+        trusted key that signed the bundle (None if none did) and whether unsafe formats
+        may load (``allow_pickle``): what ``Artifact.executor`` takes as ``public_key``
+        and ``allow_unsafe``.
         """
         require, allow_pickle = self._components.get(component, (True, False))
-        if require and signature_key(files, self._keys) is None:
+        signer = signature_key(files, self._keys)
+        if require and signer is None:
             raise SignatureRequired(
                 f"{component} {label}: refused to load: environment '{self.environment}' "
                 "requires a signature by a trusted, unrevoked key, and this bundle has none"
@@ -203,3 +209,4 @@ class LoadPolicy:
                 "plain pickles, which run code when loaded; an admin may allow them for "
                 "this environment with the setting allow_pickle"
             )
+        return (self._keys[signer] if signer is not None else None), allow_pickle

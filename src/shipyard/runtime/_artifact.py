@@ -171,7 +171,12 @@ class Artifact:
         self._verified = True
         return report
 
-    def executor(self, *, allow_unsafe: bool = True) -> Executor:
+    def executor(
+        self,
+        *,
+        allow_unsafe: bool = True,
+        public_key: str | bytes | os.PathLike[str] | None = None,
+    ) -> Executor:
         """The loaded executor (verifies first; loads models once).
 
         A signature checked by ``verify`` (a key given here or set in SHIPYARD_PUBLIC_KEY)
@@ -180,12 +185,14 @@ class Artifact:
         Shipyard's allow-list load; it defaults to True, so a host opening a bundle it
         chose runs it as before. Serve and batch pass False: such a bundle then raises
         ModelError naming the node and the ``allow_pickle`` allowance it needs.
+        ``public_key`` is the key to check the signature with (default: the one given to
+        ``Artifact`` or SHIPYARD_PUBLIC_KEY), e.g. the trusted key a registry named.
         """
         # A strict load that succeeded holds nothing unsafe, so it serves any later call.
         if self._executor is not None and self._executor.allow_unsafe and not allow_unsafe:
             self._executor = None
         if self._executor is None:
-            report = self.verify()
+            report = self.verify(public_key)
             try:
                 from ._executor import Executor
                 from ._loading import check_versions

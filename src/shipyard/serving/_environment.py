@@ -135,11 +135,12 @@ class EnvironmentLoader:
         self._previous = held
         return table
 
-    def _check_trust(self, model: str, label: str, artifact: Artifact) -> None:
-        """Refuse what the registry's trust does not allow here (see ``LoadPolicy``)."""
+    def _check_trust(self, model: str, label: str, artifact: Artifact) -> tuple[bytes | None, bool]:
+        """Refuse what the registry's trust does not allow here (see ``LoadPolicy``);
+        returns the trusted key that signed the bundle and whether unsafe formats may load."""
         if self._policy is None:
             self._policy = LoadPolicy(self.registry, self.project, self.environment)
-        self._policy.check(model, label, artifact.files, artifact.metadata)
+        return self._policy.check(model, label, artifact.files, artifact.metadata)
 
     def _tagged(self, model: str, tag: str, deployed: str, runner: ModelRunner) -> ModelRunner:
         if tag == deployed:
@@ -158,8 +159,10 @@ class EnvironmentLoader:
             _check_digest(path, digest)
             artifact = Artifact(path, self.public_key)
             artifact.verify()  # every file against the manifest; no code has run yet
-            self._check_trust(model, label, artifact)
-            runner = ModelRunner.from_artifact(artifact, model, label, digest)
+            signer, allow_unsafe = self._check_trust(model, label, artifact)
+            runner = ModelRunner.from_artifact(
+                artifact, model, label, digest, public_key=signer, allow_unsafe=allow_unsafe
+            )
         warm = runner.warm_up()
         logger.info(
             "loaded %s %s (%s) in %.2f s; %s",

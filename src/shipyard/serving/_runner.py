@@ -112,9 +112,16 @@ class ModelRunner:
         model: str | None = None,
         version: str | None = None,
         digest: str = "",
+        *,
+        public_key: bytes | None = None,
+        allow_unsafe: bool = True,
     ) -> ModelRunner:
-        """Load an opened bundle (verified first, as ``Artifact.executor`` does)."""
-        executor = artifact.executor()
+        """Load an opened bundle (verified first, as ``Artifact.executor`` does).
+
+        ``public_key`` checks the signature (e.g. the registry's trusted key that signed
+        it); ``allow_unsafe`` False refuses pickles and skops types beyond the allow-list.
+        """
+        executor = artifact.executor(public_key=public_key, allow_unsafe=allow_unsafe)
         return cls(executor, model or executor.name, version or executor.version, digest)
 
     # -- decoding -----------------------------------------------------------------------
