@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import NotFound
 from ..registry import LoadPolicy
 from ..runtime import Artifact
+from ._options import BatchOptions
 
 
 def deployed_component(registry: Any, project: str, env: str, model: str) -> Any:
@@ -30,28 +32,46 @@ def deployed_component(registry: Any, project: str, env: str, model: str) -> Any
 
 
 def fetch_deployed(
-    registry: Any, project: str, env: str, model: str, folder: str | os.PathLike[str]
-) -> Path:
-    """Copy the bundle of the version ``env`` runs into ``folder``; return its path.
+    registry: Any,
+    project: str,
+    env: str,
+    model: str,
+    folder: str | os.PathLike[str],
+    options: BatchOptions | None = None,
+) -> tuple[Path, BatchOptions]:
+    """Copy the bundle of the version ``env`` runs into ``folder``, checked against the
+    environment's trust; return its path and ``options`` carrying that trust.
 
-    ``registry``: a ``Registry`` or a ``RegistryClient``. Raises NotFound.
+    ``registry``: a ``Registry`` or a ``RegistryClient``. Raises NotFound, and what
+    ``check_loadable`` raises.
     """
     component = deployed_component(registry, project, env, model)
     version = component["version_id"] if isinstance(component, dict) else component.version_id
     path = Path(registry.fetch_bundle(project, model, version, folder))
-    check_loadable(registry, project, env, model, str(version), path)
-    return path
+    trusted = check_loadable(registry, project, env, model, str(version), path, options)
+    return path, trusted
 
 
 def check_loadable(
-    registry: Any, project: str, env: str, model: str, label: str, bundle: Path
-) -> None:
+    registry: Any,
+    project: str,
+    env: str,
+    model: str,
+    label: str,
+    bundle: Path,
+    options: BatchOptions | None = None,
+) -> BatchOptions:
     """Refuse a fetched bundle that ``env`` may not run, before any of it is loaded.
 
     Verifies every file, then applies the environment's signature and pickle policy
     against the registry's trusted keys (``LoadPolicy``): SignatureRequired, ModelError,
-    or the runtime's TamperedArtifact.
+    or the runtime's TamperedArtifact. Returns ``options`` with the trusted key that
+    signed the bundle (when one did) and ``allow_unsafe`` from ``allow_pickle``.
     """
     artifact = Artifact(bundle)
     artifact.verify()
-    LoadPolicy(registry, project, env).check(model, label, artifact.files, artifact.metadata)
+    policy = LoadPolicy(registry, project, env)
+    signer, allow_unsafe = policy.check(model, label, artifact.files, artifact.metadata)
+    chosen = options or BatchOptions()
+    key = signer if signer is not None else chosen.public_key
+    return replace(chosen, public_key=key, allow_unsafe=allow_unsafe)

@@ -151,13 +151,17 @@ class ChunkScorer:
         return scored, records
 
 
-def load_executor(bundle: str | os.PathLike[str] | Artifact, public_key: Any = None) -> Executor:
+def load_executor(
+    bundle: str | os.PathLike[str] | Artifact, public_key: Any = None, allow_unsafe: bool = True
+) -> Executor:
     """The verified bundle's executor (every file checked, and the signature when a key is set).
 
-    Raises TamperedArtifact, SignatureError or ArtifactError.
+    Raises TamperedArtifact, SignatureError or ArtifactError; ModelError for a pickle (or a
+    skops type beyond the allow-list) when ``allow_unsafe`` is False.
     """
     artifact = bundle if isinstance(bundle, Artifact) else Artifact(bundle, public_key)
-    return artifact.executor()  # verifies before anything is deserialised
+    # verifies before anything is deserialised
+    return artifact.executor(public_key=public_key, allow_unsafe=allow_unsafe)
 
 
 # -- worker processes ---------------------------------------------------------------------
@@ -166,10 +170,15 @@ _worker_scorer: ChunkScorer | None = None
 
 
 def _start_worker(
-    bundle: str, public_key: Any, outputs: Sequence[str] | None, id_column: str | None
+    bundle: str,
+    public_key: Any,
+    allow_unsafe: bool,
+    outputs: Sequence[str] | None,
+    id_column: str | None,
 ) -> None:
     global _worker_scorer
-    _worker_scorer = ChunkScorer(load_executor(bundle, public_key), outputs, id_column)
+    executor = load_executor(bundle, public_key, allow_unsafe)
+    _worker_scorer = ChunkScorer(executor, outputs, id_column)
 
 
 def _score_in_worker(chunk: Chunk) -> tuple[pa.RecordBatch, list[dict[str, Any]]]:
@@ -184,14 +193,19 @@ def _pool_context() -> Any:
 
 
 def _scored_in_order(
-    chunks: Iterator[Chunk], scorer: ChunkScorer, workers: int, bundle: Path, public_key: Any
+    chunks: Iterator[Chunk],
+    scorer: ChunkScorer,
+    workers: int,
+    bundle: Path,
+    public_key: Any,
+    allow_unsafe: bool = True,
 ) -> Generator[tuple[Chunk, tuple[pa.RecordBatch, list[dict[str, Any]]]], None, None]:
     """Each chunk with what scoring it gave, in input order; ``workers`` processes if > 1."""
     if workers <= 1:
         for chunk in chunks:
             yield chunk, scorer.score(chunk)
         return
-    arguments = (str(bundle), public_key, scorer.plan.outputs, _id_column(scorer))
+    arguments = (str(bundle), public_key, allow_unsafe, scorer.plan.outputs, _id_column(scorer))
     with ProcessPoolExecutor(
         workers, mp_context=_pool_context(), initializer=_start_worker, initargs=arguments
     ) as pool:
@@ -244,7 +258,8 @@ def run_local(
         raise UsageError("the output would overwrite the input; choose another path")
     public_key = options.public_key
     artifact = bundle if isinstance(bundle, Artifact) else Artifact(bundle, public_key)
-    scorer = ChunkScorer(load_executor(artifact), options.outputs, options.id_column)
+    executor = load_executor(artifact, public_key, options.allow_unsafe)
+    scorer = ChunkScorer(executor, options.outputs, options.id_column)
     rejects = rejects_location(output)
     rows = rejected = 0
     with (
@@ -256,7 +271,12 @@ def run_local(
         id_type: pa.DataType = pa.string()
         # closed explicitly, before the file: a worker pool may be reading chunks from it
         results = _scored_in_order(
-            source.chunks(), scorer, options.workers, artifact.path, public_key
+            source.chunks(),
+            scorer,
+            options.workers,
+            artifact.path,
+            public_key,
+            options.allow_unsafe,
         )
         with closing(results):
             for chunk, (scored, records) in results:

@@ -18,7 +18,10 @@ class BatchOptions:
     the input's (default: from its suffix). ``id_column`` is copied to the output and to the
     reject records (default: ``_row``, the record's number in the input from 0).
     ``outputs`` names the nodes to write (default: the pipeline's outputs). ``public_key``
-    makes loading check the bundle's signature (a PEM path or its bytes).
+    makes loading check the bundle's signature (a PEM path or its bytes). ``allow_unsafe``
+    False refuses plain pickles and skops types beyond Shipyard's allow-list; a run of an
+    environment's deployed version sets both from the registry's trust (its trusted key
+    that signed the bundle, and the environment's ``allow_pickle``).
 
     Local engine: ``chunk_rows`` records are scored at a time, in ``workers`` processes.
     Spark engine: a session on ``master`` (when none is active), ``arrow_batch_rows`` rows
@@ -34,3 +37,4 @@ class BatchOptions:
     workers: int = 1
     master: str = "local[*]"
     arrow_batch_rows: int = DEFAULT_ARROW_BATCH_ROWS
+    allow_unsafe: bool = True

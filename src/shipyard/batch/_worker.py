@@ -68,7 +68,9 @@ def get_job(registry: JobQueue, job_id: int) -> BatchJob:
     return as_job(registry.get_batch_job(job_id))
 
 
-def _bundle(registry: JobQueue, job: BatchJob, folder: str) -> Path:
+def _bundle(
+    registry: JobQueue, job: BatchJob, folder: str, options: BatchOptions
+) -> tuple[Path, BatchOptions]:
     """The bundle the job scores with, copied into ``folder`` and checked against its digest."""
     if job.bundle_digest is None or job.version is None:
         raise UsageError(f"batch job {job.id} names no bundle")
@@ -80,8 +82,10 @@ def _bundle(registry: JobQueue, job: BatchJob, folder: str) -> Path:
             f"batch job {job.id}: the registry sent a bundle whose sha256 is not the one "
             "the job was submitted with"
         )
-    check_loadable(registry, job.project, job.environment, job.model, str(job.version), bundle)
-    return bundle
+    trusted = check_loadable(
+        registry, job.project, job.environment, job.model, str(job.version), bundle, options
+    )
+    return bundle, trusted
 
 
 class _Heartbeat:
@@ -130,13 +134,13 @@ def run_job(
     """
     try:
         with tempfile.TemporaryDirectory(prefix="shipyard-job-") as folder:
-            bundle = _bundle(registry, job, folder)
+            bundle, options = _bundle(registry, job, folder, BatchOptions(**job.options))
             with _Heartbeat(registry, job, worker, heartbeat_every) as beat:
                 result = run_local(
                     bundle,
                     job.input,
                     job.output,
-                    BatchOptions(**job.options),
+                    options,
                     on_progress=beat.progress,
                     should_stop=beat.lost.is_set,
                 )

@@ -112,7 +112,7 @@ def run(
 
             assert project is not None and env is not None and model is not None
             with open_backend() as backend:
-                bundle = fetch_deployed(backend, project, env, model, folder)
+                bundle, options = fetch_deployed(backend, project, env, model, folder, options)
         result = _score(bundle, input, output, options, engine, quiet=as_json)
     if as_json:
         print_json(result.to_json())
