@@ -163,6 +163,7 @@ def test_the_web_surface() -> None:
         "Headers",
         "JSON_TYPE",
         "Message",
+        "QueryRedactor",
         "REQUEST_ID_HEADER",
         "Receive",
         "STATUSES",
@@ -177,6 +178,7 @@ def test_the_web_surface() -> None:
         "http_status",
         "presented_credential",
         "read_body",
+        "redact_access_log",
         "send_response",
         "too_large",
     ]

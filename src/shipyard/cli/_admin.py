@@ -170,6 +170,7 @@ def server(
 
     from ..registry import Registry
     from ..registry_http import create_app
+    from ..web import redact_access_log
 
     with Registry.open() as registry:
         if not registry.list_tokens():
@@ -185,4 +186,6 @@ def server(
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(create_app(Registry.open), host=host, port=port, log_level="info")
+    config = uvicorn.Config(create_app(Registry.open), host=host, port=port, log_level="info")
+    redact_access_log()  # after the Config above has set up uvicorn's loggers
+    uvicorn.Server(config).run()

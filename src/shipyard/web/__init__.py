@@ -33,6 +33,7 @@ from ._errors import (
     http_error,
     http_status,
 )
+from ._logging import QueryRedactor, redact_access_log
 
 __all__ = [
     "JSON_TYPE",
@@ -41,6 +42,7 @@ __all__ = [
     "ErrorStyle",
     "Headers",
     "Message",
+    "QueryRedactor",
     "Receive",
     "Scope",
     "Send",
@@ -53,6 +55,7 @@ __all__ = [
     "http_status",
     "presented_credential",
     "read_body",
+    "redact_access_log",
     "send_response",
     "too_large",
 ]
