@@ -128,7 +128,9 @@ def test_status_codes_follow_the_error(demo: ApiServer) -> None:
         )
         _refused(http.post("/projects", json=["demo"]), 400, "MalformedJSON")
         _refused(http.get("/no/such/route"), 404, "HTTPError")
-        _refused(http.patch("/projects"), 405, "HTTPError")
+        not_allowed = http.patch("/projects")
+        _refused(not_allowed, 405, "HTTPError")
+        assert set(not_allowed.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
         deleted = http.delete("/projects/demo/environments/uat")
         body = _refused(deleted, 409, "Conflict")
         assert "integration (promotes to it)" in body["message"]

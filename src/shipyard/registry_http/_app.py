@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from .._version import __version__
 from ..errors import HttpError, InvalidInput, PermissionDenied
@@ -186,7 +186,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = exc.detail if exc.status_code != 404 else f"no route {request.url.path}"
     error = HttpError(exc.status_code, "HTTPError", message)
-    return error_response(error, _request_id(), "registry", logger, request.url.path)
+    response = error_response(error, _request_id(), "registry", logger, request.url.path)
+    if exc.status_code == 405:
+        # Starlette names only the first matching route's methods; one path here is
+        # several routes (GET and POST /projects), so gather them all.
+        allowed: set[str] = set()
+        for route in request.app.routes:
+            match, _ = route.matches(request.scope)
+            methods = getattr(route, "methods", None)
+            if match is not Match.NONE and methods:
+                allowed |= set(methods)
+        response.headers["Allow"] = ", ".join(sorted(allowed))
+    return response
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
