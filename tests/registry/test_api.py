@@ -37,6 +37,7 @@ def test_the_public_names_change_only_on_purpose() -> None:
             "Witness",
             "open_witness",
             "LoadPolicy",
+            "key_ring",
             "RegistryAPI",
             "ApiKey",
             "ApiKeyDigest",

@@ -281,14 +281,14 @@ def _registry_signer(artifact: Artifact) -> dict[str, Any]:
     when one of them signed the bundle, else nothing (the bundle's trust is then unknown)."""
     if not (os.environ.get("SHIPYARD_URL") or os.environ.get("SHIPYARD_DATABASE_URL")):
         return {}
-    from ..runtime import load_public_key, signature_key
+    from ..registry import key_ring
+    from ..runtime import signature_key
     from ._backend import open_backend
     from ._output import plain
 
     with open_backend() as backend:
         keys = plain(backend.list_trusted_keys())
-    live = {k["key_id"]: load_public_key(k["public_key"]) for k in keys if not k["revoked"]}
-    signer = signature_key(artifact.files, {k: v for k, v in live.items() if v is not None})
+    signer = signature_key(artifact.files, key_ring(keys))
     return {"signature_checked": True, "signer_key_id": signer} if signer else {}
 
 

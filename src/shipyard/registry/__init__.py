@@ -30,7 +30,7 @@ from ._credentials import Credential
 from ._db import create_engine, database_url, migrate, schema_revision, shipyard_home
 from ._registry import DEFAULT_ENVIRONMENTS, ROLES, Registry
 from ._settings import DEFAULTS as SETTING_DEFAULTS
-from ._signing import LoadPolicy
+from ._signing import LoadPolicy, key_ring
 from ._store import ArtifactStore, LocalStore, S3Store, open_store
 from ._types import (
     ApiKey,
@@ -60,6 +60,7 @@ from ._types import (
 __all__ = [
     "RegistryAPI",
     "LoadPolicy",
+    "key_ring",
     "ANCHORS_ENV",
     "AuditAnchor",
     "FolderWitness",

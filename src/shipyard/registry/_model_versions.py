@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from ..errors import Conflict, InvalidInput, NotFound
-from ..runtime import Artifact
+from ..runtime import Artifact, signature_key
 from . import _audit, _lookup, _signing
 from ._core import RegistryCore
 from ._lookup import check_name, now, tag_number
@@ -97,7 +97,7 @@ class ModelsMixin(RegistryCore):
         digest = self.store.put(bundle_path)
         size = Path(bundle_path).stat().st_size
         with self._write() as session:
-            signer = _signing.signer_of(artifact.files, _signing.trusted_keys(session))
+            signer = signature_key(artifact.files, _signing.trusted_keys(session)[0])
             proj = _lookup.project(session, project)
             component = _lookup.one(
                 session,

@@ -17,7 +17,7 @@ that holds a plain pickle in that environment; both settings need the admin role
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from ..errors import ArtifactError, ModelError, SignatureRequired
 from ..runtime import key_id, load_public_key, read_bundle, signature_key
 from . import _settings
 from ._rows import ComponentVersionRow, EnvironmentRow, ProjectRow, TrustedKeyRow
-from ._state import State
+from ._state import Entry, State
 from ._store import ArtifactStore
 
 POLICY_KEYS = ("require_signature", "allow_pickle")
@@ -36,37 +36,46 @@ POLICY_KEYS = ("require_signature", "allow_pickle")
 
 def public_key_id(pem: str) -> str:
     """The key id of a PEM public key; raises the runtime's SignatureError on a bad key."""
-    raw = load_public_key(pem if "-----BEGIN" in pem else pem.encode())
+    raw = load_public_key(pem)
     assert raw is not None
     return key_id(raw)
 
 
-def trusted_keys(session: Session, include_revoked: bool = False) -> dict[str, bytes]:
-    """``{key id: raw public key}`` of the trusted keys (revoked ones only when asked)."""
-    query = select(TrustedKeyRow)
-    if not include_revoked:
-        query = query.where(TrustedKeyRow.revoked_at.is_(None))
+def key_ring(keys: Iterable[Mapping[str, Any]]) -> dict[str, bytes]:
+    """``{key id: raw public key}`` of the unrevoked ones among trusted-key records (the
+    ``TrustedKey`` fields as plain data: ``key_id``, ``public_key``, ``revoked``)."""
     found = {}
-    for row in session.execute(query).scalars():
-        raw = load_public_key(row.public_key)
-        assert raw is not None
-        found[row.key_id] = raw
+    for key in keys:
+        raw = load_public_key(key["public_key"])
+        if not key["revoked"] and raw is not None:
+            found[key["key_id"]] = raw
     return found
 
 
-def signer_of(files: Mapping[str, bytes], keys: Mapping[str, bytes]) -> str | None:
-    """The id of the trusted key that signed these bundle files, or None."""
-    return signature_key(files, keys)
+def trusted_keys(session: Session) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """The trusted keys as ``{key id: raw key}``: the live ones, and every one (revoked too)."""
+    every, live = {}, {}
+    for row in session.execute(select(TrustedKeyRow)).scalars():
+        raw = load_public_key(row.public_key)
+        assert raw is not None  # trust_key stored only keys that load
+        every[row.key_id] = raw
+        if row.revoked_at is None:
+            live[row.key_id] = raw
+    return live, every
 
 
 def why_untrusted(
-    session: Session, store: ArtifactStore, version: ComponentVersionRow
+    store: ArtifactStore,
+    version: ComponentVersionRow,
+    live: Mapping[str, bytes],
+    every: Mapping[str, bytes],
 ) -> str | None:
-    """None when ``version`` is signed by a trusted, unrevoked key; else the reason."""
-    live = trusted_keys(session)
+    """None when ``version`` is signed by a key in ``live``; else the reason.
+
+    ``live`` and ``every`` are ``trusted_keys``'s two rings.
+    """
     if version.signer_key_id is not None and version.signer_key_id in live:
         return None
-    every = trusted_keys(session, include_revoked=True)
     signer = version.signer_key_id
     if signer is None:
         try:
@@ -75,7 +84,7 @@ def why_untrusted(
             return f"its stored bundle cannot be read ({exc})"
         if "MANIFEST.sig" not in files:
             return "it is unsigned"
-        signer = signer_of(files, every)
+        signer = signature_key(files, every)
         if signer is None:
             return "it is signed by a key the registry does not trust"
         if signer in live:
@@ -90,33 +99,26 @@ def stored_files(store: ArtifactStore, digest: str) -> dict[str, bytes]:
         return read_bundle(path)[1]
 
 
+def signature_required(value: Any, chain_end: bool) -> bool:
+    """What a ``require_signature`` value means for an environment (``auto``: at a chain's end)."""
+    return chain_end if value == "auto" else bool(value)
+
+
 def requires_signature(
-    session: Session, project: ProjectRow, env: EnvironmentRow, state: State, component: str
+    session: Session, project: ProjectRow, env: EnvironmentRow, state: State, entry: Entry
 ) -> bool:
-    """Whether ``component`` in ``env`` (in the state about to be written) needs a trusted key."""
-    value = effective_value(session, project, env, state, component, "require_signature")
-    if value == "auto":
-        return env.promotes_to_id is None and not env.is_challenger
-    return bool(value)
+    """Whether ``entry`` in ``env`` (in the state about to be written) needs a trusted key.
 
-
-def effective_value(
-    session: Session,
-    project: ProjectRow,
-    env: EnvironmentRow,
-    state: State,
-    component: str,
-    key: str,
-) -> Any:
-    """A setting's value for one component of ``state``: component, env, project, global."""
-    own = state.component_settings.get(component, {})
-    if key in own:
-        return own[key]
-    if key in state.env_settings:
-        return state.env_settings[key]
-    levels = _settings.chain(project.id)
+    Inherits like any setting; the environment and component levels are read from
+    ``state``, which may differ from what the database holds until it is written.
+    """
+    levels = _settings.chain(project.id, env.id, entry.component.id)
     values = _settings.values_at(session, [where for _, where in levels])
-    return _settings.effective(key, levels, values).value
+    where = dict(levels)
+    values[where["environment"]] = state.env_settings
+    values[where["component"]] = state.component_settings.get(entry.component.name, {})
+    value = _settings.effective("require_signature", levels, values).value
+    return signature_required(value, env.promotes_to_id is None and not env.is_challenger)
 
 
 def check_policy(
@@ -133,13 +135,15 @@ def check_policy(
     key never blocks an unrelated change. Raises SignatureRequired naming each refusal.
     """
     problems = []
+    rings: tuple[dict[str, bytes], dict[str, bytes]] | None = None
     for name, entry in sorted(new.entries.items()):
         before = current.entries.get(name)
         if before is not None and before.version.id == entry.version.id:
             continue
-        if not requires_signature(session, project, env, new, name):
+        if not requires_signature(session, project, env, new, entry):
             continue
-        reason = why_untrusted(session, store, entry.version)
+        rings = rings or trusted_keys(session)
+        reason = why_untrusted(store, entry.version, *rings)
         if reason is not None:
             label = entry.version.tag or f"version {entry.version.number}"
             problems.append(f"{name} {label}: {reason}")
@@ -170,16 +174,11 @@ class LoadPolicy:
         self._components: dict[str, tuple[bool, bool]] = {}
         for component in to_json(registry.status(project, environment))["components"]:
             values = {k: v["value"] for k, v in component["settings"].items()}
-            required = values.get("require_signature", "auto")
             self._components[component["name"]] = (
-                chain_end if required == "auto" else bool(required),
+                signature_required(values.get("require_signature", "auto"), chain_end),
                 bool(values.get("allow_pickle", False)),
             )
-        self._keys: dict[str, bytes] = {}
-        for key in to_json(registry.list_trusted_keys()):
-            raw = load_public_key(key["public_key"])
-            if not key["revoked"] and raw is not None:
-                self._keys[key["key_id"]] = raw
+        self._keys = key_ring(to_json(registry.list_trusted_keys()))
 
     def check(
         self, component: str, label: str, files: Mapping[str, bytes], metadata: Any
