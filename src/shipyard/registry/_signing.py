@@ -165,14 +165,22 @@ class LoadPolicy:
     host's SHIPYARD_PUBLIC_KEY says), or one holding a plain pickle without allow_pickle.
     """
 
-    def __init__(self, registry: Any, project: str, environment: str) -> None:
+    def __init__(
+        self,
+        registry: Any,
+        project: str,
+        environment: str,
+        status: Mapping[str, Any] | None = None,
+    ) -> None:
         from ._types import to_json
 
         self.environment = environment
         found = to_json(registry.get_environment(project, environment))
         chain_end = found["promotes_to"] is None and not found["is_challenger"]
+        if status is None:  # a caller that has just read it passes it in
+            status = to_json(registry.status(project, environment))
         self._components: dict[str, tuple[bool, bool]] = {}
-        for component in to_json(registry.status(project, environment))["components"]:
+        for component in status["components"]:
             values = {k: v["value"] for k, v in component["settings"].items()}
             self._components[component["name"]] = (
                 signature_required(values.get("require_signature", "auto"), chain_end),

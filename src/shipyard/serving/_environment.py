@@ -75,6 +75,7 @@ class EnvironmentLoader:
         self._loaded: dict[tuple[str, str, str], ModelRunner] = {}
         self._previous: set[tuple[str, str, str]] = set()
         self._policy: LoadPolicy | None = None
+        self._status: dict[str, Any] | None = None  # the status the current load read
 
     def revision(self) -> int:
         """The environment's current revision number."""
@@ -102,6 +103,7 @@ class EnvironmentLoader:
         """
         status = self.status()
         self._policy = None  # read again for each load: keys may have been revoked
+        self._status = status
         routes: dict[str, ModelRoute] = {}
         for component in status["components"]:
             name = component["name"]
@@ -139,7 +141,7 @@ class EnvironmentLoader:
         """Refuse what the registry's trust does not allow here (see ``LoadPolicy``);
         returns the trusted key that signed the bundle and whether unsafe formats may load."""
         if self._policy is None:
-            self._policy = LoadPolicy(self.registry, self.project, self.environment)
+            self._policy = LoadPolicy(self.registry, self.project, self.environment, self._status)
         return self._policy.check(model, label, artifact.files, artifact.metadata)
 
     def _tagged(self, model: str, tag: str, deployed: str, runner: ModelRunner) -> ModelRunner:
