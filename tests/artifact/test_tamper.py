@@ -36,10 +36,12 @@ def bundle_files(bundle: Path) -> Files:
 
 def rewrite(bundle: Path, target: Path, change: Callable[[Files], Files]) -> Path:
     """Copy ``bundle`` to ``target`` (same top folder) with its files passed through ``change``."""
+    with tarfile.open(bundle) as source:
+        top = source.getmembers()[0].name.split("/", 1)[0]
     files = change(bundle_files(bundle))
     with tarfile.open(target, "w:gz") as archive:
         for relative, data in sorted(files.items()):
-            info = tarfile.TarInfo(f"{PACKAGE}/{relative}")
+            info = tarfile.TarInfo(f"{top}/{relative}")
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
     return target

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -13,27 +11,14 @@ from shipyard.artifact import generate_key_pair
 from shipyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied, SignatureRequired
 from shipyard.registry import Registry
 
+from ..artifact.test_tamper import rewrite, with_file, without
 from .conftest import MODEL
-
-
-def rewritten(bundle: Path, target: Path, name: str, data: bytes | None) -> Path:
-    """A copy of ``bundle`` with the member ``<top>/name`` replaced (or removed when None)."""
-    with tarfile.open(bundle) as source, tarfile.open(target, "w:gz") as out:
-        for member in source.getmembers():
-            content = source.extractfile(member).read() if member.isfile() else None
-            if member.name.split("/", 1)[-1] == name:
-                if data is None:
-                    continue
-                content = data
-                member.size = len(data)
-            out.addfile(member, io.BytesIO(content) if content is not None else None)
-    return target
 
 
 @pytest.fixture()
 def unsigned(bundles: list[Path], tmp_path: Path) -> Path:
     """The demo bundle 1.0.0 with its MANIFEST.sig removed."""
-    return rewritten(bundles[0], tmp_path / "unsigned.tar.gz", "MANIFEST.sig", None)
+    return rewrite(bundles[0], tmp_path / "unsigned.tar.gz", without("MANIFEST.sig"))
 
 
 def register(registry: Registry, bundle: Path) -> str:
@@ -84,7 +69,7 @@ def test_a_signature_by_an_unknown_key_or_a_garbage_one_is_not_signed(
     version = registry.register_model("demo", bundles[0])
     assert (version.signed, version.signer_key_id) == (False, None)
     garbage = base64.b64encode(b"\x01" * 64) + b"\n"
-    bad = rewritten(bundles[1], tmp_path / "garbage.tar.gz", "MANIFEST.sig", garbage)
+    bad = rewrite(bundles[1], tmp_path / "garbage.tar.gz", with_file("MANIFEST.sig", garbage))
     assert registry.register_model("demo", bad).signed is False
     registry.tag("demo", MODEL, version.version_id)
     with pytest.raises(SignatureRequired, match="signed by a key the registry does not trust"):
