@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from shipyard.registry import AuditBroken, FolderWitness, Registry, _audit
+from shipyard.registry import AuditAnchor, AuditBroken, FolderWitness, Registry, S3Witness, _audit
 from shipyard.registry._rows import AuditEventRow, AuditHeadRow
 
 from .conftest import MODEL
+from .test_store import s3_client, s3_endpoint  # noqa: F401  (fixtures used here)
 
 
 @pytest.fixture()
@@ -113,3 +115,16 @@ def test_anchoring_needs_a_witness(demo: Registry) -> None:
         demo.audit_anchor()
     with pytest.raises(InvalidInput, match="anchors must map event ids to hashes"):
         demo.audit_verify(anchors={"one": "x"})
+
+
+def test_an_s3_witness_writes_each_anchor_once_on_a_real_s3_endpoint(
+    s3_client: Any,  # noqa: F811  (the fixture imported above)
+) -> None:
+    witness = S3Witness(f"s3://{s3_client.bucket}/audit", client=s3_client)
+    first = AuditAnchor(3, "a" * 64, "2026-12-01T00:00:00.000000Z")
+    witness.write(first)
+    witness.write(first)  # the same anchor again: harmless
+    with pytest.raises(AuditBroken, match="the chain was rewritten"):
+        witness.write(AuditAnchor(3, "b" * 64, first.at))
+    witness.write(AuditAnchor(7, "c" * 64, first.at))
+    assert [(a.sequence, a.hash[0]) for a in witness.read_all()] == [(3, "a"), (7, "c")]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import AuditBroken, InvalidInput, StoreError
+from ._store import S3_ENDPOINT_ENV
 from ._types import AuditAnchor
 
 ANCHORS_ENV = "SHIPYARD_AUDIT_ANCHORS"
@@ -117,9 +118,7 @@ class S3Witness:
         if client is None:
             import boto3
 
-            client = boto3.client(
-                "s3", endpoint_url=os.environ.get("SHIPYARD_S3_ENDPOINT_URL") or None
-            )
+            client = boto3.client("s3", endpoint_url=os.environ.get(S3_ENDPOINT_ENV) or None)
         self.client = client
 
     def _key(self, name: str) -> str:
