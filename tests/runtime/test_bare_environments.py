@@ -4,7 +4,6 @@ requirements installed (no Shipyard, no cryptography)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +13,8 @@ import pytest
 
 import shipyard
 from shipyard.artifact import generate_key_pair
+
+from ._hosts import run_on_host
 
 pytestmark = pytest.mark.slow
 
@@ -66,30 +67,6 @@ print(json.dumps({
 """
 
 
-def _run(
-    python: Path,
-    *args: str,
-    stdin: str = "",
-    cwd: Path | None = None,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    # The host is what the venv holds: nothing leaks in from the test environment.
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "SHIPYARD_PUBLIC_KEY")
-    }
-    return subprocess.run(
-        [str(python), *args],
-        input=stdin,
-        cwd=cwd,
-        env={**base, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def _normalised(result: Any) -> Any:
     return json.loads(json.dumps(result))
 
@@ -107,7 +84,7 @@ def test_the_runtime_inspects_verifies_and_extracts_with_only_the_standard_libra
     shutil.copytree(SRC, source / "shipyard", ignore=shutil.ignore_patterns("__pycache__"))
     other = generate_key_pair(tmp_path / "other")[1]
     destination = tmp_path / "extracted"
-    result = _run(
+    result = run_on_host(
         stdlib_python,
         "-c",
         INSPECT,
@@ -150,7 +127,7 @@ def test_the_bundle_scores_without_shipyard_exactly_like_the_pipeline(
     demo_pipeline: shipyard.Pipeline,
     demo_rows: dict[str, Any],
 ) -> None:
-    result = _run(sklearn_python, "-c", SCORE, str(extracted), stdin=json.dumps(demo_rows))
+    result = run_on_host(sklearn_python, "-c", SCORE, str(extracted), stdin=json.dumps(demo_rows))
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["shipyard_importable"] is False
@@ -165,11 +142,11 @@ def test_python_m_python_dict_scores_json_from_stdin(
     demo_rows: dict[str, Any],
 ) -> None:
     module = f"{PACKAGE}.python_dict"
-    whole = _run(sklearn_python, "-m", module, stdin=json.dumps(demo_rows), cwd=extracted)
+    whole = run_on_host(sklearn_python, "-m", module, stdin=json.dumps(demo_rows), cwd=extracted)
     assert whole.returncode == 0, whole.stderr
     assert json.loads(whole.stdout) == _normalised(demo_pipeline.run(demo_rows))
 
-    partial = _run(
+    partial = run_on_host(
         sklearn_python,
         "-m",
         module,
@@ -188,13 +165,15 @@ def test_python_m_python_dict_refuses_bad_input_with_a_message(
     sklearn_python: Path, extracted: Path, demo_rows: dict[str, Any]
 ) -> None:
     module = f"{PACKAGE}.python_dict"
-    not_json = _run(sklearn_python, "-m", module, stdin="{not json", cwd=extracted)
+    not_json = run_on_host(sklearn_python, "-m", module, stdin="{not json", cwd=extracted)
     assert not_json.returncode != 0
     assert "error: the input is not JSON" in not_json.stderr
     assert not_json.stdout == ""
 
     negative = {"tumours": {**demo_rows["tumours"], "mean_area": [-1.0] * 5}}
-    out_of_range = _run(sklearn_python, "-m", module, stdin=json.dumps(negative), cwd=extracted)
+    out_of_range = run_on_host(
+        sklearn_python, "-m", module, stdin=json.dumps(negative), cwd=extracted
+    )
     assert out_of_range.returncode != 0
     assert "table 'tumours', column 'mean_area', row 0" in out_of_range.stderr
     assert "Traceback" not in out_of_range.stderr
@@ -209,7 +188,7 @@ def test_the_bundle_checks_its_signature_on_a_host_without_cryptography(
 ) -> None:
     other = generate_key_pair(tmp_path)[1]
     rows = json.dumps(demo_rows)
-    right = _run(
+    right = run_on_host(
         sklearn_python,
         "-c",
         SCORE,
@@ -218,7 +197,7 @@ def test_the_bundle_checks_its_signature_on_a_host_without_cryptography(
         env={"SHIPYARD_PUBLIC_KEY": str(key_pair[1])},
     )
     assert right.returncode == 0, right.stderr
-    wrong = _run(
+    wrong = run_on_host(
         sklearn_python,
         "-c",
         SCORE,
@@ -242,7 +221,7 @@ def test_an_onnx_bundle_runs_with_numpy_and_onnxruntime_only(
         "import importlib.util as u\n"
         "print(json.dumps([m for m in ('sklearn', 'skops', 'pandas') if u.find_spec(m)]))\n"
     )
-    result = _run(onnx_host_python, "-c", probe, str(tmp_path), stdin=json.dumps(demo_rows))
+    result = run_on_host(onnx_host_python, "-c", probe, str(tmp_path), stdin=json.dumps(demo_rows))
     assert result.returncode == 0, result.stderr
     scored, training_libraries = (json.loads(line) for line in result.stdout.splitlines())
     assert training_libraries == []  # the host never had scikit-learn

@@ -6,7 +6,8 @@ its model flavors: the names below that need numpy (the executor, the dataset
 format, the model loaders, the Arrow conversions) are imported on first use (PEP 562).
 
 What other Shipyard packages use is here; the private modules behind it are the
-files every bundle carries in ``_runtime/``.
+files every bundle carries in ``_runtime/`` (all but ``_artifact`` and ``_host``, which
+load bundles with the host's code: ``load_verified`` is the production loader).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ._errors import (
     VersionMismatchWarning,
     WrongType,
 )
+from ._host import check_bundle, load_verified, read_folder
 from ._manifest import MANIFEST, SIGNATURE, build_manifest, key_id, load_public_key, signature_key
 
 if TYPE_CHECKING:
@@ -92,14 +94,17 @@ __all__ = [
     "arrow_array",
     "arrow_type",
     "build_manifest",
+    "check_bundle",
     "encode",
     "feature_matrix",
     "key_id",
     "load_model",
     "load_onnx",
     "load_public_key",
+    "load_verified",
     "parse_dataset",
     "read_bundle",
+    "read_folder",
     "reason",
     "signature_key",
     "table_specs",

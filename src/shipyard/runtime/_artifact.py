@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tarfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +110,37 @@ def read_bundle(path: str | os.PathLike[str]) -> tuple[str, dict[str, bytes]]:
     return top, files
 
 
+def build_executor(
+    files: Mapping[str, bytes],
+    *,
+    signed: bool,
+    allow_unsafe: bool,
+    entry_point: str = "python_dict",
+) -> Executor:
+    """The executor of files already verified, warning when the host's versions differ.
+
+    Raises ModelError when numpy (or another package running needs) is missing.
+    """
+    try:
+        from ._executor import Executor
+        from ._loading import check_versions
+    except ImportError as exc:  # inspecting needs only Python; running needs numpy
+        raise ModelError(
+            f"running a bundle needs the '{exc.name}' package; "
+            "install the bundle's requirements.txt"
+        ) from exc
+    executor = Executor(files, signed=signed, allow_unsafe=allow_unsafe)
+    versions = files.get(f"{entry_point}/versions.json")
+    if versions is not None:
+        try:
+            recorded = json.loads(versions)
+        except ValueError as exc:
+            name = f"{entry_point}/versions.json"
+            raise TamperedArtifact(f"'{name}' is not valid JSON ({exc})", name) from None
+        check_versions(recorded, f"bundle {executor.name} {executor.version}")
+    return executor
+
+
 class Artifact:
     """A bundle opened in memory.
 
@@ -193,21 +224,9 @@ class Artifact:
             self._executor = None
         if self._executor is None:
             report = self.verify(public_key)
-            try:
-                from ._executor import Executor
-                from ._loading import check_versions
-            except ImportError as exc:  # inspecting needs only Python; running needs numpy
-                raise ModelError(
-                    f"running a bundle needs the '{exc.name}' package; "
-                    "install the bundle's requirements.txt"
-                ) from exc
-
-            self._executor = Executor(
+            self._executor = build_executor(
                 self.files, signed=bool(report["signature_checked"]), allow_unsafe=allow_unsafe
             )
-            versions = self.versions.get("python_dict")
-            if versions:
-                check_versions(versions, f"bundle {self._executor.name} {self._executor.version}")
         return self._executor
 
     def run(self, data: Any, outputs: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
