@@ -415,6 +415,9 @@ def test_cli_scores_with_the_deployed_model_and_manages_jobs(
         "queued",
         str(tmp_path / "p.csv"),
     )
+    code, out = run_cli(capsys, "batch", "status", str(job_id))  # for people: one row
+    assert code == 0 and "queued" in out and "tumour_triage" in out
+    assert "Traceback" not in out
     code, out = run_cli(capsys, "batch", "list", "--state", "queued", "--json")
     assert [j["id"] for j in json.loads(out)] == [job_id]
     code, out = run_cli(capsys, "batch", "cancel", str(job_id))

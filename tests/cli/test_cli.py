@@ -267,3 +267,12 @@ def test_installed_command_runs_as_a_process(signed_bundle, key_pair) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["ok"] is True
+
+
+def test_piped_tables_print_every_value_whole(capsys: pytest.CaptureFixture[str]) -> None:
+    from shipyard.cli._output import emit, listing
+
+    name = "diabetes_progression_regressor_with_a_long_name"
+    rows = [{"model": name, **{f"column_{i}": "x" * 20 for i in range(8)}}]
+    emit(rows, False, listing("model", *(f"column_{i}" for i in range(8))))
+    assert name in capsys.readouterr().out  # stdout is not a terminal here

@@ -11,7 +11,7 @@ import typer
 
 from ..errors import UsageError
 from ._backend import JSON, PROJECT_ENV, open_backend
-from ._output import console, emit, listing, print_json
+from ._output import console, emit, fields, listing, print_json
 
 if TYPE_CHECKING:
     from ..batch import BatchOptions, BatchResult
@@ -167,7 +167,8 @@ def status(job_id: int = typer.Argument(..., help="Job id."), as_json: bool = JS
     """A job's state, progress and result."""
     with open_backend() as backend:
         job = backend.get_batch_job(job_id)
-    emit(job, as_json, listing(*JOB_COLUMNS, "rejects", "created_at", "finished_at"))
+    columns = (*JOB_COLUMNS, "rejects", "created_at", "finished_at")
+    emit(job, as_json, lambda j: fields(j, columns))
 
 
 @app.command("list")

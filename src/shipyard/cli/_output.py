@@ -19,6 +19,9 @@ errors = Console(stderr=True, highlight=False)
 
 Show = Callable[[Any], RenderableType | None]
 
+# The width tables may take when stdout is not a terminal: in effect, no limit.
+PIPED_WIDTH = 100_000
+
 
 def print_json(document: Any) -> None:
     """Write ``document`` as JSON on stdout (no colour, no wrapping)."""
@@ -48,7 +51,9 @@ def emit(result: Any, as_json: bool, show: Show) -> Any:
     else:
         shown = show(data)
         if shown is not None:  # a line stays one line, even in a narrow or piped terminal
-            console.print(shown, soft_wrap=isinstance(shown, str))
+            # Piped or redirected, tables print every value whole, not cut to 80 columns.
+            out = console if console.is_terminal else Console(highlight=False, width=PIPED_WIDTH)
+            out.print(shown, soft_wrap=isinstance(shown, str))
     return data
 
 
@@ -81,6 +86,16 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str | N
         grid.add_column(column)
     for row in rows:
         grid.add_row(*(cell(row.get(column), column) for column in columns))
+    return grid
+
+
+def fields(row: dict[str, Any], names: Sequence[str]) -> Any:
+    """One result as a two-column table: a line per field of ``names``."""
+    grid = RichTable(show_header=False, box=None, padding=(0, 2, 0, 0))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for name in names:
+        grid.add_row(name, cell(row.get(name), name))
     return grid
 
 
