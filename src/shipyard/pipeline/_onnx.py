@@ -108,12 +108,17 @@ def _convert(
     model: Any, spec: dict[str, Any], columns: Sequence[np.ndarray], float_type: str, root: str
 ) -> Candidate:
     n_features = sum(1 if c.ndim == 1 else c.shape[1] for c in columns)
+    # onnxmltools names an unnamed graph by a random uuid: name it as skl2onnx's to_onnx
+    # does, so that the same model converts to the same bytes (reproducible bundles).
+    graph_name = f"ONNX({type(model).__name__})"
     if root == "xgboost":
         import onnxmltools
         from onnxmltools.convert.common.data_types import FloatTensorType
 
         onx = onnxmltools.convert_xgboost(
-            model, initial_types=[("input", FloatTensorType([None, n_features]))]
+            model,
+            name=graph_name,
+            initial_types=[("input", FloatTensorType([None, n_features]))],
         )
         inputs = None
     elif root == "lightgbm":
@@ -121,7 +126,10 @@ def _convert(
         from onnxmltools.convert.common.data_types import FloatTensorType
 
         onx = onnxmltools.convert_lightgbm(
-            model, initial_types=[("input", FloatTensorType([None, n_features]))], zipmap=False
+            model,
+            name=graph_name,
+            initial_types=[("input", FloatTensorType([None, n_features]))],
+            zipmap=False,
         )
         inputs = None
     else:
