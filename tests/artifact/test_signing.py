@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import stat
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,9 @@ import shipyard
 from shipyard.artifact import generate_key_pair, sign_files, write_bundle
 from shipyard.errors import SignatureError, UsageError
 from shipyard.pipeline import compile_files
+from shipyard.pipeline._compile import archive_mtime
 from shipyard.runtime import _ed25519
+from tests.pipeline.test_flavors import CASES
 
 ENV = "SHIPYARD_PUBLIC_KEY"
 
@@ -264,23 +267,40 @@ def test_an_export_that_cannot_be_written_leaves_no_temporary_file(
     assert target.is_dir() and list(target.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="skops.io.dumps stamps the current time and id() values into model.skops "
-    "(pipeline/_flavors.py, save of the sklearn flavor): builds are not reproducible yet",
-)
+# The suite's tumour pipeline, then one pipeline per model flavor (tests/pipeline/test_flavors.py).
+BUILDS = ["tumour_triage", *CASES]
+
+
+@pytest.mark.parametrize("backend", ["native", "auto"])
+@pytest.mark.parametrize("build", BUILDS)
 def test_two_builds_with_the_same_created_at_are_byte_identical(
-    demo_pipeline: shipyard.Pipeline, key_pair: tuple[Path, Path], tmp_path: Path
+    build: str,
+    backend: str,
+    demo_pipeline: shipyard.Pipeline,
+    demo_reference: dict[str, Any],
+    key_pair: tuple[Path, Path],
+    tmp_path: Path,
 ) -> None:
-    bundles = []
+    # "auto" with reference data stores every model that converts as ONNX; "native" keeps
+    # each flavor's own file (model.skops, model.json, model.txt, model.onnx, .py, .pkl).
+    if build == "tumour_triage":
+        pipeline, reference = demo_pipeline, demo_reference
+    else:
+        case = CASES[build](tmp_path)
+        pipeline, reference = case.pipeline, case.reference
+    builds, bundles = [], []
     for index in range(2):
-        files = compile_files(demo_pipeline, created_by="ci")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a model kept native or stored as a pickle says so
+            files = compile_files(pipeline, reference, created_by="ci", backend=backend)
         metadata = json.loads(files["metadata.json"])
         files["metadata.json"] = files["metadata.json"].replace(
             metadata["created_at"].encode(), b"2024-01-02T03:04:05+00:00"
         )
         signed = sign_files(files, key_pair[0])
         path = tmp_path / f"{index}.tar.gz"
-        bundles.append(write_bundle(demo_pipeline.bundle_name, signed, path, 1_704_164_645))
+        builds.append(signed)
+        bundles.append(write_bundle(pipeline.bundle_name, signed, path, archive_mtime(signed)))
+    assert [name for name in builds[0] if builds[0][name] != builds[1].get(name)] == []
     assert bundles[0].read_bytes() == bundles[1].read_bytes()
     assert shipyard.Artifact(bundles[0]).verify(key_pair[1])["signature_checked"] is True

@@ -8,8 +8,11 @@ model is stored and list exactly the libraries needed to run it.
 
 from __future__ import annotations
 
+import copy
+import io
 import re
 import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -18,10 +21,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import skops.io
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
 import shipyard
 from shipyard import Column, OnnxModel, Pipeline, Table, model
+from shipyard.pipeline._flavors import save_model
 from tests.pipeline._pickle_model import WeightedSum
 
 SPARK_ONLY = {"pyspark", "pyarrow"}
@@ -550,3 +555,81 @@ def test_a_model_no_format_can_load_again_fails_the_export(tmp_path: Path) -> No
     with pytest.raises(shipyard.errors.ModelError, match=r"model 'p' cannot be saved.*skops"):
         pipeline.export(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- reproducible skops files (shipyard/pipeline/_skops.py) ---
+
+SKLEARN_CASES = [
+    "logistic_regression",
+    "random_forest",
+    "hist_gradient_boosting",
+    "column_transformer",
+    "sklearn_regressor",
+]
+
+
+def _skops(estimator: Any) -> bytes:
+    """The bytes of ``estimator``'s model.skops, as an export stores them."""
+    saved = save_model("m", estimator, {"name": "m", "output": "value"})
+    assert saved.filename == "model.skops"
+    return saved.data
+
+
+def _fitted(name: str, directory: Path) -> Any:
+    case = CASES[name](directory)
+    return case.pipeline.nodes[case.model_nodes[0]].model
+
+
+@pytest.mark.parametrize("name", SKLEARN_CASES)
+def test_a_scikit_learn_model_fitted_twice_alike_is_stored_as_the_same_bytes(
+    name: str, tmp_path: Path
+) -> None:
+    # Each fit builds new objects at other memory addresses, which skops writes as ids.
+    first, second = _fitted(name, tmp_path), _fitted(name, tmp_path)
+    assert _skops(first) == _skops(second)
+
+
+def test_a_skops_file_records_no_time_of_saving(tmp_path: Path) -> None:
+    with zipfile.ZipFile(io.BytesIO(_skops(_fitted("random_forest", tmp_path)))) as archive:
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_a_set_a_model_holds_is_stored_the_same_in_any_iteration_order() -> None:
+    from sklearn.preprocessing import StandardScaler
+
+    # 8 and 16 share a slot in a small set: the first one added is listed first.
+    added_first, added_last = {8}, {16}
+    added_first.add(16)
+    added_last.add(8)
+    assert list(added_first) != list(added_last)  # else this test would prove nothing
+    stored = []
+    for labels in (added_first, added_last):
+        scaler = StandardScaler().fit(np.eye(3))
+        scaler.labels_seen_ = labels  # anything an estimator keeps, skops stores
+        stored.append(_skops(scaler))
+    assert stored[0] == stored[1]
+    assert skops.io.loads(stored[0], trusted=[]).labels_seen_ == {8, 16}
+
+
+def test_objects_a_model_shares_come_back_shared(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline as SklearnPipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = breast_cancer()
+    scaler = StandardScaler().fit(data.x)
+    twin = copy.copy(scaler)  # another object holding the very same arrays
+    scaled = twin.transform(scaler.transform(scaler.transform(data.x)))
+    classifier = LogisticRegression(max_iter=1000).fit(scaled, data.y)
+    steps = [("scale", scaler), ("rescale", scaler), ("twin", twin), ("classify", classifier)]
+    estimator = SklearnPipeline(steps)
+    loaded = skops.io.loads(_skops(estimator), trusted=[])
+    (_, first), (_, again), (_, copied), _ = loaded.steps
+    assert again is first
+    assert copied is not first and copied.mean_ is first.mean_
+    assert np.array_equal(loaded.predict_proba(data.x), estimator.predict_proba(data.x))
+    node = model("p", estimator, features=data.names)
+    pipeline = Pipeline("shared_steps", "1.0.0", inputs=[data.spec()], nodes=[node])
+    artifact = shipyard.Artifact(pipeline.export(tmp_path, backend="native"))
+    result = artifact.run(data.columns())
+    assert np.array_equal(result["p"]["values"], estimator.predict_proba(data.x)[:, 1])

@@ -6,6 +6,10 @@ function; a pickle only when nothing else can hold the object, flagged in
 metadata. Each save is loaded back with the runtime's own loader, so a format
 that writes but cannot read the model again (skops holding a lambda) is never
 shipped: skops falls back to pickle, anything else raises ModelError.
+
+Saving one model twice gives the same bytes, so that two exports of a pipeline with the
+same ``created_at`` are the same bytes too. The other formats do this by themselves; skops
+stamps the time and memory addresses into its file, which ``_skops.canonical`` rewrites.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ._capture import capture
+from ._skops import canonical as canonical_skops
 
 
 @dataclass
@@ -114,7 +119,9 @@ def fitted_on_frame(model: Any) -> bool:
 def _sklearn(model: Any, spec: dict[str, Any]) -> SavedModel:
     import skops.io
 
-    data = skops.io.dumps(model)
+    # skops' own bytes change with the time and the process (see _skops): stored canonical,
+    # two exports of one model are the same bytes, so a bundle rebuilt is the same bundle.
+    data = canonical_skops(skops.io.dumps(model))
     # What skops flags in this file, recorded for people reading the bundle. The loader
     # never trusts this list (an attacker rewriting the bundle writes it too): it trusts
     # the allow-list in shipyard/runtime/_models.py.
