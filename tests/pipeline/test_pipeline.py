@@ -95,6 +95,14 @@ def test_unknown_reference_names_node_argument_and_target() -> None:
     assert "'salary'" in message
 
 
+def test_a_models_unknown_feature_is_named_by_the_users_name_not_a_slot() -> None:
+    fitted = LinearRegression().fit([[1.0, 2.0], [2.0, 1.0], [3.0, 3.0]], [1.0, 2.0, 3.0])
+    node = model("m", fitted, features=["income", "nope"])
+    with pytest.raises(GraphError) as caught:
+        Pipeline("p", "1.0.0", inputs=[APPLICANTS], nodes=[node])
+    assert str(caught.value) == ("model 'm' feature 'nope' is neither a node nor an input column")
+
+
 def test_unknown_table_or_column_in_a_dotted_reference_is_named() -> None:
     bad_table = feature(identity, name="a", inputs={"x": "people.income"})
     with pytest.raises(GraphError, match=r"feature 'a' input 'x' refers to unknown table 'people'"):

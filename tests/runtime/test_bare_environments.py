@@ -179,6 +179,34 @@ def test_python_m_python_dict_refuses_bad_input_with_a_message(
     assert "Traceback" not in out_of_range.stderr
 
 
+def test_python_m_python_dict_refuses_a_tampered_or_foreign_bundle_in_one_line(
+    sklearn_python: Path, extracted: Path, tmp_path: Path, demo_rows: dict[str, Any]
+) -> None:
+    module = f"{PACKAGE}.python_dict"
+    other = generate_key_pair(tmp_path / "other")[1]
+    rows = json.dumps(demo_rows)
+    foreign = run_on_host(
+        sklearn_python,
+        "-m",
+        module,
+        stdin=rows,
+        cwd=extracted,
+        env={"SHIPYARD_PUBLIC_KEY": str(other)},
+    )
+    assert foreign.returncode != 0
+    assert foreign.stderr.startswith("error: SignatureError: MANIFEST.sig does not match")
+    assert "Traceback" not in foreign.stderr
+
+    changed = tmp_path / "changed"
+    shutil.copytree(extracted, changed)
+    (changed / PACKAGE / "input_info.json").write_text("{}")
+    tampered = run_on_host(sklearn_python, "-m", module, stdin=rows, cwd=changed)
+    assert tampered.returncode != 0
+    assert tampered.stderr.startswith("error: TamperedArtifact: ")
+    assert "input_info.json" in tampered.stderr
+    assert "Traceback" not in tampered.stderr
+
+
 def test_the_bundle_checks_its_signature_on_a_host_without_cryptography(
     sklearn_python: Path,
     extracted: Path,

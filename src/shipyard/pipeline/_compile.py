@@ -66,11 +66,20 @@ Importing this module reads every file of the bundle, checks it against MANIFEST
 TamperedArtifact or SignatureError, naming the file, before anything is deserialised.
 """
 
+import sys
 from pathlib import Path
 
-from .._runtime import load_directory
+from .._runtime import ShipyardError, load_directory
 
-_executor = load_directory(Path(__file__).resolve().parent.parent, "python_dict")
+try:
+    _executor = load_directory(Path(__file__).resolve().parent.parent, "python_dict")
+except ShipyardError as _refused:
+    # Python sets argv[0] to "-m" while it imports the package of `python -m PKG.python_dict`:
+    # that command then says why in one line, as it does for bad input.
+    if sys.argv[:1] == ["-m"]:
+        print(f"error: {{type(_refused).__name__}}: {{_refused}}", file=sys.stderr)
+        sys.exit(_refused.exit_code)
+    raise
 metadata = _executor.metadata
 input_info = _executor.input_info
 

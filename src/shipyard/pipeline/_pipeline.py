@@ -154,7 +154,12 @@ class Pipeline:
     def _resolve(self, node: Node, ref: str | None, arg: str) -> str:
         """A node input's reference as a node name or ``table.column``."""
         target = ref if ref is not None else arg
-        where = f"{node.label} input '{arg}'"
+        # A model's inputs are slots x0, x1, … in feature order: name the feature instead.
+        where = (
+            f"{node.label} feature '{target}'"
+            if node.kind == "model"
+            else f"{node.label} input '{arg}'"
+        )
         if "." in target:
             table_name, column = target.split(".", 1)
             table = next((t for t in self.inputs if t.name == table_name), None)
@@ -171,6 +176,8 @@ class Pipeline:
         if len(holders) > 1:
             options = ", ".join(f"{h}.{target}" for h in holders)
             raise GraphError(f"{where}: '{target}' is ambiguous; say which: {options}")
+        if node.kind == "model":
+            raise GraphError(f"{where} is neither a node nor an input column")
         raise GraphError(
             f"{where} refers to '{target}', which is neither a node nor an input column"
         )
