@@ -15,6 +15,7 @@ from . import (
     _batch,
     _components,
     _demo,
+    _deploy,
     _environments,
     _keys,
     _projects,
@@ -45,6 +46,7 @@ app.command("server")(_admin.server)
 app.command("serve")(_serve.serve)
 app.add_typer(_apikey.app, name="apikey")
 app.command("demo")(_demo.demo)
+app.add_typer(_deploy.app, name="deploy")
 
 
 @app.callback()
