@@ -1,5 +1,7 @@
 """Batch fixtures: generated tumour files, a bundle a test can hold mid-job, one SparkSession.
 
+Every test's ``tmp_path`` is its batch root (``batch_root``), so jobs may use files there.
+
 The registry databases (``database_url``, ``engine``: SQLite and PostgreSQL) come from
 tests/conftest.py.
 """
@@ -45,6 +47,13 @@ def read_table(path: Path) -> pa.Table:
     import pyarrow.json as pjson
 
     return pjson.read_json(path) if path.stat().st_size else pa.table({})
+
+
+@pytest.fixture(autouse=True)
+def batch_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test's folder is the batch root of the registry and workers (SHIPYARD_BATCH_ROOTS)."""
+    monkeypatch.setenv("SHIPYARD_BATCH_ROOTS", str(tmp_path))
+    return tmp_path
 
 
 @pytest.fixture()

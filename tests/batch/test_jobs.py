@@ -98,15 +98,15 @@ def test_a_job_scores_with_the_version_deployed_when_it_was_submitted(
 @pytest.mark.parametrize(
     ("arguments", "error", "message"),
     [
-        (("tumour_triage", "in.csv", "/tmp/out.csv", {}), InvalidInput, "absolute path"),
-        (("nope", "/tmp/in.csv", "/tmp/out.csv", {}), NotFound, "does not run model 'nope'"),
-        (("slow", "/tmp/in.csv", "/tmp/out.csv", {"workers": 0}), InvalidInput, "at least 1"),
-        (
-            ("slow", "/tmp/in.csv", "/tmp/out.csv", {"speed": 2}),
-            InvalidInput,
-            "unknown batch option",
-        ),
-        (("slow", "/tmp/in.xlsx", "/tmp/out.csv", {}), InvalidInput, "cannot tell the format"),
+        (("slow", "in.csv", "/etc/passwd", {}), PermissionDenied, "outside the batch roots"),
+        (("slow", "/etc/passwd", "out.csv", {}), PermissionDenied, "outside the batch roots"),
+        (("slow", "../in.csv", "out.csv", {}), PermissionDenied, "outside the batch roots"),
+        (("slow", "s3://b/in.csv", "out.csv", {}), PermissionDenied, "outside the batch roots"),
+        (("slow", "hdfs://h/in.csv", "out.csv", {}), InvalidInput, "a path or an s3:// URI"),
+        (("nope", "in.csv", "out.csv", {}), NotFound, "does not run model 'nope'"),
+        (("slow", "in.csv", "out.csv", {"workers": 0}), InvalidInput, "at least 1"),
+        (("slow", "in.csv", "out.csv", {"speed": 2}), InvalidInput, "unknown batch option"),
+        (("slow", "in.xlsx", "out.csv", {}), InvalidInput, "cannot tell the format"),
     ],
 )
 def test_a_job_that_cannot_run_is_refused_at_submission(
@@ -277,8 +277,8 @@ def test_http_routes_submit_follow_list_and_cancel(
         assert httpx.post(submit, json={}).status_code == 401
         with pytest.raises(PermissionDenied, match="has role viewer"):
             watcher.cancel_batch_job(submitted["id"])
-        with pytest.raises(InvalidInput, match="absolute path"):
-            client.submit_batch_job("demo", "production", "slow", "in.csv", "/tmp/o.csv")
+        with pytest.raises(PermissionDenied, match="'/etc/passwd' is outside the batch roots"):
+            client.submit_batch_job("demo", "production", "slow", "in.csv", "/etc/passwd")
         assert client.cancel_batch_job(submitted["id"])["state"] == "cancelled"
         with pytest.raises(Conflict):
             client.cancel_batch_job(submitted["id"])

@@ -5,7 +5,8 @@ The queue is the registry's (``submit_batch_job``, ``claim_batch_job``, … in
 embedded ``Registry`` or a registry server's ``RegistryClient`` alike. While a job runs,
 a thread records its progress and a heartbeat every few seconds; when the heartbeat is
 refused (the job was cancelled, or given to another worker after this one was presumed
-dead) the run stops and writes nothing.
+dead) the run stops and writes nothing. A job reads and writes only under the worker's
+batch roots (``$SHIPYARD_BATCH_ROOTS``), checked again here whatever the registry accepted.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import BatchStopped, UsageError
-from ..registry import BatchJob
+from ..registry import BatchJob, Roots, batch_roots, rejects_location
 from ._deployed import check_loadable
 from ._local import Progress, run_local
 from ._options import BatchOptions
@@ -123,23 +124,42 @@ class _Heartbeat:
         self._thread.join()
 
 
+def job_locations(job: BatchJob, roots: Roots) -> tuple[str, str]:
+    """``(input, output)`` of ``job`` on this host, under ``roots``, resolved just before use.
+
+    Relative locations go under the first root; symlinks and ``..`` are resolved, so a
+    link inside a root cannot lead out. Raises PermissionDenied naming the location and
+    the roots (the rejects file beside the output is checked too).
+    """
+    source = roots.locate(job.input, "the input location")
+    target = roots.locate(job.output, "the output location")
+    roots.locate(rejects_location(target), "the rejects location")
+    return source, target
+
+
 def run_job(
-    registry: JobQueue, job: BatchJob, worker: str, heartbeat_every: float = 5.0
+    registry: JobQueue,
+    job: BatchJob,
+    worker: str,
+    heartbeat_every: float = 5.0,
+    roots: Roots | None = None,
 ) -> BatchJob:
     """Run a job ``worker`` claimed with the local engine; record how it ended.
 
-    Returns the job as stored afterwards. A failure of the run is the job's outcome (state
-    failed, with the reason), not an exception; a cancelled or taken-over job is left as
-    the registry says.
+    Its files must lie under ``roots`` (default: this host's, ``batch_roots()``), checked
+    before anything is read. Returns the job as stored afterwards. A failure of the run (a
+    location outside the roots included) is the job's outcome (state failed, with the
+    reason), not an exception; a cancelled or taken-over job is left as the registry says.
     """
     try:
+        source, target = job_locations(job, roots or batch_roots())
         with tempfile.TemporaryDirectory(prefix="shipyard-job-") as folder:
             bundle, options = _bundle(registry, job, folder, BatchOptions(**job.options))
             with _Heartbeat(registry, job, worker, heartbeat_every) as beat:
                 result = run_local(
                     bundle,
-                    job.input,
-                    job.output,
+                    source,
+                    target,
                     options,
                     on_progress=beat.progress,
                     should_stop=beat.lost.is_set,
@@ -158,8 +178,10 @@ class Worker:
 
     ``registry``: a ``Registry``, or a ``RegistryClient`` whose token has the deployer role.
     Each poll first recovers jobs whose worker died (``recover_batch_jobs``), then claims
-    and runs the oldest queued job. ``name`` identifies the worker in the job rows. Raises
-    UsageError when ``stale_after`` is not longer than ``heartbeat_every``.
+    and runs the oldest queued job. ``name`` identifies the worker in the job rows.
+    ``roots``: where jobs may read and write (default: ``batch_roots()``, this host's
+    $SHIPYARD_BATCH_ROOTS); a job outside them fails. Raises UsageError when
+    ``stale_after`` is not longer than ``heartbeat_every`` or the roots are malformed.
     """
 
     def __init__(
@@ -171,10 +193,12 @@ class Worker:
         heartbeat_every: float = 5.0,
         stale_after: float = 60.0,
         max_attempts: int = 3,
+        roots: Roots | None = None,
     ) -> None:
         if stale_after <= heartbeat_every:
             raise UsageError("stale_after must be longer than heartbeat_every")
         self.registry = registry
+        self.roots = roots or batch_roots()
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.poll_every = poll_every
         self.heartbeat_every = heartbeat_every
@@ -189,7 +213,8 @@ class Worker:
         claimed = self.registry.claim_batch_job(self.name)
         if claimed is None:
             return None
-        return run_job(self.registry, as_job(claimed), self.name, self.heartbeat_every)
+        job = as_job(claimed)
+        return run_job(self.registry, job, self.name, self.heartbeat_every, self.roots)
 
     def run(self, until_idle: bool = False) -> None:
         """Run jobs until ``stop`` (or, with ``until_idle``, until none is queued)."""

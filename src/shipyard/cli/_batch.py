@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,11 +86,6 @@ def run(
     public_key: Path | None = typer.Option(
         None, "--public-key", help="Ed25519 public key to check the bundle's signature."
     ),
-    allow_pickle: bool = typer.Option(
-        False,
-        "--allow-pickle",
-        help="With a bundle file: let plain pickles load (loading one runs its code).",
-    ),
     as_json: bool = JSON,
 ) -> None:
     """Score a file: output and NAME.rejects.jsonl appear only when the run is complete."""
@@ -105,16 +99,10 @@ def run(
         raise UsageError("give a bundle file or --project/--env/--model, not both")
     if bundle is None and (project is None or env is None or model is None):
         raise UsageError("give a bundle file, or --project, --env and --model")
-    if allow_pickle and bundle is None:
-        raise UsageError(
-            "--allow-pickle is for a bundle file; a deployed version loads pickles where "
-            "its environment's allow_pickle setting allows them"
-        )
     options = BatchOptions(
         **_options(format, input_format, id_column, outputs, chunk_rows, workers),
         master=master,
         public_key=public_key,
-        allow_unsafe=allow_pickle,
     )
     with tempfile.TemporaryDirectory(prefix="shipyard-batch-") as folder:
         if bundle is None:
@@ -154,8 +142,12 @@ def submit(
     project: str = typer.Option(..., "--project", "-p", envvar=PROJECT_ENV, help="Project."),
     env: str = typer.Option(..., "--env", "-e", help="Environment whose model version scores."),
     model: str = typer.Option(..., "--model", "-m", help="Model name."),
-    input: str = typer.Option(..., "--input", "-i", help="Input: absolute path or s3:// URI."),
-    output: str = typer.Option(..., "--output", "-o", help="Output: absolute path or s3:// URI."),
+    input: str = typer.Option(
+        ..., "--input", "-i", help="Input under the batch roots (relative: under the first)."
+    ),
+    output: str = typer.Option(
+        ..., "--output", "-o", help="Output under the batch roots (relative: under the first)."
+    ),
     format: str | None = FORMAT,
     input_format: str | None = INPUT_FORMAT,
     id_column: str | None = ID_COLUMN,
@@ -164,10 +156,12 @@ def submit(
     workers: int | None = WORKERS,
     as_json: bool = JSON,
 ) -> None:
-    """Queue a batch job for the workers (see `shipyard batch worker`)."""
+    """Queue a batch job for the workers (see `shipyard batch worker`).
+
+    Locations are paths under the batch roots ($SHIPYARD_BATCH_ROOTS of the registry and
+    the workers) or s3:// URIs under their prefixes; a relative path is under the first root.
+    """
     options = _options(format, input_format, id_column, outputs, chunk_rows, workers)
-    local = [p for p in (input, output) if "://" not in p]
-    input, output = (os.path.abspath(p) if p in local else p for p in (input, output))
     with open_backend() as backend:
         job = backend.submit_batch_job(project, env, model, input, output, options)
     emit(job, as_json, lambda j: f"queued batch job {j['id']} ({j['model']} {j['version']})")
@@ -214,7 +208,11 @@ def worker(
     ),
     max_attempts: int = typer.Option(3, "--max-attempts", help="Tries before a job fails."),
 ) -> None:
-    """Run queued batch jobs, one at a time, until stopped ($SHIPYARD_URL or the database)."""
+    """Run queued batch jobs, one at a time, until stopped ($SHIPYARD_URL or the database).
+
+    Jobs read and write only under this host's batch roots ($SHIPYARD_BATCH_ROOTS, default
+    $SHIPYARD_HOME/batch); a job outside them fails with the reason.
+    """
     from ..batch import Worker
 
     with open_backend() as backend:
@@ -225,5 +223,8 @@ def worker(
             stale_after=stale_after,
             max_attempts=max_attempts,
         )
-        console.print(f"batch worker {runner.name} on {backend!r}", soft_wrap=True)
+        console.print(
+            f"batch worker {runner.name} on {backend!r}, batch roots: {runner.roots}",
+            soft_wrap=True,
+        )
         runner.run(until_idle=once)

@@ -29,6 +29,7 @@ from ._batch_rules import batch_formats, rejects_location
 from ._credentials import Credential
 from ._db import create_engine, database_url, migrate, schema_revision, shipyard_home
 from ._registry import DEFAULT_ENVIRONMENTS, ROLES, Registry
+from ._roots import BATCH_ROOTS_ENV, CAPTURE_ROOT_ENV, Roots, batch_roots, capture_root
 from ._settings import DEFAULTS as SETTING_DEFAULTS
 from ._signing import LoadPolicy, key_ring
 from ._store import ArtifactStore, LocalStore, S3Store, open_store
@@ -62,6 +63,11 @@ __all__ = [
     "LoadPolicy",
     "key_ring",
     "ANCHORS_ENV",
+    "BATCH_ROOTS_ENV",
+    "CAPTURE_ROOT_ENV",
+    "Roots",
+    "batch_roots",
+    "capture_root",
     "AuditAnchor",
     "FolderWitness",
     "S3Witness",

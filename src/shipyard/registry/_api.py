@@ -137,9 +137,7 @@ class RegistryAPI(Protocol):
         """Copy ``env``'s whole component set (versions and app config) into its ``promotes_to``."""
         ...
 
-    def rollback(
-        self, project: str, env: str, to: int | None = None, allow_empty: bool = False
-    ) -> Any:
+    def rollback(self, project: str, env: str, to: int | None = None) -> Any:
         """Make a new revision equal to revision ``to`` (default: the one before the current)."""
         ...
 

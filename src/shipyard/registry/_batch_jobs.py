@@ -108,10 +108,12 @@ class BatchJobsMixin(RegistryCore):
     ) -> BatchJob:
         """Queue a job scoring ``input`` into ``output`` with the model version ``env`` runs now.
 
-        Locations are absolute paths (as the workers see them) or s3:// URIs; ``options``
-        are those of ``shipyard batch run``: format, input_format, id_column, outputs (a
-        list), chunk_rows, workers. Raises NotFound (project, environment, or a model the
-        environment does not run), InvalidInput (locations, options).
+        Locations are paths under the batch roots (``SHIPYARD_BATCH_ROOTS``; a relative
+        one goes under the first, on each worker) or s3:// URIs under their prefixes;
+        ``options`` are those of ``shipyard batch run``: format, input_format, id_column,
+        outputs (a list), chunk_rows, workers. Raises NotFound (project, environment, or a
+        model the environment does not run), PermissionDenied (a location outside the
+        roots), InvalidInput (locations, options).
         """
         checked = check_files(input, output, options)
         with self._write() as session:

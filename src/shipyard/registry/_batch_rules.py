@@ -2,27 +2,23 @@
 
 The registry checks a job against these rules when it is submitted (so a job that cannot
 run is refused at once, over HTTP too); the batch engines follow the same rules when they
-read and write the files.
+read and write the files, and a worker checks the locations again against its own batch
+roots (see ``_roots``) before it runs a job.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any
 
 from ..errors import InvalidInput, UsageError
+from ._roots import Roots, batch_roots
 
 BATCH_FORMATS = ("csv", "parquet", "jsonl")
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
 SUFFIXES[".ndjson"] = "jsonl"
 BATCH_OPTIONS = ("format", "input_format", "id_column", "outputs", "chunk_rows", "workers")
-
-
-def is_remote(location: str) -> bool:
-    """True for an ``s3://`` URI."""
-    return location.startswith("s3://")
 
 
 def file_format(location: str, given: str | None = None) -> str:
@@ -88,29 +84,30 @@ def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
     return checked
 
 
-def check_location(kind: str, location: str) -> str:
-    """A job's input or output ``location``: an absolute path or an s3:// URI.
+def check_location(kind: str, location: str, roots: Roots | None = None) -> str:
+    """Where a job's input or output ``location`` is on this host, if it may be used at all.
 
-    Raises InvalidInput otherwise: a worker does not share the submitter's working folder.
+    A location is a path under the batch ``roots`` (default: this host's, see ``batch_roots``;
+    a relative path goes under the first root) or an s3:// URI under one of their prefixes.
+    Raises InvalidInput when it is missing or neither, PermissionDenied naming the location
+    and the roots when it is outside them (symlinks and ``..`` resolved).
     """
     if not isinstance(location, str) or not location:
         raise InvalidInput(f"the {kind} location is required")
-    if not is_remote(location) and not os.path.isabs(location):
-        raise InvalidInput(
-            f"the {kind} location '{location}' must be an absolute path or an s3:// URI "
-            "(a worker does not share your working folder)"
-        )
-    return location
+    return (roots or batch_roots()).locate(location, f"the {kind} location")
 
 
-def check_files(input: str, output: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+def check_files(
+    input: str, output: str, options: Mapping[str, Any] | None, roots: Roots | None = None
+) -> dict[str, Any]:
     """A job's locations and options, checked together; returns the checked options.
 
-    Raises InvalidInput (a relative location, an unknown option or format, a suffix that
-    names no format).
+    Raises PermissionDenied (a location outside the batch roots) or InvalidInput (an
+    unknown option or format, a suffix that names no format).
     """
-    check_location("input", input)
-    check_location("output", output)
+    roots = roots or batch_roots()
+    check_location("input", input, roots)
+    check_location("rejects", rejects_location(check_location("output", output, roots)), roots)
     checked = check_options(options)
     try:
         batch_formats(input, output, checked.get("format"), checked.get("input_format"))
