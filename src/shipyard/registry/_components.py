@@ -9,6 +9,7 @@ from ..errors import InvalidComponentConfig, InvalidInput, NotFound
 from . import _audit, _component_config, _lookup, _state
 from ._core import RegistryCore
 from ._lookup import listing
+from ._roots import check_environment_config
 from ._rows import (
     RevisionRow,
 )
@@ -128,13 +129,18 @@ class ComponentsMixin(RegistryCore):
             return state.config
 
     def set_environment_config(self, project: str, env: str, config: dict[str, Any]) -> Revision:
-        """Replace the environment config with ``config`` (a JSON object); a new revision."""
+        """Replace the environment config with ``config`` (a JSON object); a new revision.
+
+        Raises InvalidInput for a config that is not JSON data, PermissionDenied for a
+        ``capture.folder`` that leads out of the serving host's capture root.
+        """
         if not isinstance(config, dict):
             raise InvalidInput("environment config must be a mapping")
         try:
             config = _audit.as_json_data(config)
         except (TypeError, ValueError) as exc:
             raise InvalidInput(f"environment config is not JSON data ({exc})") from None
+        check_environment_config(config)
         with self._write() as session:
             proj = _lookup.project(session, project)
             environment = _lookup.environment(session, proj, env)

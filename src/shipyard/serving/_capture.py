@@ -8,7 +8,9 @@ and counts it in ``shipyard_capture_dropped_total``; it never fails or waits a r
 Files: ``FOLDER/MODEL/VERSION/YYYYMMDDTHHMMSSZ-PID-N.parquet``, one per
 ``rows_per_file`` rows or ``seconds_per_file`` seconds, written under a temporary name and
 renamed, so a reader never sees half a file. Columns: ``request_id``, ``captured_at``
-(UTC), ``version``, ``input.TABLE.COLUMN`` … and ``output.NODE`` ….
+(UTC), ``version``, ``input.TABLE.COLUMN`` … and ``output.NODE`` …. FOLDER lies under the
+serving host's capture root (``$SHIPYARD_CAPTURE_ROOT``), whatever an environment config
+says: checked when serving starts and again before every write.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..registry import Roots, capture_root
 from ..runtime import arrow_array
 from ._background import Worker
 from ._metrics import Metrics
@@ -53,16 +56,44 @@ class CaptureSink(Protocol):
 
 
 class ParquetFolder:
-    """Writes each batch as one Parquet file under ``folder/MODEL/VERSION/``."""
+    """Writes each batch as one Parquet file under ``folder/MODEL/VERSION/``, never out of ``root``.
 
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
+    ``root`` (default: ``folder`` itself) is a ``Roots`` or a folder. Before each write the
+    target folder is resolved (symlinks, ``..``) and checked against the root, so a link
+    placed inside the root later cannot carry capture files out of it: such a write raises
+    PermissionDenied, which ``Capture`` counts as a failed write.
+    """
+
+    def __init__(
+        self, folder: str | os.PathLike[str], root: Roots | str | os.PathLike[str] | None = None
+    ) -> None:
         self.folder = Path(folder)
+        self.root = root if isinstance(root, Roots) else capture_root(root or folder)
         self._numbers = itertools.count(1)
+
+    @classmethod
+    def for_environment(
+        cls,
+        configured: str | None,
+        project: str,
+        environment: str,
+        root: Roots | None = None,
+    ) -> ParquetFolder:
+        """The folder an environment's capture goes to, under the serving host's capture root.
+
+        ``configured`` is the environment config's ``capture.folder``: relative to the root
+        (an absolute one must lie under it); None means ``ROOT/PROJECT/ENVIRONMENT``.
+        ``root`` defaults to ``capture_root()`` ($SHIPYARD_CAPTURE_ROOT, else
+        $SHIPYARD_HOME/capture). Raises PermissionDenied naming the folder and the root.
+        """
+        root = root or capture_root()
+        wanted = configured if configured else os.path.join(project, environment)
+        return cls(root.locate(wanted, "the capture folder"), root)
 
     def write(self, model: str, version: str, table: object) -> None:
         import pyarrow.parquet as pq
 
-        target = self.folder / model / version
+        target = Path(self.root.locate(str(self.folder / model / version), "the capture folder"))
         target.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         path = target / f"{stamp}-{os.getpid()}-{next(self._numbers)}.parquet"

@@ -45,8 +45,9 @@ class ServeOptions:
     ``registry_url``: follow the registry server there (its token comes from
     ``$SHIPYARD_TOKEN``, role deployer) instead of the embedded registry.
     ``capture_rate`` None takes the environment config's ``capture.rate`` (0 when unset);
-    ``capture_folder`` None takes its ``capture.folder``, else
-    ``$SHIPYARD_HOME/capture/PROJECT/ENVIRONMENT``. ``low_latency`` None takes the
+    ``capture_folder`` None takes its ``capture.folder`` under the capture root
+    (``$SHIPYARD_CAPTURE_ROOT``, else ``$SHIPYARD_HOME/capture``), else
+    ``ROOT/PROJECT/ENVIRONMENT``. ``low_latency`` None takes the
     environment's ``low_latency_mode`` setting.
     """
 
@@ -94,17 +95,11 @@ class ServeOptions:
         return cls(**json.loads(os.environ[OPTIONS_ENV]))
 
 
-def _capture_folder(options: ServeOptions, configured: str | None) -> Path:
-    from ..registry import shipyard_home
-
-    folder = options.capture_folder or configured
-    if folder:
-        return Path(folder)
-    return (
-        shipyard_home()
-        / "capture"
-        / (options.project or "local")
-        / (options.environment or "local")
+def _capture_folder(options: ServeOptions, configured: str | None) -> ParquetFolder:
+    if options.capture_folder:  # the operator's own choice: it is its own root
+        return ParquetFolder(options.capture_folder)
+    return ParquetFolder.for_environment(
+        configured, options.project or "local", options.environment or "local"
     )
 
 
@@ -128,8 +123,9 @@ def build_app(
     """A warm app for ``options``; ``registry`` defaults to ``open_registry(options)``.
 
     Raises what loading raises: ArtifactError for a bad bundle, NotFound for an unknown
-    project or environment, UsageError for contradictory options; over a registry server,
-    PermissionDenied for a token below deployer, RegistryError when it cannot be reached.
+    project or environment, UsageError for contradictory options, PermissionDenied for a
+    capture folder outside the capture root; over a registry server, PermissionDenied for
+    a token below deployer, RegistryError when it cannot be reached.
     """
     options.check()
     metrics = Metrics(os.environ.get(MULTIPROCESS_ENV) or None)
@@ -141,9 +137,7 @@ def build_app(
         keys = KeyRing()
         if options.api_key_file:
             keys = KeyRing.from_keys(Path(options.api_key_file).read_text().splitlines())
-        capture = Capture(
-            ParquetFolder(_capture_folder(options, None)), metrics, table.capture_rate or 0.0
-        )
+        capture = Capture(_capture_folder(options, None), metrics, table.capture_rate or 0.0)
         return ServingApp(
             table,
             keys=keys,
@@ -174,9 +168,7 @@ def build_app(
         settings.get("low_latency_mode") if options.low_latency is None else options.low_latency
     )
     capture = Capture(
-        ParquetFolder(_capture_folder(options, configured_folder)),
-        metrics,
-        table.capture_rate or 0.0,
+        _capture_folder(options, configured_folder), metrics, table.capture_rate or 0.0
     )
     keys = loader.keys()
     if not keys:
