@@ -1,9 +1,12 @@
-"""The Spark engine: score a file on Spark through the bundle's ``pyspark_dataframe`` entry point.
+"""The Spark engine: score a file on Spark with the bundle's own Spark runtime.
 
-The verified bundle is extracted to a temporary folder and imported on the driver, the
-input is read with ``spark.read``, scored in Arrow batches by the bundle's own executor
-on the workers (the bundle's files travel as a broadcast: the cluster needs only the
-libraries of requirements.txt), and written with ``df.write``. Rows that fail validation
+The bundle is verified and its models loaded on the driver under the run's policy
+(``BatchOptions.allow_unsafe``, as the local engine does: a plain pickle is refused
+unless allowed), the bundle's ``_runtime._spark`` (what its ``pyspark_dataframe`` entry
+point calls) is imported from a temporary folder, the input is read with ``spark.read``,
+scored in Arrow batches by the bundle's own executor on the workers (the bundle's files
+travel as a broadcast: the cluster needs only the libraries of requirements.txt), and
+written with ``df.write``. Rows that fail validation
 come back marked with their reason and are written beside the output, as on the local
 engine. Spark writes folders of part files; on a local disk they are written under a
 temporary name and renamed when complete.
@@ -58,16 +61,18 @@ def spark_session(master: str) -> Any:
 
 
 @contextlib.contextmanager
-def imported_bundle(artifact: Artifact, folder: str) -> Iterator[ModuleType]:
-    """The bundle's ``pyspark_dataframe`` module, imported from ``folder`` (driver only).
+def bundle_runtime(artifact: Artifact, folder: str) -> Iterator[ModuleType]:
+    """The bundle's own ``_runtime._spark`` module, imported from ``folder`` (driver only).
 
-    Removed from ``sys.path`` and ``sys.modules`` afterwards.
+    Only the runtime's code is imported, not an entry point: importing one loads every
+    model as it stands, whatever the run allows. Removed from ``sys.path`` and
+    ``sys.modules`` afterwards.
     """
     artifact.extract(None, folder)
     package = artifact.package
     sys.path.insert(0, folder)
     try:
-        yield importlib.import_module(f"{package}.pyspark_dataframe")
+        yield importlib.import_module(f"{package}._runtime._spark")
     finally:
         sys.path.remove(folder)
         for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
@@ -75,25 +80,26 @@ def imported_bundle(artifact: Artifact, folder: str) -> Iterator[ModuleType]:
 
 
 def score_with_rejects(
-    entry: ModuleType, table: str, frame: Any, outputs: Sequence[str] | None, key: str
+    runtime: ModuleType,
+    executor: Any,
+    package: str,
+    table: str,
+    frame: Any,
+    outputs: Sequence[str] | None,
+    key: str,
 ) -> Any:
-    """The entry point's scored DataFrame: ``key``, the outputs and ``_reject`` (null when valid).
+    """The scored DataFrame: ``key``, the outputs and ``_reject`` (null when valid).
 
-    Uses ``main(..., rejects=)`` when the bundle's entry point takes it, else the
-    bundle's own ``score_dataframes``. Raises UsageError for a bundle exported before
-    Spark could set rejected rows aside.
+    ``runtime`` is the bundle's ``_runtime._spark``; ``executor`` the bundle loaded on the
+    driver under the run's policy. Raises UsageError for a bundle exported before Spark
+    could set rejected rows aside.
     """
-    tables = {table: frame}
-    if "rejects" in inspect.signature(entry.main).parameters:
-        return entry.main(tables, outputs, (key,), rejects=REASON)
-    package = entry.__name__.rsplit(".", 1)[0]
-    runtime = importlib.import_module(f"{package}._runtime._spark")
     if "rejects" not in inspect.signature(runtime.score_dataframes).parameters:
         raise UsageError(
             f"bundle {package} was exported before Spark scoring could set bad rows aside; "
             "export it again with this Shipyard"
         )
-    executor = entry._executor  # noqa: SLF001 - the entry point's verified, loaded bundle
+    tables = {table: frame}
     return runtime.score_dataframes(executor, package, tables, outputs, (key,), rejects=REASON)
 
 
@@ -168,7 +174,10 @@ def run_spark(
     batch sent to the Python workers during the run (Spark's
     ``spark.sql.execution.arrow.maxRecordsPerBatch``, 10,000 by default: larger batches
     score faster; the session's own value is put back afterwards).
-    Raises UsageError, the bundle's ArtifactError, or Spark's error when the job fails.
+    ``options.allow_unsafe`` False refuses a plain pickle (or a skops type beyond the
+    allow-list) with ModelError on the driver, before Spark runs anything.
+    Raises UsageError, the bundle's ArtifactError, ModelError, or Spark's error when the
+    job fails.
     """
     from pyspark import StorageLevel
 
@@ -177,8 +186,11 @@ def run_spark(
     id_column = options.id_column
     input_format, format = formats(input, output, options.format, options.input_format)
     artifact = Artifact(bundle, options.public_key)
-    artifact.verify()
-    tables = [t["name"] for t in artifact.input_info["tables"]]
+    # Loaded here, under the run's policy, before Spark sees a byte: a plain pickle that
+    # allow_unsafe does not allow is refused now (ModelError). The workers load only the
+    # files this load verified: each checks them against the manifest the driver sent.
+    executor = artifact.executor(public_key=options.public_key, allow_unsafe=options.allow_unsafe)
+    tables = list(executor.tables)
     if len(tables) != 1:
         raise UsageError(f"batch scoring needs one input table; this bundle has {tables}")
     owned = spark is None and _no_active_session()
@@ -191,14 +203,16 @@ def run_spark(
     try:
         with (
             tempfile.TemporaryDirectory(prefix="shipyard-spark-") as folder,
-            imported_bundle(artifact, folder) as entry,
+            bundle_runtime(artifact, folder) as runtime,
         ):
             frame = read_input(session, input, input_format)
             if id_column is None:
                 frame = with_row_numbers(frame)
             elif id_column not in frame.columns:
                 raise UsageError(f"'{input}' has no column '{id_column}'")
-            scored = score_with_rejects(entry, tables[0], frame, options.outputs, key)
+            scored = score_with_rejects(
+                runtime, executor, artifact.package, tables[0], frame, options.outputs, key
+            )
             counts = _write_both(scored.persist(StorageLevel.MEMORY_AND_DISK), key, output, format)
     finally:
         if owned:
