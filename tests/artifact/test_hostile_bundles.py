@@ -13,36 +13,7 @@ import pytest
 from shipyard.errors import TamperedArtifact, UsageError
 from shipyard.runtime import Artifact, build_manifest, read_bundle
 
-from .test_tamper import PACKAGE, bundle_files
-
-
-def write_archive(target: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
-    with tarfile.open(target, "w:gz") as archive:
-        for info, data in members:
-            archive.addfile(info, io.BytesIO(data) if data is not None else None)
-    return target
-
-
-def file_member(name: str, size: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    return info
-
-
-class Zeros(io.RawIOBase):
-    """``size`` zero bytes, produced lazily: a gzip bomb without holding it in memory."""
-
-    def __init__(self, size: int) -> None:
-        self.left = size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
-        n = min(len(buffer), self.left)
-        buffer[:n] = bytes(n)
-        self.left -= n
-        return n
+from .._hostile_bundles import PACKAGE, Zeros, bundle_files, file_member, write_archive
 
 
 def test_a_gzip_bomb_is_refused_by_its_declared_size_without_expanding_it(

@@ -3,12 +3,10 @@ anything in it is deserialised or executed."""
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
 import tarfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,63 +15,23 @@ import pytest
 import shipyard
 from shipyard.errors import ArtifactError, SignatureError, TamperedArtifact
 
-PACKAGE = "tumour_triage_1_0_0"
-MODEL = "objects/p_malignant/model.skops"
-FEATURE = "objects/compactness_ratio/source.py"
-
-Files = dict[str, bytes]
-
-
-def bundle_files(bundle: Path) -> Files:
-    """The bundle's files by path relative to the top folder, read with tarfile directly."""
-    with tarfile.open(bundle) as archive:
-        return {
-            member.name.split("/", 1)[1]: archive.extractfile(member).read()  # type: ignore[union-attr]
-            for member in archive.getmembers()
-            if member.isfile()
-        }
-
-
-def rewrite(bundle: Path, target: Path, change: Callable[[Files], Files]) -> Path:
-    """Copy ``bundle`` to ``target`` (same top folder) with its files passed through ``change``."""
-    with tarfile.open(bundle) as source:
-        top = source.getmembers()[0].name.split("/", 1)[0]
-    files = change(bundle_files(bundle))
-    with tarfile.open(target, "w:gz") as archive:
-        for relative, data in sorted(files.items()):
-            info = tarfile.TarInfo(f"{top}/{relative}")
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return target
-
-
-def flip_byte(data: bytes) -> bytes:
-    """``data`` with its middle byte changed by one bit."""
-    middle = len(data) // 2
-    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]
-
-
-def with_file(path: str, data: bytes) -> Callable[[Files], Files]:
-    return lambda files: {**files, path: data}
-
-
-def one_byte_changed(path: str) -> Callable[[Files], Files]:
-    return lambda files: {**files, path: flip_byte(files[path])}
-
-
-def without(path: str) -> Callable[[Files], Files]:
-    return lambda files: {name: data for name, data in files.items() if name != path}
-
-
-# A feature whose source would leave a mark on disk if it were ever executed.
-MARKER_SOURCE = """
-import pathlib
-pathlib.Path({marker!r}).write_text("executed")
-
-
-def compactness_ratio(mean_area, mean_perimeter):
-    return mean_area / mean_perimeter
-"""
+from .._hostile_bundles import (
+    FEATURE,
+    MARKER_SOURCE,
+    MODEL,
+    PACKAGE,
+    Member,
+    bundle_files,
+    bundle_members,
+    file_entry,
+    flip_byte,
+    one_byte_changed,
+    rewrite,
+    special_entry,
+    with_file,
+    without,
+    write_archive,
+)
 
 
 def test_the_signed_bundle_itself_verifies(
@@ -280,45 +238,22 @@ def test_an_extracted_bundle_with_an_added_file_refuses_to_import(
 # --- tar safety: hostile archives are refused before anything is written or read ---
 
 
-def _archive(target: Path, members: list[tuple[tarfile.TarInfo, bytes | None]]) -> Path:
-    with tarfile.open(target, "w:gz") as archive:
-        for info, data in members:
-            archive.addfile(info, io.BytesIO(data) if data is not None else None)
-    return target
-
-
-def _file(name: str, data: bytes = b"x") -> tuple[tarfile.TarInfo, bytes]:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    return info, data
-
-
-def _link(name: str, to: str, kind: bytes) -> tuple[tarfile.TarInfo, None]:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = kind, to
-    return info, None
-
-
-def _bundle_members(bundle: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
-    return [_file(f"{PACKAGE}/{name}", data) for name, data in sorted(bundle_files(bundle).items())]
-
-
 @pytest.mark.parametrize(
     ("hostile", "message"),
     [
-        (_file("../evil"), "'../evil' escapes"),
-        (_file(f"{PACKAGE}/../../evil"), "escapes"),
-        (_file("/tmp/evil"), "'/tmp/evil' escapes"),
-        (_file("other_top/evil.py"), "outside the top folder"),
-        (_link(f"{PACKAGE}/objects/link", "/etc/passwd", tarfile.SYMTYPE), "link"),
-        (_link(f"{PACKAGE}/objects/hard", "/etc/passwd", tarfile.LNKTYPE), "link"),
+        (file_entry("../evil"), "'../evil' escapes"),
+        (file_entry(f"{PACKAGE}/../../evil"), "escapes"),
+        (file_entry("/tmp/evil"), "'/tmp/evil' escapes"),
+        (file_entry("other_top/evil.py"), "outside the top folder"),
+        (special_entry(f"{PACKAGE}/objects/link", tarfile.SYMTYPE, "/etc/passwd"), "link"),
+        (special_entry(f"{PACKAGE}/objects/hard", tarfile.LNKTYPE, "/etc/passwd"), "link"),
     ],
     ids=["dotdot", "nested-dotdot", "absolute", "second-top-folder", "symlink", "hardlink"],
 )
 def test_a_hostile_tar_member_is_refused(
-    signed_bundle: Path, tmp_path: Path, hostile: tuple[tarfile.TarInfo, bytes | None], message: str
+    signed_bundle: Path, tmp_path: Path, hostile: Member, message: str
 ) -> None:
-    tampered = _archive(tmp_path / "b.tar.gz", [*_bundle_members(signed_bundle), hostile])
+    tampered = write_archive(tmp_path / "b.tar.gz", [*bundle_members(signed_bundle), hostile])
     with pytest.raises(TamperedArtifact, match=message):
         shipyard.Artifact(tampered)
     assert not (tmp_path.parent / "evil").exists()
@@ -326,8 +261,10 @@ def test_a_hostile_tar_member_is_refused(
 
 def test_a_duplicated_member_is_refused(signed_bundle: Path, tmp_path: Path) -> None:
     # tar keeps the last copy: a second model.skops after the checked one must not slip through.
-    members = _bundle_members(signed_bundle)
-    tampered = _archive(tmp_path / "b.tar.gz", [*members, _file(f"{PACKAGE}/{MODEL}", b"other")])
+    members = bundle_members(signed_bundle)
+    tampered = write_archive(
+        tmp_path / "b.tar.gz", [*members, file_entry(f"{PACKAGE}/{MODEL}", b"other")]
+    )
     with pytest.raises(TamperedArtifact, match="appears twice"):
         shipyard.Artifact(tampered)
 

@@ -163,6 +163,31 @@ def test_the_promotion_chain(shipyard: Shipyard, bundles: list[Path], monkeypatc
     assert "audit log OK" in shipyard.ok("audit", "verify")
 
 
+def test_promote_and_rollback_list_the_change_and_dry_runs_change_nothing(
+    shipyard: Shipyard, bundles: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _project_with_v1(shipyard, bundles[0])
+    monkeypatch.setenv("SHIPYARD_PROJECT", "demo")
+    out = shipyard.ok("env", "promote", "integration", "--dry-run")
+    assert out.splitlines() == ["promoting integration would change uat:", f"  add     {MODEL} v1"]
+    assert shipyard.json("env", "status", "uat")["revision"] == 1  # nothing happened
+    out = shipyard.ok("env", "promote", "integration", "--yes")
+    assert f"  add     {MODEL} v1" in out and "promoted integration -> uat revision 2" in out
+
+    plan = shipyard.json("env", "rollback", "uat", "--dry-run")
+    assert [(c["name"], c["change"], c["b_version"]) for c in plan["components"]] == [
+        (MODEL, "removed", "v1")
+    ]
+    assert shipyard.json("env", "status", "uat")["revision"] == 2
+    line = shipyard.fails(1, "env", "rollback", "uat", "--yes")
+    assert f"would remove every component ({MODEL})" in line and "--allow-empty" in line
+    emptied = shipyard.json("env", "rollback", "uat", "--yes", "--allow-empty")
+    assert (emptied["number"], emptied["components"]) == (3, [])
+    # The diff reads as the change: promoting integration would add the model back.
+    [change] = shipyard.json("env", "diff", "integration", "uat")["components"]
+    assert (change["change"], change["a_version"], change["b_version"]) == ("added", "v1", None)
+
+
 def test_refusals_are_one_line_with_an_exit_code(shipyard: Shipyard, bundles: list[Path]) -> None:
     line = shipyard.fails(1, "env", "status", "production", "--project", "nope")
     assert "project 'nope' does not exist" in line

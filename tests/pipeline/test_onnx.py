@@ -245,3 +245,71 @@ def test_no_warnings_on_the_hot_path(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert len(artifact.run(one_row)["score"]["values"]) == 1
+
+
+def _diabetes_regression(**node: Any) -> tuple[sy.Pipeline, dict[str, Any]]:
+    import xgboost
+
+    raw = load_diabetes()  # targets from 25 to 346: float32 trees differ by ~1e-4 there
+    columns = list(raw.feature_names)
+    model = xgboost.XGBRegressor(n_estimators=50, max_depth=4).fit(raw.data, raw.target)
+    table = sy.Table("patients", [sy.Column(c, "float64") for c in columns])
+    pipeline = sy.Pipeline(
+        "progression",
+        "1.0.0",
+        inputs=[table],
+        nodes=[sy.model("y", model, features=columns, **node)],
+    )
+    return pipeline, {"patients": {c: raw.data[:, i].tolist() for i, c in enumerate(columns)}}
+
+
+def test_a_relative_tolerance_lets_a_regressor_on_large_targets_use_onnx(tmp_path: Path) -> None:
+    absolute, reference = _diabetes_regression()
+    with pytest.warns(UserWarning, match="keeps its native form: .*exceeds tolerance 1e-05"):
+        kept = Artifact(absolute.export(tmp_path / "abs", reference=reference))
+    assert kept.metadata["backend"]["y"] == "native"
+
+    relative, _ = _diabetes_regression(rtol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "keeps its native form" warning
+        chosen = Artifact(relative.export(tmp_path / "rel", reference=reference))
+    parity = chosen.metadata["nodes"][0]["parity"]
+    assert chosen.metadata["backend"]["y"] == "onnx"
+    assert (parity["tolerance"], parity["rtol"]) == (1e-5, 1e-5)
+    assert parity["max_abs_diff"] > 1e-5  # beyond the absolute tolerance alone
+
+
+@pytest.mark.parametrize("rtol", [-0.1, 1.0, True, "1e-5"])
+def test_a_bad_relative_tolerance_is_named(rtol: Any) -> None:
+    with pytest.raises(sy.errors.GraphError, match=r"model 'y': rtol must be a number in \[0, 1\)"):
+        _diabetes_regression(rtol=rtol)
+
+
+def test_a_conversion_failure_with_a_known_cause_carries_a_hint(tmp_path: Path) -> None:
+    from sklearn.impute import SimpleImputer
+
+    frame = FRAME.copy()
+    frame.loc[frame.index[::7], "band"] = None
+    text = make_pipeline(SimpleImputer(strategy="constant", fill_value="none"), OneHotEncoder())
+    model = SkPipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer([("band", text, ["band"]), ("num", "passthrough", NUMERIC)]),
+            ),
+            ("lr", LogisticRegression(max_iter=5000)),
+        ]
+    ).fit(frame, TARGET)
+    table = sy.Table(
+        "t",
+        [
+            sy.Column(c, "string", nullable=True) if c == "band" else sy.Column(c, "float64")
+            for c in FRAME
+        ],
+    )
+    pipeline = sy.Pipeline("m", "1.0.0", inputs=[table], nodes=[sy.model("score", model)])
+    reference = {"t": {c: frame[c].tolist() for c in frame.columns}}
+    with pytest.warns(UserWarning, match="keeps its native form"):
+        artifact = Artifact(pipeline.export(tmp_path, reference=reference))
+    reason = artifact.metadata["nodes"][0]["onnx_rejected"]
+    assert "hint: a SimpleImputer on a text column converts only with a string" in reason

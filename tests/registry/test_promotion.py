@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from shipyard.registry import Conflict, InvalidInput, NotFound, Registry, _audit, _state
+from shipyard.registry_http import RegistryClient, create_app
 
+from ..conftest import serving
 from .conftest import MODEL
 
 
@@ -64,6 +66,26 @@ def test_rollback_needs_an_earlier_revision(demo: Registry) -> None:
         demo.rollback("demo", "uat")
 
 
+def test_rollback_refuses_to_empty_an_environment_unless_asked(demo: Registry) -> None:
+    demo.set_setting("replicas", 2, "demo", "uat")  # revision 2: still no components
+    demo.add_component("demo", "uat", MODEL, "v1")  # revision 3
+    with pytest.raises(Conflict, match=rf"would remove every component \({MODEL}\)"):
+        demo.rollback("demo", "uat")
+    assert components(demo, "uat") == [(MODEL, "v1", {})]
+    assert demo.get_revision("demo", "uat").number == 3  # nothing was written
+    emptied = demo.rollback("demo", "uat", allow_empty=True)
+    assert (emptied.number, emptied.components) == (4, [])
+
+
+def test_rollback_refuses_to_empty_over_http_too(demo: Registry) -> None:
+    demo.add_component("demo", "uat", MODEL, "v1")
+    token = demo.create_token("ci", "deployer")[1]
+    with serving(create_app(lambda: demo)) as url, RegistryClient(url, token) as client:
+        with pytest.raises(Conflict, match="would remove every component"):
+            client.rollback("demo", "uat")
+        assert client.rollback("demo", "uat", allow_empty=True)["components"] == []
+
+
 def test_history_lists_every_revision_newest_first(demo: Registry) -> None:
     demo.add_component("demo", "integration", MODEL, "v1")
     demo.add_component("demo", "integration", MODEL, "v2")
@@ -94,12 +116,15 @@ def test_diff_between_environments_and_revisions(demo: Registry) -> None:
     demo.add_component("demo", "integration", MODEL, "v2", app_config={"t": 1})
     demo.set_setting("replicas", 2, "demo", "integration")
     demo.set_environment_config("demo", "integration", {"reports": "/int"})
-    diff = demo.diff("demo", "uat", "integration")
+    # Read as the change: what promoting integration would do to uat, and the reverse.
+    diff = demo.diff("demo", "integration", "uat")
     assert not diff.same
     [change] = diff.components
-    assert (change.change, change.a_version, change.b_version) == ("added", None, "v2")
-    assert [(s.key, s.a, s.b) for s in diff.settings] == [("replicas", None, 2)]
-    assert [(c.key, c.a, c.b) for c in diff.config] == [("reports", None, "/int")]
+    assert (change.change, change.a_version, change.b_version) == ("added", "v2", None)
+    assert [(s.key, s.a, s.b) for s in diff.settings] == [("replicas", 2, None)]
+    assert [(c.key, c.a, c.b) for c in diff.config] == [("reports", "/int", None)]
+    [reverse] = demo.diff("demo", "uat", "integration").components
+    assert (reverse.change, reverse.a_version, reverse.b_version) == ("removed", None, "v2")
     demo.add_component("demo", "integration", MODEL, "v3", app_config={"t": 2})
     [change] = demo.diff("demo", "integration@2", "integration").components
     assert (change.change, change.a_version, change.b_version) == (

@@ -11,7 +11,7 @@ from shipyard.artifact import generate_key_pair
 from shipyard.errors import Conflict, InvalidInput, NotFound, PermissionDenied, SignatureRequired
 from shipyard.registry import Registry
 
-from ..artifact.test_tamper import rewrite, with_file, without
+from .._hostile_bundles import rewrite, with_file, without
 from .conftest import MODEL
 
 

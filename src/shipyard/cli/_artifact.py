@@ -182,10 +182,11 @@ def inspect(
     for node in info["nodes"]:
         if node["parity"]:
             p = node["parity"]
+            relative = f" + rtol {p['rtol']:g} x |value|" if p.get("rtol") else ""
             console.print(
                 f"{node['name']}: ONNX (from {node['converted_from']}), max |diff| "
-                f"{p['max_abs_diff']:.2g} <= tolerance {p['tolerance']:g} on {p['rows']:,} "
-                "reference rows; labels identical"
+                f"{p['max_abs_diff']:.2g} within tolerance {p['tolerance']:g}{relative} on "
+                f"{p['rows']:,} reference rows; labels identical"
             )
         elif node["onnx_rejected"]:
             console.print(f"{node['name']}: native, ONNX not used: {node['onnx_rejected']}")

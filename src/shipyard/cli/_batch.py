@@ -86,6 +86,11 @@ def run(
     public_key: Path | None = typer.Option(
         None, "--public-key", help="Ed25519 public key to check the bundle's signature."
     ),
+    allow_pickle: bool = typer.Option(
+        False,
+        "--allow-pickle",
+        help="With a bundle file: let plain pickles load (loading one runs its code).",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Score a file: output and NAME.rejects.jsonl appear only when the run is complete."""
@@ -99,10 +104,16 @@ def run(
         raise UsageError("give a bundle file or --project/--env/--model, not both")
     if bundle is None and (project is None or env is None or model is None):
         raise UsageError("give a bundle file, or --project, --env and --model")
+    if allow_pickle and bundle is None:
+        raise UsageError(
+            "--allow-pickle is for a bundle file; a deployed version loads pickles where "
+            "its environment's allow_pickle setting allows them"
+        )
     options = BatchOptions(
         **_options(format, input_format, id_column, outputs, chunk_rows, workers),
         master=master,
         public_key=public_key,
+        allow_unsafe=allow_pickle,
     )
     with tempfile.TemporaryDirectory(prefix="shipyard-batch-") as folder:
         if bundle is None:

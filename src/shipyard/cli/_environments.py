@@ -9,10 +9,11 @@ from typing import Any
 import typer
 import yaml
 
-from ..errors import UsageError
+from ..errors import Conflict, UsageError
 from ._backend import ENV, JSON, PROJECT, PROJECT_ENV, YES, confirm, confirm_change, open_backend
-from ._output import emit, listing, plain
+from ._output import console, emit, listing, plain
 from ._views import (
+    change_lines,
     diff_view,
     history_view,
     revision_line,
@@ -117,15 +118,24 @@ def history(
 
 @app.command("diff")
 def diff(
-    a: str = typer.Argument(..., help="An environment (uat) or a revision (uat@3)."),
-    b: str = typer.Argument(..., help="An environment (production) or a revision."),
+    a: str = typer.Argument(
+        ..., help="What would go in: an environment (uat) or a revision (uat@3)."
+    ),
+    b: str = typer.Argument(..., help="What would change: an environment (production)."),
     project: str = PROJECT,
     as_json: bool = JSON,
 ) -> None:
-    """How B differs from A: components, settings and environment config."""
+    """What putting A into B would change in B: promoting A, or rolling B back to A (B@N).
+
+    Components only A holds show as added, those only B holds as removed; settings and
+    environment config are listed too (a rollback restores them, a promotion does not).
+    """
     with open_backend() as backend:
         result = backend.diff(project, a, b)
     emit(result, as_json, diff_view)
+
+
+DRY_RUN = typer.Option(False, "--dry-run", help="Print what would change, and change nothing.")
 
 
 @app.command("promote")
@@ -133,14 +143,27 @@ def promote(
     env: str = typer.Argument(..., help="The environment whose components move on."),
     project: str = PROJECT,
     yes: bool = YES,
+    dry_run: bool = DRY_RUN,
     as_json: bool = JSON,
 ) -> None:
-    """Copy ENV's components (versions and app config) into the environment it promotes to."""
+    """Copy ENV's components (versions and app config) into the environment it promotes to.
+
+    Lists what the target gains, changes and loses before asking (or, with --dry-run,
+    instead of promoting). The target keeps its own settings and environment config.
+    """
     with open_backend() as backend:
+        target = plain(backend.get_environment(project, env))["promotes_to"]
+        if target is None:
+            raise Conflict(f"environment '{env}' does not promote to another environment")
+        plan = plain(backend.diff(project, env, target))
+        plan["settings"] = plan["config"] = []  # a promotion moves components only
+        if dry_run:
+            emit(plan, as_json, lambda p: _plan(f"promoting {env} would change {target}", p))
+            return
+        if not as_json:
+            console.print(_plan(f"promoting {env} into {target} (project {project})", plan))
         # Nothing promotes into a challenger: the target always needs confirming.
-        target = None if yes else plain(backend.get_environment(project, env))["promotes_to"]
-        if target is not None:  # with none, the registry says why it cannot promote
-            confirm(f"promote {env} into {target} (project {project})", yes)
+        confirm(f"promote {env} into {target} (project {project})", yes)
         result = backend.promote(project, env)
     emit(result, as_json, lambda r: f"promoted {env} -> {revision_line(r)}")
 
@@ -151,16 +174,40 @@ def rollback(
     to: int | None = typer.Option(
         None, "--to", help="The revision to restore (default: the one before the current)."
     ),
+    allow_empty: bool = typer.Option(
+        False,
+        "--allow-empty",
+        help="Allow restoring a revision with no components (takes ENV's models offline).",
+    ),
     project: str = PROJECT,
     yes: bool = YES,
+    dry_run: bool = DRY_RUN,
     as_json: bool = JSON,
 ) -> None:
-    """Restore an earlier revision of ENV, as a new revision."""
-    what = f"roll {env} back to revision {to}" if to else f"roll {env} back one revision"
+    """Restore an earlier revision of ENV, as a new revision.
+
+    Lists what changes (components, settings and environment config) before asking, or
+    with --dry-run instead of rolling back.
+    """
     with open_backend() as backend:
+        current = plain(backend.get_environment(project, env))["revision"]
+        number = current - 1 if to is None else to
+        if number < 1:
+            raise Conflict(f"environment '{env}' has no revision before {current}")
+        plan = plain(backend.diff(project, f"{env}@{number}", env))
+        if dry_run:
+            emit(plan, as_json, lambda p: _plan(f"rolling {env} back to {number} would change", p))
+            return
+        what = f"roll {env} back to revision {number}"
+        if not (yes or as_json):
+            console.print(_plan(what, plan))
         confirm_change(backend, project, env, what, yes)
-        result = backend.rollback(project, env, to)
+        result = backend.rollback(project, env, to, allow_empty)
     emit(result, as_json, lambda r: f"rolled back: {revision_line(r)}")
+
+
+def _plan(heading: str, plan: dict[str, Any]) -> str:
+    return f"{heading}:\n{change_lines(plan)}"
 
 
 @challenger.command("create")

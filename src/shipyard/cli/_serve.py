@@ -66,6 +66,12 @@ def serve(
         capture_rate=capture_rate,
         capture_folder=str(capture_folder) if capture_folder else None,
     ).check()
+    if bundle is not None:
+        from ..runtime import Artifact
+
+        # A bad bundle is refused before this says it is serving (the server checks the
+        # file again when it loads it; the signature with $SHIPYARD_PUBLIC_KEY, if set).
+        Artifact(bundle).verify()
     count = workers if workers is not None else default_workers(options)
     where = f" of {options.registry_url}" if options.registry_url else ""
     what = f"bundle {bundle}" if bundle else f"{project}/{env}{where}"

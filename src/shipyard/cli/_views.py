@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.markup import escape
 
 from ._output import cell, table
 
@@ -104,8 +105,27 @@ def history_view(revisions: list[dict[str, Any]]) -> RenderableType:
     return table(rows, ("number", "created_at", "actor", "reason", "components"))
 
 
+def change_lines(diff: dict[str, Any]) -> str:
+    """What putting ``a`` into ``b`` changes in ``b``, a line per change (for confirmations)."""
+    lines = []
+    for c in diff["components"]:
+        if c["change"] == "added":
+            lines.append(f"  add     {c['name']} {c['a_version']}")
+        elif c["change"] == "removed":
+            lines.append(f"  remove  {c['name']} {c['b_version']}")
+        else:
+            lines.append(
+                f"  change  {c['name']} {c['b_version']} -> {c['a_version']} ({c['change']})"
+            )
+    for part, word in (("settings", "setting"), ("config", "config ")):
+        for value in diff[part]:
+            before, after = (cell(value[side]) for side in ("b", "a"))
+            lines.append(f"  {word} {value['key']}: {before} -> {after}")
+    return escape("\n".join(lines) or "  nothing: it already holds the same")
+
+
 def diff_view(diff: dict[str, Any]) -> RenderableType:
-    """How ``b`` differs from ``a``: components, settings, environment config."""
+    """What putting ``a`` into ``b`` would change in ``b``: components, settings, config."""
     if diff["same"]:
         return f"{diff['a']} and {diff['b']} hold the same components, settings and config"
     a, b = diff["a"], diff["b"]
@@ -113,7 +133,7 @@ def diff_view(diff: dict[str, Any]) -> RenderableType:
         {"component": c["name"], "change": c["change"], a: c["a_version"], b: c["b_version"]}
         for c in diff["components"]
     ]
-    parts: list[RenderableType] = [f"[bold]{a}[/] -> [bold]{b}[/]"]
+    parts: list[RenderableType] = [f"putting [bold]{a}[/] into [bold]{b}[/] would change:"]
     if components:
         parts.append(table(components, ("component", "change", a, b), "components"))
     for part in ("settings", "config"):

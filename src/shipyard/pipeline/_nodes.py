@@ -155,6 +155,7 @@ def model(
     positive_class: Any = None,
     description: str = "",
     tolerance: float = 1e-5,
+    rtol: float = 0.0,
 ) -> ModelNode:
     """Make a model node.
 
@@ -164,7 +165,9 @@ def model(
     names it was fitted on). ``output`` is ``probability`` (classifiers; binary gives the
     probability of ``positive_class``, default the last class), ``label`` or ``value``.
     ``tolerance`` is the largest absolute difference from the native predictions on the
-    reference data that still lets export choose the faster ONNX form (labels must match).
+    reference data that still lets export choose the faster ONNX form (labels must match);
+    ``rtol`` adds a share of each native value to it (``|onnx - native| <= tolerance +
+    rtol * |native|``, as ``numpy.isclose``), for regressors whose targets are large.
     Raises GraphError when the combination cannot work.
     """
     classes = classes_of(estimator)
@@ -192,9 +195,12 @@ def model(
         raise GraphError(
             f"model '{name}': output='probability' needs a classifier with predict_proba"
         )
-    if not (isinstance(tolerance, (int, float)) and 0 <= tolerance < 1):
-        raise GraphError(f"model '{name}': tolerance must be a number in [0, 1), not {tolerance!r}")
+    for option, value in (("tolerance", tolerance), ("rtol", rtol)):
+        if isinstance(value, bool) or not (isinstance(value, (int, float)) and 0 <= value < 1):
+            raise GraphError(f"model '{name}': {option} must be a number in [0, 1), not {value!r}")
     spec: dict[str, Any] = {"output": output, "tolerance": float(tolerance)}
+    if rtol:
+        spec["rtol"] = float(rtol)
     if output == "probability":
         if classes is not None:
             if positive_class is None:

@@ -100,8 +100,33 @@ def candidates(
         try:
             yield _convert(model, spec, columns, float_type, root)
         except Exception as exc:  # a converter that cannot handle this model or precision
-            message = f"{type(exc).__name__}: {str(exc)[:300]}"
+            message = f"{type(exc).__name__}: {str(exc)[:300]}{conversion_hint(str(exc))}"
             yield Candidate(b"", {"onnx_dtype": float_type}, None, error=message)
+
+
+# Converter messages that say too little, each with what to do instead (checked against
+# skl2onnx 1.x: its SimpleImputer converter takes text only with string missing values).
+_HINTS = (
+    (
+        "missing values are string",
+        "a SimpleImputer on a text column converts only with a string missing_values, and "
+        "Shipyard hands a null string to ONNX as '': fill nulls in a feature node before "
+        "the model (or keep it native with backend='native')",
+    ),
+    (
+        "Unable to find a shape calculator",
+        "skl2onnx has no converter for this estimator type: register one with "
+        "skl2onnx.update_registered_converter, or keep it native with backend='native'",
+    ),
+)
+
+
+def conversion_hint(message: str) -> str:
+    """`` (hint: …)`` for a converter message that Shipyard knows how to act on, else ''."""
+    for fragment, hint in _HINTS:
+        if fragment in message:
+            return f" (hint: {hint})"
+    return ""
 
 
 def _convert(
@@ -166,9 +191,12 @@ def _convert(
 
 
 def compare(
-    native: np.ndarray, converted: np.ndarray, output: str, tolerance: float
+    native: np.ndarray, converted: np.ndarray, output: str, tolerance: float, rtol: float = 0.0
 ) -> tuple[bool, float, str]:
-    """``(passes, max absolute difference, reason)`` for two prediction arrays."""
+    """``(passes, max absolute difference, reason)`` for two prediction arrays.
+
+    Values pass when ``|converted - native| <= tolerance + rtol * |native|`` everywhere.
+    """
     if native.shape != converted.shape:
         return False, float("inf"), f"shapes differ: native {native.shape}, onnx {converted.shape}"
     if output == "label" or native.dtype.kind in "OUSb":
@@ -178,8 +206,20 @@ def compare(
     worst = float(np.nanmax(difference)) if difference.size else 0.0
     if np.isnan(native).any() != np.isnan(converted).any():
         return False, float("inf"), "missing values differ"
-    if worst > tolerance:
-        return False, worst, f"max difference {worst:.3g} exceeds tolerance {tolerance:g}"
+    allowed = tolerance + rtol * np.abs(native.astype(np.float64))
+    if (difference > allowed).any():
+        if not rtol:
+            return False, worst, f"max difference {worst:.3g} exceeds tolerance {tolerance:g}"
+        where = int(np.nanargmax(difference - allowed))
+        return (
+            False,
+            worst,
+            (
+                f"difference {float(difference.flat[where]):.3g} at value "
+                f"{float(native.astype(np.float64).flat[where]):.6g} exceeds tolerance "
+                f"{tolerance:g} + rtol {rtol:g} x |value|"
+            ),
+        )
     return True, worst, ""
 
 
@@ -200,6 +240,7 @@ def _try_candidates(
     from ..runtime import feature_matrix, load_onnx
 
     tolerance = float(spec.get("tolerance", DEFAULT_TOLERANCE))
+    rtol = float(spec.get("rtol", 0.0))
     native_labels = None
     if spec["output"] == "probability" and hasattr(model, "predict"):
         native_labels = np.asarray(model.predict(feature_matrix(columns, spec)))
@@ -212,7 +253,7 @@ def _try_candidates(
         onnx_spec = {**spec, **candidate.spec}
         try:
             converted = load_onnx(candidate.data, onnx_spec)(columns)
-            ok, worst, reason = compare(native, converted, spec["output"], tolerance)
+            ok, worst, reason = compare(native, converted, spec["output"], tolerance, rtol)
             if ok and native_labels is not None and candidate.label_output is not None:
                 label_spec = {**onnx_spec, "output": "label", "onnx_output": candidate.label_output}
                 labels = load_onnx(candidate.data, label_spec)(columns)
@@ -299,6 +340,7 @@ def choose_backends(
                 "rows": count,
                 "max_abs_diff": worst,
                 "tolerance": float(spec.get("tolerance", DEFAULT_TOLERANCE)),
+                "rtol": float(spec.get("rtol", 0.0)),
                 "labels_identical": True,
             },
         )

@@ -137,7 +137,9 @@ class RegistryAPI(Protocol):
         """Copy ``env``'s whole component set (versions and app config) into its ``promotes_to``."""
         ...
 
-    def rollback(self, project: str, env: str, to: int | None = None) -> Any:
+    def rollback(
+        self, project: str, env: str, to: int | None = None, allow_empty: bool = False
+    ) -> Any:
         """Make a new revision equal to revision ``to`` (default: the one before the current)."""
         ...
 
@@ -326,4 +328,20 @@ class RegistryAPI(Protocol):
 
     def revoke_trusted_key(self, name: str) -> Any:
         """Stop trusting a key (by name or key id); returns its record. Needs the admin role."""
+        ...
+
+    def record_drift(self, project: str, env: str, results: dict[str, Any]) -> Any:
+        """Store the drift results of one monitoring run; returns how many were stored."""
+        ...
+
+    def drift_results(
+        self,
+        project: str,
+        env: str,
+        model: str | None = None,
+        version: str | None = None,
+        since: str | None = None,
+        latest: bool = False,
+    ) -> Any:
+        """Stored drift results of an environment, oldest window first."""
         ...

@@ -53,24 +53,34 @@ class PromotionMixin(RegistryCore):
         self._anchor()
         return revision
 
-    def rollback(self, project: str, env: str, to: int | None = None) -> Revision:
+    def rollback(
+        self, project: str, env: str, to: int | None = None, allow_empty: bool = False
+    ) -> Revision:
         """Make a new revision equal to revision ``to`` (default: the one before the current).
 
         Restores components, app config, environment- and component-level settings and
         environment config. Raises NotFound for an unknown revision, Conflict when there
-        is no earlier revision or a restored setting names a deleted worker group.
+        is no earlier revision, a restored setting names a deleted worker group, or the
+        restored revision holds no components while the current one does (unless
+        ``allow_empty``: a rollback that empties an environment takes its models offline).
         """
         with self._write() as session:
             proj = _lookup.project(session, project)
             environment = _lookup.environment(session, proj, env)
 
-            def mutate(current: RevisionRow, _: State) -> tuple[State, str]:
+            def mutate(current: RevisionRow, current_state: State) -> tuple[State, str]:
                 number = current.number - 1 if to is None else to
                 if number < 1:
                     raise Conflict(f"environment '{env}' has no revision before {current.number}")
-                return _state.read_revision(session, environment, number)[1], (
-                    f"rollback to revision {number}"
-                )
+                restored = _state.read_revision(session, environment, number)[1]
+                if not restored.entries and current_state.entries and not allow_empty:
+                    held = ", ".join(sorted(current_state.entries))
+                    raise Conflict(
+                        f"rolling '{env}' back to revision {number} would remove every "
+                        f"component ({held}): revision {number} held none. Give --to an "
+                        "earlier revision, or allow_empty (--allow-empty) to take them offline"
+                    )
+                return restored, f"rollback to revision {number}"
 
             revision = self._change(session, proj, environment, "environment.rollback", mutate)
         self._anchor()
@@ -142,7 +152,12 @@ class PromotionMixin(RegistryCore):
             )
 
     def diff(self, project: str, a: str, b: str) -> Diff:
-        """How ``b`` differs from ``a``, each an environment (``uat``) or a revision (``uat@3``)."""
+        """What putting ``a`` into ``b`` would change in ``b`` (each ``uat`` or ``uat@3``).
+
+        Reads as the change itself: ``diff(uat, production)`` is what promoting uat would
+        do to production's components, ``diff(production@3, production)`` what rolling
+        production back to revision 3 would do.
+        """
         with self._read() as session:
             proj = _lookup.project(session, project)
             states = []

@@ -13,6 +13,7 @@ from ._audit_ops import AuditMixin
 from ._batch_jobs import BatchJobsMixin
 from ._components import ComponentsMixin
 from ._core import DEFAULT_ENVIRONMENTS
+from ._drift import DriftMixin
 from ._environments import EnvironmentsMixin
 from ._model_versions import ModelsMixin
 from ._projects import ProjectsMixin
@@ -39,6 +40,7 @@ class Registry(
     ApiKeysMixin,
     TrustedKeysMixin,
     BatchJobsMixin,
+    DriftMixin,
 ):
     """The model registry and control plane over one database and one artifact store.
 

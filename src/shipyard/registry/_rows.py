@@ -15,7 +15,9 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     MetaData,
     String,
     Text,
@@ -307,3 +309,34 @@ class TrustedKeyRow(Base):
     created_by: Mapped[str] = mapped_column(String(255))
     revoked_at: Mapped[datetime | None]
     revoked_by: Mapped[str | None] = mapped_column(String(255))
+
+
+class DriftResultRow(Base):
+    """One drift test of one column of a served version over one window of captured requests.
+
+    Recording a window again replaces its rows (same environment, model, version, column,
+    test and window).
+    """
+
+    __tablename__ = "drift_results"
+    __table_args__ = (
+        Index("ix_drift_results_lookup", "environment_id", "model", "version", "window_end"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(NAME))
+    version: Mapped[str] = mapped_column(String(32))
+    column_name: Mapped[str] = mapped_column(String(255))
+    test: Mapped[str] = mapped_column(String(16))
+    window_start: Mapped[datetime]
+    window_end: Mapped[datetime]
+    score: Mapped[float] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    threshold_level: Mapped[str] = mapped_column(String(16))
+    drifted: Mapped[bool]
+    rows: Mapped[int] = mapped_column(BigInteger)
+    detail: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))

@@ -12,6 +12,8 @@ from the next, and ``default`` is used when no level sets it.
 | ``traffic`` | ``{"weights": {tag: percent}, "shadow": tag or null}``; component level only |
 | ``require_signature`` | ``auto`` (default: on at the end of a promotion chain), true or false |
 | ``allow_pickle`` | true or false (default false): serve and batch may load a plain pickle |
+| ``drift_thresholds`` | ``{"psi": 0.2, "ks_pvalue": 0.01, "chi2_pvalue": 0.01, "js": 0.1}``: |
+|  | where ``shipyard monitor drift`` flags a column; a level may set some of them |
 
 ``require_signature`` and ``allow_pickle`` are policies (see ``_signing``): only the
 admin role may set them, and only admins may set any setting at the global level.
@@ -41,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "traffic": None,
     "require_signature": "auto",
     "allow_pickle": False,
+    "drift_thresholds": {"psi": 0.2, "ks_pvalue": 0.01, "chi2_pvalue": 0.01, "js": 0.1},
 }
 KEYS = tuple(DEFAULTS)
 LEVELS = ("component", "environment", "project", "global")
@@ -130,6 +133,8 @@ def validate(
         if isinstance(value, str) and value.strip().lower() == "auto":
             return "auto"
         return _boolean(key, value)
+    if key == "drift_thresholds":
+        return _drift_thresholds(value)
     if key == "worker_group":
         if not isinstance(value, str) or value not in worker_groups:
             known = ", ".join(sorted(worker_groups)) or "none defined"
@@ -201,3 +206,26 @@ def _traffic(value: Any, tags: Collection[str]) -> dict[str, Any]:
         if weights.get(shadow, 0) > 0:
             raise InvalidSetting("traffic", f"shadow version {shadow} also receives live traffic")
     return {"weights": dict(weights), "shadow": shadow}
+
+
+def _drift_thresholds(value: Any) -> dict[str, float]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise InvalidSetting("drift_thresholds", f"not valid JSON ({exc})") from None
+    known = DEFAULTS["drift_thresholds"]
+    if not isinstance(value, dict) or not value:
+        raise InvalidSetting("drift_thresholds", 'expected an object such as {"psi": 0.25}')
+    unknown = set(value) - set(known)
+    if unknown:
+        raise InvalidSetting(
+            "drift_thresholds",
+            f"unknown test(s) {', '.join(sorted(unknown))} (tests: {', '.join(known)})",
+        )
+    for name, bound in value.items():
+        if isinstance(bound, bool) or not isinstance(bound, int | float) or not bound > 0:
+            raise InvalidSetting("drift_thresholds", f"{name} must be a number above 0")
+        if name.endswith("_pvalue") and not bound < 1:
+            raise InvalidSetting("drift_thresholds", f"{name} is a p-value: below 1")
+    return {name: float(bound) for name, bound in value.items()}

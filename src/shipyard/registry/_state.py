@@ -258,11 +258,12 @@ def _value_diffs(a: dict[str, Any], b: dict[str, Any]) -> list[ValueDiff]:
 
 
 def diff(a_label: str, b_label: str, a: State, b: State) -> Diff:
-    """What differs from ``a`` to ``b``: components, settings (``name.key`` for a component's)
-    and environment config."""
+    """What putting ``a`` into ``b`` would change in ``b``: components ("added" to ``b`` when
+    only ``a`` holds one, "removed" when only ``b`` does), settings (``name.key`` for a
+    component's) and environment config. Each entry carries both sides' values."""
     components = []
     for name in sorted(set(a.entries) | set(b.entries)):
-        old, new = a.entries.get(name), b.entries.get(name)
+        new, old = a.entries.get(name), b.entries.get(name)
         if old is None or new is None:
             change = "added" if old is None else "removed"
         else:
@@ -281,10 +282,10 @@ def diff(a_label: str, b_label: str, a: State, b: State) -> Diff:
             ComponentDiff(
                 name=name,
                 change=change,
-                a_version=_label(old),
-                b_version=_label(new),
-                a_app_config=old.app_config if old else None,
-                b_app_config=new.app_config if new else None,
+                a_version=_label(new),
+                b_version=_label(old),
+                a_app_config=new.app_config if new else None,
+                b_app_config=old.app_config if old else None,
             )
         )
     settings = _value_diffs(_flatten(a.settings_document()), _flatten(b.settings_document()))

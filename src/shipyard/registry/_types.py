@@ -323,3 +323,34 @@ class BatchJob:
     started_at: str | None
     heartbeat_at: str | None
     finished_at: str | None
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """One drift test of one column of a served version over one window of requests.
+
+    ``column`` is ``TABLE.COLUMN`` for an input, ``output.NODE`` for an output; ``test``
+    is ``psi``, ``ks``, ``chi2``, ``z`` or ``js``; ``score`` the test's statistic (PSI,
+    KS distance, chi-square, z or Jensen-Shannon distance) and ``p_value`` its p-value
+    where it has one. ``threshold`` is what it was judged against (a p-value bound for
+    ks, chi2 and z, a score bound otherwise), from the setting ``drift_thresholds`` at
+    ``threshold_level``; ``rows`` the captured rows in the window.
+    """
+
+    project: str
+    environment: str
+    model: str
+    version: str
+    column: str
+    test: str
+    window_start: str
+    window_end: str
+    score: float
+    p_value: float | None
+    threshold: float
+    threshold_level: str
+    drifted: bool
+    rows: int
+    detail: dict[str, Any]
+    created_at: str
+    created_by: str

@@ -193,6 +193,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("list_trusted_keys", "GET", "/keys", VIEWER),
     Operation("trust_key", "POST", "/keys", ADMIN, created=True),
     Operation("revoke_trusted_key", "DELETE", "/keys/{name}", ADMIN),
+    # What `shipyard monitor drift` found; a deployer's token runs it from cron.
+    Operation("record_drift", "POST", E + "/drift", DEPLOYER, created=True),
+    Operation("drift_results", "GET", E + "/drift", VIEWER),
 )
 
 _BY_NAME = {op.name: op for op in OPERATIONS}
