@@ -271,6 +271,46 @@ def test_configs_round_trip(shipyard: Shipyard, bundles: list[Path], tmp_path: P
     ]
 
 
+def test_app_config_files_are_read_strictly_and_a_no_op_says_unchanged(
+    shipyard: Shipyard, bundles: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHIPYARD_PROJECT", "demo")
+    shipyard.ok("project", "create", "demo")
+    defaults = tmp_path / "defaults.yaml"
+    defaults.write_text("threshold: 0.4\nteam: risk\n")
+    version = shipyard.json("model", "register", str(bundles[0]), "--app-config", str(defaults))
+    assert version["app_config"] == {"threshold": 0.4, "team": "risk"}
+    shipyard.ok("model", "tag", MODEL, "1")
+    at = ("--env", "integration", "--project", "demo")
+
+    override = tmp_path / "override.json"
+    override.write_text('{"threshold": 0.6}')
+    added = shipyard.json("component", "add", MODEL, "--app-config", str(override), *at)
+    assert [c["app_config"] for c in added["components"]] == [{"threshold": 0.6}]
+    again = shipyard.ok("component", "add", MODEL, "--app-config", str(override), *at)
+    assert again.startswith(
+        f"unchanged: integration already holds that; still revision {added['number']}"
+    )
+
+    saved = tmp_path / "integration.yaml"
+    shipyard.ok("component-config", "save", str(saved), *at)
+    out = shipyard.ok("component-config", "apply", str(saved), *at, "--yes")
+    assert out.startswith("unchanged: integration already holds that")
+
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("threshold: 0.4\nteam: risk\nthreshold: 0.9\n")
+    line = shipyard.fails(2, "component", "add", MODEL, "--app-config", str(twice), *at)
+    assert (
+        f"app config '{twice}'" in line and "key 'threshold' appears twice (lines 1 and 3)" in line
+    )
+    line = shipyard.fails(2, "component", "add", MODEL, "--app-config", str(tmp_path / "none"), *at)
+    assert "cannot read app config" in line
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- 1\n- 2\n")
+    line = shipyard.fails(2, "component", "add", MODEL, "--app-config", str(listed), *at)
+    assert "must hold a mapping, not list" in line
+
+
 def test_audit_verify_names_the_event_edited_in_the_database(
     shipyard: Shipyard, bundles: list[Path], database_url: str
 ) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from ..errors import UsageError
 from ._backend import ENV, JSON, PROJECT, YES, confirm_change, open_backend
-from ._output import emit, listing
-from ._views import label, revision_line
+from ._files import APP_CONFIG, read_app_config
+from ._output import emit, listing, plain
+from ._views import components_line, label, revision_line
 
 components = typer.Typer(help="Components deployed in an environment.", no_args_is_help=True)
 component_config = typer.Typer(
@@ -23,14 +25,17 @@ def add(
     version: str | None = typer.Option(
         None, "--version", help="A tag (v2) or a candidate's version id (default: the default)."
     ),
+    app_config: Path | None = APP_CONFIG,
     env: str = ENV,
     project: str = PROJECT,
     as_json: bool = JSON,
 ) -> None:
     """Deploy a model version into an environment (replacing the version there)."""
+    config = read_app_config(app_config)
     with open_backend() as backend:
-        result = backend.add_component(project, env, name, version)
-    emit(result, as_json, lambda r: f"added: {revision_line(r)}")
+        before = revision_of(backend, project, env)
+        result = backend.add_component(project, env, name, version, config)
+    emit(result, as_json, lambda r: changed_line("added", r, before))
 
 
 @components.command("remove")
@@ -93,5 +98,21 @@ def apply(
         raise UsageError(f"cannot read '{file}': {exc.strerror}") from None
     with open_backend() as backend:
         confirm_change(backend, project, env, f"apply {file} to {env}", yes)
+        before = revision_of(backend, project, env)
         result = backend.apply_component_config(project, env, text)
-    emit(result, as_json, lambda r: f"applied: {revision_line(r)}")
+    emit(result, as_json, lambda r: changed_line("applied", r, before))
+
+
+def revision_of(backend: Any, project: str, env: str) -> int:
+    """The environment's current revision number (to tell a change from none)."""
+    return int(plain(backend.get_environment(project, env))["revision"])
+
+
+def changed_line(verb: str, revision: dict[str, Any], before: int) -> str:
+    """``added: …`` for a new revision; ``unchanged: …`` when the registry wrote none."""
+    if revision["number"] == before:
+        return (
+            f"unchanged: {revision['environment']} already holds that; still revision "
+            f"{before} [dim]({components_line(revision['components'])})[/]"
+        )
+    return f"{verb}: {revision_line(revision)}"

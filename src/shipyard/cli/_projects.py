@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from ._backend import JSON, PROJECT, YES, confirm, open_backend
+from ._files import APP_CONFIG, read_app_config
 from ._output import emit, listing
 from ._views import version_line
 
@@ -61,12 +62,17 @@ def delete_project(
 @models.command("register")
 def register(
     bundle: Path = typer.Argument(..., help="A bundle (NAME-VERSION.tar.gz)."),
+    app_config: Path | None = APP_CONFIG,
     project: str = PROJECT,
     as_json: bool = JSON,
 ) -> None:
-    """Verify a bundle and add it to its model as a candidate version."""
+    """Verify a bundle and add it to its model as a candidate version.
+
+    ``--app-config FILE`` gives the version's default app config (a YAML or JSON mapping).
+    """
+    config = read_app_config(app_config)
     with open_backend() as backend:
-        result = backend.register_model(project, bundle)
+        result = backend.register_model(project, bundle, config)
     emit(result, as_json, lambda v: f"registered {version_line(v)}")
 
 

@@ -57,6 +57,7 @@ from ._types import (
     WorkerGroup,
     to_json,
 )
+from ._yaml import load as load_yaml
 
 __all__ = [
     "RegistryAPI",
@@ -68,6 +69,7 @@ __all__ = [
     "Roots",
     "batch_roots",
     "capture_root",
+    "load_yaml",
     "AuditAnchor",
     "FolderWitness",
     "S3Witness",
