@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
@@ -165,3 +168,163 @@ def test_an_unknown_binary_input_is_skipped_without_shifting_the_others(
         tensors.append(tensor)
     result = triton_client.infer("frame_total", tensors)
     assert result.as_numpy("total").tolist() == [6.0]
+
+
+def _infer_body(**change: Any) -> dict[str, Any]:
+    """A valid request for frame_total (columns a, b, c), with ``change`` applied to it."""
+    inputs = [{"name": n, "shape": [1], "datatype": "FP64", "data": [1.0]} for n in "abc"]
+    return {"inputs": inputs, **change}
+
+
+def _with_input(name: str, **change: Any) -> list[dict[str, Any]]:
+    inputs = _infer_body()["inputs"]
+    for tensor in inputs:
+        if tensor["name"] == name:
+            tensor.update(change)
+    return inputs
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (_infer_body(parameters=5), "the request: 'parameters' must be an object"),
+        (_infer_body(parameters=[]), "the request: 'parameters' must be an object"),
+        (
+            _infer_body(inputs=_with_input("a", parameters="x")),
+            "input 'a': 'parameters' must be an object",
+        ),
+        (
+            _infer_body(inputs=[*_infer_body()["inputs"], {"name": "extra", "parameters": 1}]),
+            "input 'extra': 'parameters' must be an object",
+        ),
+        (
+            _infer_body(outputs=[{"name": "total", "parameters": [True]}]),
+            "output 'total': 'parameters' must be an object",
+        ),
+        (_infer_body(outputs={"name": "total"}), "'outputs' must be a list"),
+        (_infer_body(id={"a": 1}), "'id' must be a string"),
+        (
+            _infer_body(inputs=_with_input("a", shape=[2, 1], data=[[1.0], [2.0, 3.0]])),
+            "input 'a': nested 'data' does not match shape [2, 1]",
+        ),
+        (
+            _infer_body(inputs=_with_input("a", shape=[True], data=[1.0])),
+            "input 'a': 'shape' must be a list of sizes",
+        ),
+        (
+            _infer_body(inputs=[*_infer_body()["inputs"], _infer_body()["inputs"][0]]),
+            "input 'a' is given twice",
+        ),
+    ],
+    ids=[
+        "parameters-number",
+        "parameters-list",
+        "input-parameters",
+        "ignored-input-parameters",
+        "output-parameters",
+        "outputs-object",
+        "id-object",
+        "ragged-nested-data",
+        "boolean-shape",
+        "input-twice",
+    ],
+)
+def test_a_malformed_inference_request_is_a_400_naming_the_field(
+    client: httpx.Client, body: dict[str, Any], says: str
+) -> None:
+    response = client.post("/v2/models/frame_total/infer", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["kind"] == "BadRequest"
+    assert says in response.json()["error"]
+
+
+def test_inputs_of_different_lengths_are_a_422_naming_the_column(client: httpx.Client) -> None:
+    inputs = _with_input("b", shape=[2], data=[1.0, 2.0])
+    response = client.post("/v2/models/frame_total/infer", json={"inputs": inputs})
+    assert response.status_code == 422
+    assert (response.json()["column"], response.json()["table"]) == ("b", "frame")
+    assert "has 2 rows" in response.json()["error"]
+
+
+def test_a_datatype_that_is_not_a_name_is_a_422_naming_the_input(client: httpx.Client) -> None:
+    inputs = _with_input("a", datatype=["FP64"])
+    response = client.post("/v2/models/frame_total/infer", json={"inputs": inputs})
+    assert response.status_code == 422
+    assert response.json()["column"] == "a"
+
+
+def _binary_request(
+    client: httpx.Client, tensor: dict[str, Any], blob: bytes, model: str = "frame_total"
+) -> httpx.Response:
+    others = [t for t in _infer_body()["inputs"] if t["name"] != tensor["name"]]
+    head = orjson.dumps({"inputs": [tensor, *others]})
+    return client.post(
+        f"/v2/models/{model}/infer",
+        content=head + blob,
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Inference-Header-Content-Length": str(len(head)),
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("size", "blob", "says"),
+    [
+        ("8", b"\0" * 8, "'binary_data_size' must be a whole number of bytes"),
+        (1.5, b"\0" * 8, "'binary_data_size' must be a whole number of bytes"),
+        (-1, b"\0" * 8, "'binary_data_size' must be a whole number of bytes"),
+        (True, b"\0" * 8, "'binary_data_size' must be a whole number of bytes"),
+        (7, b"\0" * 7, "shape [1] of FP64 needs 8 bytes, binary_data_size is 7"),
+        (16, b"\0" * 16, "shape [1] of FP64 needs 8 bytes, binary_data_size is 16"),
+        (8, b"\0" * 4, "binary data is shorter than declared"),
+    ],
+    ids=["text", "fraction", "negative", "boolean", "7-bytes", "two-values", "short-body"],
+)
+def test_binary_data_that_does_not_fit_its_declaration_is_a_400_naming_the_input(
+    client: httpx.Client, size: Any, blob: bytes, says: str
+) -> None:
+    tensor = {
+        "name": "a",
+        "shape": [1],
+        "datatype": "FP64",
+        "parameters": {"binary_data_size": size},
+    }
+    response = _binary_request(client, tensor, blob)
+    assert response.status_code == 400, response.text
+    assert f"input 'a': {says}" in response.json()["error"]
+
+
+def test_a_bytes_element_running_past_its_data_is_a_400(client: httpx.Client) -> None:
+    tensor = {"name": "a", "shape": [1], "datatype": "BYTES", "parameters": {"binary_data_size": 6}}
+    blob = struct.pack("<I", 9) + b"xy"  # says 9 bytes follow; 2 do
+    response = _binary_request(client, tensor, blob, model="tensor_score")
+    assert response.status_code == 400
+    assert "input 'a': malformed BYTES tensor" in response.json()["error"]
+
+
+def test_an_ignored_binary_input_with_a_bad_size_is_still_a_400(client: httpx.Client) -> None:
+    tensor = {"name": "extra", "shape": [1], "datatype": "FP64"}
+    tensor["parameters"] = {"binary_data_size": "lots"}
+    response = _binary_request(client, tensor, b"")
+    assert response.status_code == 400
+    assert "input 'extra': 'binary_data_size'" in response.json()["error"]
+
+
+def test_zero_rows_infer_to_zero_rows_of_each_output(
+    client: httpx.Client, demo_runner: ModelRunner
+) -> None:
+    inputs = [
+        {"name": n, "shape": [0], "datatype": "FP64", "data": []}
+        for n in rows_of(demo_runner)["tumours"]
+    ]
+    response = client.post("/v2/models/tumour_triage/infer", json={"inputs": inputs})
+    assert response.status_code == 200, response.text
+    outputs = {o["name"]: o for o in response.json()["outputs"]}
+    assert outputs["p_malignant"] == {
+        "name": "p_malignant",
+        "datatype": "FP64",
+        "shape": [0],
+        "data": [],
+    }
+    assert outputs["decision"]["shape"] == [0]

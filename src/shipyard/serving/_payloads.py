@@ -9,6 +9,7 @@ SchemaError (422, naming table, column and row).
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -154,7 +155,7 @@ _NUMPY = {
 }
 _INTS = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
 _FLOATS = {"FP16", "FP32", "FP64"}
-_ACCEPTS = {  # the datatypes a column of each type takes
+DATATYPES = {  # the datatypes an input column of each type takes
     "float64": _FLOATS | _INTS,
     "int64": _INTS,
     "bool": {"BOOL"},
@@ -179,21 +180,62 @@ def split_binary(body: bytes, header_length: bytes | None) -> tuple[bytes, bytes
     return body[:size], body[size:]
 
 
+def _bad(message: str) -> HttpError:
+    return HttpError(400, "BadRequest", message)
+
+
+def _parameters(holder: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    """The ``parameters`` object of a request, input or output ({} when absent or null)."""
+    parameters = holder.get("parameters")
+    if parameters is None:
+        return {}
+    if type(parameters) is not dict:
+        raise _bad(f"{where}: 'parameters' must be an object")
+    return parameters
+
+
+def _binary_size(parameters: Mapping[str, Any], name: str) -> int | None:
+    """An input's ``binary_data_size`` (None: its data is in JSON); 400 unless a size."""
+    size = parameters.get("binary_data_size")
+    if size is None:
+        return None
+    if type(size) is not int or size < 0:
+        raise _bad(f"input '{name}': 'binary_data_size' must be a whole number of bytes")
+    return size
+
+
 def decode_infer(document: Any, binary: bytes, runner: ModelRunner, bool_free: bool) -> Decoded:
-    """An inference request (JSON data or binary tensors), validated against ``runner``."""
-    if type(document) is not dict or not isinstance(document.get("inputs"), list):
-        raise HttpError(400, "BadRequest", "an inference request needs an 'inputs' list")
+    """An inference request (JSON data or binary tensors), validated against ``runner``.
+
+    A malformed request (a field of the wrong type, data that does not fit its shape)
+    is HttpError 400 naming the input and field; values that break the input schema
+    are the runtime's SchemaError (422).
+    """
+    if type(document) is not dict or type(document.get("inputs")) is not list:
+        raise _bad("an inference request needs an 'inputs' list")
+    request_id = document.get("id")
+    if request_id is not None and type(request_id) is not str:
+        raise _bad("the request's 'id' must be a string")
+    parameters = _parameters(document, "the request")
+    outputs = document.get("outputs")
+    if outputs is not None and type(outputs) is not list:
+        raise _bad("'outputs' must be a list of {\"name\": ...}")
     given: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
     offset = 0
     for tensor in document["inputs"]:
-        if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str):
-            raise HttpError(400, "BadRequest", "each input needs a 'name'")
+        if type(tensor) is not dict or type(tensor.get("name")) is not str:
+            raise _bad("each input needs a 'name'")
         name = tensor["name"]
+        if name in seen:
+            raise _bad(f"input '{name}' is given twice")
+        seen.add(name)
+        size = _binary_size(_parameters(tensor, f"input '{name}'"), name)
         if name not in runner.input_columns:  # like an extra column: ignored
-            offset += int((tensor.get("parameters") or {}).get("binary_data_size") or 0)
+            offset += size or 0
             continue
         table, spec = runner.input_columns[name]
-        values, offset = _tensor_values(tensor, spec.type, binary, offset)
+        values, offset = _tensor_values(tensor, spec.type, size, binary, offset)
         given.setdefault(table, {})[spec.name] = values
     if runner.single_table is not None:
         only = given.get(runner.single_table, {})
@@ -202,16 +244,14 @@ def decode_infer(document: Any, binary: bytes, runner: ModelRunner, bool_free: b
     else:
         tables, rows = runner.dataset(given)
         source = given
-    parameters = document.get("parameters") or {}
     wanted: list[str] = []
     binary_outputs: set[str] = set()
-    for output in document.get("outputs") or ():
-        if not isinstance(output, dict) or not isinstance(output.get("name"), str):
-            raise HttpError(400, "BadRequest", "each requested output needs a 'name'")
+    for output in outputs or ():
+        if type(output) is not dict or type(output.get("name")) is not str:
+            raise _bad("each requested output needs a 'name'")
         wanted.append(output["name"])
-        if (output.get("parameters") or {}).get("binary_data"):
+        if _parameters(output, f"output '{output['name']}'").get("binary_data"):
             binary_outputs.add(output["name"])
-    request_id = document.get("id")
     return Decoded(
         tables,
         rows,
@@ -219,77 +259,94 @@ def decode_infer(document: Any, binary: bytes, runner: ModelRunner, bool_free: b
         source,
         tuple(wanted),
         frozenset(binary_outputs),
-        bool(parameters.get("binary_data_output")) if isinstance(parameters, dict) else False,
-        str(request_id) if request_id is not None else None,
+        bool(parameters.get("binary_data_output")),
+        request_id,
     )
 
 
 def _tensor_values(
-    tensor: Mapping[str, Any], column_type: str, binary: bytes, offset: int
+    tensor: Mapping[str, Any], column_type: str, size: int | None, binary: bytes, offset: int
 ) -> tuple[Any, int]:
-    """One input tensor's values as a list or array for its column; checks type and shape."""
+    """One input tensor's values as a list or array for its column; checks type and shape.
+
+    ``size`` is its ``binary_data_size`` (None: the values are its JSON ``data``), read
+    from ``binary`` at ``offset``; returns the values and the offset of the next tensor.
+    """
     name, datatype, shape = tensor["name"], tensor.get("datatype"), tensor.get("shape")
-    if datatype not in _ACCEPTS[column_type]:
+    if type(datatype) is not str or datatype not in DATATYPES[column_type]:
         raise SchemaError(
             f"datatype {datatype!r} does not fit a {column_type} column "
             f"(send {OIP_TYPES[column_type]})",
             None,
             name,
         )
-    if (
-        not isinstance(shape, list)
-        or not shape
-        or not all(isinstance(d, int) and d >= 0 for d in shape)
-    ):
-        raise HttpError(400, "BadRequest", f"input '{name}': 'shape' must be a list of sizes")
-    count = int(np.prod(shape))
-    size = (tensor.get("parameters") or {}).get("binary_data_size")
+    if type(shape) is not list or not shape or not all(type(d) is int and d >= 0 for d in shape):
+        raise _bad(f"input '{name}': 'shape' must be a list of sizes")
+    count = math.prod(shape)
     if size is not None:
         chunk = binary[offset : offset + size]
         if len(chunk) != size:
-            raise HttpError(
-                400, "BadRequest", f"input '{name}': binary data is shorter than declared"
-            )
+            raise _bad(f"input '{name}': binary data is shorter than declared")
         offset += size
-        values: Any = (
-            _bytes_elements(chunk)
-            if datatype == "BYTES"
-            else np.frombuffer(chunk, dtype=_NUMPY[datatype])
-        )
+        if datatype == "BYTES":
+            values: Any = _bytes_elements(chunk, name)
+        else:
+            item = _NUMPY[datatype].itemsize
+            if size != count * item:
+                raise _bad(
+                    f"input '{name}': shape {shape} of {datatype} needs {count * item} bytes, "
+                    f"binary_data_size is {size}"
+                )
+            values = np.frombuffer(chunk, dtype=_NUMPY[datatype])
     else:
         values = tensor.get("data")
-        if not isinstance(values, list):
-            raise HttpError(400, "BadRequest", f"input '{name}' has no 'data' list")
-        if values and isinstance(values[0], list):  # nested rows are allowed: flatten them
-            values = np.asarray(values).ravel().tolist()
+        if type(values) is not list:
+            raise _bad(f"input '{name}' has no 'data' list")
+        if values and type(values[0]) is list:  # nested as the shape says: flatten them
+            values = _flatten(values, shape, name)
     if len(values) != count:
-        raise HttpError(
-            400,
-            "BadRequest",
-            f"input '{name}': shape {shape} needs {count} values, got {len(values)}",
-        )
+        raise _bad(f"input '{name}': shape {shape} needs {count} values, got {len(values)}")
     if column_type == "list[float64]":
         if len(shape) != 2:
-            raise HttpError(
-                400, "BadRequest", f"input '{name}': a list column needs shape [rows, n]"
-            )
+            raise _bad(f"input '{name}': a list column needs shape [rows, n]")
         return np.asarray(values, dtype=np.float64).reshape(shape), offset
     if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
-        raise HttpError(400, "BadRequest", f"input '{name}': shape must be [rows] or [rows, 1]")
+        raise _bad(f"input '{name}': shape must be [rows] or [rows, 1]")
     if isinstance(values, np.ndarray) and values.dtype.kind in "iuf" and column_type != "bool":
         values = values.astype(np.float64 if column_type == "float64" else np.int64)
     return values, offset
 
 
-def _bytes_elements(chunk: bytes) -> list[str]:
+def _flatten(data: list[Any], shape: list[int], name: str) -> list[Any]:
+    """Nested ``data`` in row-major order; 400 unless its nesting is exactly ``shape``."""
+    flat: list[Any] = []
+    last = len(shape) - 1
+
+    def walk(items: Any, level: int) -> None:
+        if type(items) is not list or len(items) != shape[level]:
+            raise _bad(f"input '{name}': nested 'data' does not match shape {shape}")
+        if level == last:
+            flat.extend(items)
+        else:
+            for item in items:
+                walk(item, level + 1)
+
+    walk(data, 0)
+    return flat
+
+
+def _bytes_elements(chunk: bytes, name: str) -> list[str]:
     """BYTES elements of the binary extension: each a 4-byte little-endian length, then UTF-8."""
     out, offset = [], 0
     while offset < len(chunk):
         if offset + 4 > len(chunk):
-            raise HttpError(400, "BadRequest", "malformed BYTES tensor")
+            raise _bad(f"input '{name}': malformed BYTES tensor (a length cut short)")
         (length,) = struct.unpack_from("<I", chunk, offset)
-        out.append(chunk[offset + 4 : offset + 4 + length].decode("utf-8", errors="replace"))
-        offset += 4 + length
+        offset += 4
+        if offset + length > len(chunk):
+            raise _bad(f"input '{name}': malformed BYTES tensor (an element runs past its data)")
+        out.append(chunk[offset : offset + length].decode("utf-8", errors="replace"))
+        offset += length
     return out
 
 

@@ -225,7 +225,13 @@ class ModelRunner:
         return self.plan if not outputs else self.executor.plan(outputs)
 
     def run(self, tables: Tables, rows: int, plan: Plan) -> dict[str, np.ndarray]:
-        """``plan``'s outputs as numpy arrays; ModelError when a node fails."""
+        """``plan``'s outputs as numpy arrays; ModelError when a node fails.
+
+        Zero rows answer zero rows of each output without calling anything: models refuse
+        empty input (scikit-learn raises), and a request of no rows has nothing to score.
+        """
+        if rows == 0:
+            return {name: _no_rows(self.executor.dtype(name)) for name in plan.outputs}
         values = self.executor.run_columns(tables, rows, plan)
         return {name: values[name] for name in plan.outputs}
 
@@ -259,3 +265,11 @@ def _bounds(specs: Sequence[ColumnSpec]) -> tuple[np.ndarray, np.ndarray]:
     low = np.array([-np.inf if c.min is None else c.min for c in specs], dtype=np.float64)
     high = np.array([np.inf if c.max is None else c.max for c in specs], dtype=np.float64)
     return low[:, None], high[:, None]
+
+
+def _no_rows(dtype: str) -> np.ndarray:
+    """An output column of ``dtype`` holding no rows, as the executor would return it."""
+    if dtype == "list[float64]":
+        return np.empty((0, 0), dtype=np.float64)
+    numpy_type: Any = {"string": object, "datetime": "datetime64[us]"}.get(dtype, dtype)
+    return np.empty(0, dtype=numpy_type)
