@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import httpx
@@ -10,7 +11,7 @@ import pytest
 from openapi_spec_validator import validate
 
 import shipyard.serving
-from shipyard.serving import ModelRunner, ServingApp, bundle_table
+from shipyard.serving import KeyRing, ModelRunner, ServingApp, bundle_table
 
 from .conftest import live_server, predict_path, rows_of
 
@@ -197,22 +198,92 @@ def test_health_and_metrics(client: httpx.Client, demo_runner: ModelRunner) -> N
 def test_openapi_describes_each_models_inputs_and_docs_render(client: httpx.Client) -> None:
     document = client.get("/openapi.json").json()
     validate(document)  # a valid OpenAPI 3.1 document
+    schemas = document["components"]["schemas"]
     post = document["paths"][DEMO]["post"]
     schema = post["requestBody"]["content"]["application/json"]["schema"]
-    dict_format = schema["oneOf"][0]
-    radius = dict_format["properties"]["tumours"]["properties"]["mean_radius"]
+    dict_format = schema["anyOf"][0]
+    columns = schemas["tumour_triage.tumours.columns"]
+    assert dict_format["properties"]["tumours"]["anyOf"][0] == {
+        "$ref": "#/components/schemas/tumour_triage.tumours.columns"
+    }
+    assert "mean_radius" in columns["required"]
+    radius = columns["properties"]["mean_radius"]["anyOf"][0]
     assert radius == {"type": "array", "items": {"type": "number", "minimum": 0.0}}
-    titles = [form["title"] for form in schema["oneOf"]]
+    titles = [form["title"] for form in schema["anyOf"]]
     assert "MLflow dataframe_split" in titles
     assert post["requestBody"]["content"]["application/json"]["example"]["tumours"]
-    tensors = document["paths"][predict_path("tensor_score")]["post"]["requestBody"]
-    columns = tensors["content"]["application/json"]["schema"]["oneOf"][0]["properties"]
-    assert columns["tensors"]["properties"]["c"]["items"] == {
-        "type": "array",
-        "items": {"type": "number"},
-    }
+    assert set(post["responses"]) >= {"200", "400", "404", "413", "422"}
+    assert "401" not in post["responses"] and post["security"] == []  # no keys: open
+    outputs = post["parameters"][0]["schema"]["pattern"]
+    assert re.fullmatch(outputs, "p_malignant,decision") and not re.fullmatch(outputs, "nope")
+    tensors = schemas["tensor_score.tensors.columns"]["properties"]
+    assert tensors["c"]["anyOf"][0]["items"] == {"type": "array", "items": {"type": "number"}}
+    assert tensors["b"]["anyOf"][0]["items"]["maximum"] == 2**63 - 1
+    infer = schemas["tensor_score.infer"]
+    assert infer["required"] == ["inputs"]
+    names = [
+        t["properties"]["name"]["const"] for t in infer["properties"]["inputs"]["items"]["anyOf"]
+    ]
+    assert names == ["a", "b", "c"]
+    model = document["paths"]["/v2/models/{model}"]["get"]["parameters"][0]["schema"]
+    assert model["enum"] == ["fragile", "frame_total", "tensor_score", "tumour_triage"]
     docs = client.get("/docs")
     assert docs.status_code == 200 and "/openapi.json" in docs.text
+
+
+def test_openapi_of_an_environment_with_keys_asks_for_one(demo_runner: ModelRunner) -> None:
+    app = ServingApp(bundle_table([demo_runner]), keys=KeyRing.from_keys(["secret"]))
+    with live_server(app) as base:
+        document = httpx.get(f"{base}/openapi.json").json()
+    post = document["paths"][DEMO]["post"]
+    assert post["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert "401" in post["responses"]
+
+
+@pytest.mark.parametrize(
+    ("body", "answer"),
+    [
+        ("columns", {"p_malignant": {"type": "float64", "values": []}}),
+        ("split", {"predictions": []}),
+    ],
+)
+def test_zero_rows_get_zero_rows_of_each_output(
+    client: httpx.Client, demo_runner: ModelRunner, body: str, answer: dict[str, Any]
+) -> None:
+    names = list(rows_of(demo_runner)["tumours"])
+    request = (
+        {"tumours": {name: [] for name in names}}
+        if body == "columns"
+        else {"dataframe_split": {"columns": names, "data": []}}
+    )
+    response = client.post(DEMO, json=request)
+    assert response.status_code == 200, response.text
+    assert response.json().items() >= answer.items()
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("GET", DEMO, "POST"),
+        ("PUT", "/v2/models/tumour_triage/infer", "POST"),
+        ("GET", "/v2/models/tumour_triage/versions/1.0.0/infer", "POST"),
+        ("DELETE", "/health", "GET, HEAD"),
+        ("POST", "/v2/models/tumour_triage", "GET, HEAD"),
+        ("PATCH", "/metrics", "GET, HEAD"),
+    ],
+)
+def test_a_known_path_asked_with_another_method_is_a_json_405_with_allow(
+    client: httpx.Client, method: str, path: str, allow: str
+) -> None:
+    response = client.request(method, path, headers={"X-Request-Id": "m-1"})
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-request-id"] == "m-1"
+    body = response.json()
+    kind = body["kind"] if path.startswith("/v2") else body["error"]
+    assert (kind, body["request_id"]) == ("MethodNotAllowed", "m-1")
+    assert f"{method} is not allowed on {path}" in str(body)
 
 
 def test_big_requests_run_off_the_event_loop_and_get_the_same_answer(

@@ -4,10 +4,12 @@
     GET /v2, /v2/health/live, /v2/health/ready                 (Open Inference Protocol v2)
     GET /v2/models/{m}[/versions/{v}], /v2/models/{m}[/versions/{v}]/ready
 
-A Starlette router, built once over the app it describes; every handler reads the app's
+Starlette routes, built once over the app they describe; every handler reads the app's
 current route table, so a swap shows from the next request on. Errors answer in the
 style of the route (the protocol's ``{"error": message}`` under /v2), through
-``shipyard.web``; the app adds the request id and version headers.
+``shipyard.web``; the app adds the request id and version headers. A known path asked
+with another method is a JSON 405 whose ``Allow`` names every method the path takes
+(the predict and infer routes included: the app answers their POST before this).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, Protocol
 import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route, Router
+from starlette.routing import Match, Route
 
 from .._version import __version__
 from ..errors import HttpError
@@ -32,6 +34,7 @@ from ..web import (
     error_response,
     send_response,
 )
+from ._keys import KeyRing
 from ._lookup import model_not_found, runner_of
 from ._metrics import Metrics
 from ._openapi import DOCS_HTML, openapi
@@ -42,12 +45,19 @@ from ._runner import ModelRunner
 logger = logging.getLogger("shipyard.serving")
 
 REQUEST_ID_KEY = "shipyard.request_id"  # where these routes find the request id in the scope
+# The routes the app answers on POST itself (our predict route, the protocol's infer).
+MODEL_ROUTES = (
+    "/api/v1/projects/{project}/environments/{environment}/models/{model}/predict",
+    "/v2/models/{model}/infer",
+    "/v2/models/{model}/versions/{version}/infer",
+)
 
 
 class Served(Protocol):
     """What the routes read of the app they describe, on each request."""
 
     table: RouteTable
+    keys: KeyRing
     draining: bool
     metrics: Metrics
     not_loaded: dict[str, Any] | None
@@ -66,31 +76,57 @@ class InfoRoutes:
 
     def __init__(self, served: Served) -> None:
         self._served = served
-        self._openapi: tuple[RouteTable, bytes] | None = None
-        self._router = Router(
-            routes=[
-                Route("/health", self._health),
-                Route("/metrics", self._metrics),
-                Route("/openapi.json", self._openapi_json),
-                Route("/docs", self._docs),
-                Route("/v2", self._server_metadata),
-                Route("/v2/health/live", self._live),
-                Route("/v2/health/ready", self._ready),
-                Route("/v2/models/{model}", self._model_metadata),
-                Route("/v2/models/{model}/versions/{version}", self._model_metadata),
-                Route("/v2/models/{model}/ready", self._model_ready),
-                Route("/v2/models/{model}/versions/{version}/ready", self._model_ready),
-            ],
-            default=self._not_found,
-        )
+        self._openapi: tuple[RouteTable, bool, bytes] | None = None
+        self._routes = [
+            Route("/health", self._health),
+            Route("/metrics", self._metrics),
+            Route("/openapi.json", self._openapi_json),
+            Route("/docs", self._docs),
+            Route("/v2", self._server_metadata),
+            Route("/v2/health/live", self._live),
+            Route("/v2/health/ready", self._ready),
+            Route("/v2/models/{model}", self._model_metadata),
+            Route("/v2/models/{model}/versions/{version}", self._model_metadata),
+            Route("/v2/models/{model}/ready", self._model_ready),
+            Route("/v2/models/{model}/versions/{version}/ready", self._model_ready),
+            # The app answers these itself on POST; here only to answer other methods 405.
+            *(Route(path, self._app_answers, methods=["POST"]) for path in MODEL_ROUTES),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._router(scope, receive, send)
+        allowed: set[str] = set()
+        for route in self._routes:
+            match, child = route.matches(scope)
+            if match is Match.FULL:
+                await route.handle({**scope, **child}, receive, send)
+                return
+            if match is Match.PARTIAL and route.methods:
+                allowed |= route.methods
+        if allowed:
+            await self._method_not_allowed(scope, send, allowed)
+        else:
+            await self._not_found(scope, receive, send)
+
+    async def _app_answers(self, request: Request) -> Response:
+        # Never reached: the app matches every POST these paths match, before this router.
+        path = request.url.path
+        return _error(request, HttpError(404, "NotFound", f"no route POST {path}"))
+
+    async def _method_not_allowed(self, scope: Scope, send: Send, allowed: set[str]) -> None:
+        methods = ", ".join(sorted(allowed))
+        error = HttpError(
+            405,
+            "MethodNotAllowed",
+            f"{scope['method']} is not allowed on {scope['path']}: use {methods}",
+        )
+        headers = [JSON_TYPE, (b"allow", methods.encode())]
+        body = error_body(error, scope[REQUEST_ID_KEY], _style(scope))
+        await send_response(send, 405, body, headers)
 
     async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
         error = HttpError(404, "NotFound", f"no route {scope['method']} {scope['path']}")
-        style: ErrorStyle = "oip" if scope["path"].startswith("/v2") else "predict"
-        await send_response(send, 404, error_body(error, scope[REQUEST_ID_KEY], style), [JSON_TYPE])
+        body = error_body(error, scope[REQUEST_ID_KEY], _style(scope))
+        await send_response(send, 404, body, [JSON_TYPE])
 
     async def _health(self, _request: Request) -> Response:
         served = self._served
@@ -113,10 +149,10 @@ class InfoRoutes:
         )
 
     async def _openapi_json(self, _request: Request) -> Response:
-        table = self._served.table
-        if self._openapi is None or self._openapi[0] is not table:
-            self._openapi = (table, orjson.dumps(openapi(table)))
-        return Response(self._openapi[1], media_type="application/json")
+        table, secured = self._served.table, bool(self._served.keys)
+        if self._openapi is None or self._openapi[0] is not table or self._openapi[1] != secured:
+            self._openapi = (table, secured, orjson.dumps(openapi(table, secured)))
+        return Response(self._openapi[2], media_type="application/json")
 
     async def _docs(self, _request: Request) -> Response:
         return HTMLResponse(DOCS_HTML)
@@ -160,6 +196,11 @@ class InfoRoutes:
             200 if ready else 503,
             runner.version,
         )
+
+
+def _style(scope: Scope) -> ErrorStyle:
+    """The Open Inference Protocol's error style under /v2, ours elsewhere."""
+    return "oip" if scope["path"].startswith("/v2") else "predict"
 
 
 def _error(request: Request, error: HttpError) -> Response:

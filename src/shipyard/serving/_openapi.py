@@ -1,34 +1,41 @@
 """The OpenAPI document of a route table, built from each model's input schema, and /docs.
 
-Each model gets its predict route with a request schema made from input_info.json (the
-dict format, plus MLflow's four payloads for single-table pipelines) and its bundle's
-example input; the Open Inference Protocol routes are described once.
+Each model gets its predict route, with a request schema made from input_info.json (the
+dict format in each of its forms, plus MLflow's four payloads for single-table
+pipelines) and its bundle's example input, and its Open Inference Protocol infer routes,
+with a request schema naming its input tensors. The document says what the server
+checks: field types, the fields it needs, the names it knows (models, versions, nodes),
+and every status a route answers with the body it carries.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .._version import __version__
+from ._payloads import DATATYPES
 from ._routes import RouteTable
 from ._runner import ModelRunner
 
 _JSON_TYPES: dict[str, dict[str, Any]] = {
     "float64": {"type": "number"},
-    "int64": {"type": "integer"},
+    "int64": {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
     "bool": {"type": "boolean"},
     "string": {"type": "string"},
     "datetime": {"type": "string", "format": "date-time"},
     "list[float64]": {"type": "array", "items": {"type": "number"}},
 }
+_ANY_DATATYPE = sorted(set().union(*DATATYPES.values()))
+_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 
 
 def _value_schema(column: Any) -> dict[str, Any]:
     schema = dict(_JSON_TYPES[column.type])
     if column.min is not None:
-        schema["minimum"] = column.min
+        schema["minimum"] = max(column.min, schema.get("minimum", column.min))
     if column.max is not None:
-        schema["maximum"] = column.max
+        schema["maximum"] = min(column.max, schema.get("maximum", column.max))
     if column.categories is not None:
         schema["enum"] = list(column.categories)
     if column.nullable:
@@ -36,162 +43,497 @@ def _value_schema(column: Any) -> dict[str, Any]:
     return schema
 
 
-def _request_schema(runner: ModelRunner) -> dict[str, Any]:
+def _column_schema(column: Any) -> dict[str, Any]:
+    """A column: its values as a list, or the typed form ``{"type", "values"}``."""
+    values = {"type": "array", "items": _value_schema(column)}
+    typed = {
+        "type": "object",
+        "properties": {"type": {"const": column.type}, "values": values},
+        "required": ["values"],
+    }
+    return {"anyOf": [values, typed]}
+
+
+def _request_schema(model: str, runner: ModelRunner, schemas: dict[str, Any]) -> dict[str, Any]:
+    """The predict body of ``runner``; each table's two forms go into ``schemas`` once."""
     tables: dict[str, dict[str, Any]] = {}
+    records: dict[str, dict[str, Any]] = {}
     for name, spec in runner.tables.items():
-        columns = {
-            c.name: {"type": "array", "items": _value_schema(c)} for c in spec.columns.values()
-        }
         needed = list(runner.plan.columns.get(name, ()))
-        tables[name] = {"type": "object", "properties": columns, "required": needed}
+        key = _key(f"{model}.{name}")
+        columns = {c.name: _column_schema(c) for c in spec.columns.values()}
+        schemas[f"{key}.columns"] = {
+            "type": "object",
+            "description": f"Table '{name}' as columns; extra columns are ignored.",
+            "properties": columns,
+            "required": needed,
+        }
+        record = {c.name: _value_schema(c) for c in spec.columns.values()}
+        schemas[f"{key}.records"] = {
+            "type": "array",
+            "description": f"Table '{name}' as records, one object a row.",
+            "items": {"type": "object", "properties": record, "required": needed},
+        }
+        tables[name] = {"$ref": f"#/components/schemas/{key}.columns"}
+        records[name] = {"$ref": f"#/components/schemas/{key}.records"}
     dict_format = {
         "title": "dict format",
+        "description": "{table: {column: [values]}}; every column of a table holds as many "
+        "values (no values: zero rows, answered with no values).",
         "type": "object",
-        "properties": tables,
+        "properties": {name: {"anyOf": [tables[name], records[name]]} for name in tables},
         "required": [t for t in runner.tables if runner.plan.columns.get(t)],
+        "additionalProperties": False,
     }
     if runner.single_table is None:
         return dict_format
-    table = tables[runner.single_table]
-    row = {"type": "object", "properties": {k: v["items"] for k, v in table["properties"].items()}}
+    table, rows = tables[runner.single_table], records[runner.single_table]
+    positional = {
+        "type": "array",
+        "description": "Rows of values in the declared column order",
+        "items": {"type": "array"},
+    }
+    split = {
+        "type": "object",
+        "properties": {
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "data": positional,
+        },
+        "required": ["columns", "data"],
+    }
     forms = [
         dict_format,
         {"title": "one table, no table level", **table},
-        {
-            "title": "MLflow dataframe_split",
+        _mlflow("dataframe_split", split),
+        _mlflow("dataframe_records", rows),
+        _mlflow("instances", {"anyOf": [rows, positional, table]}),
+        _mlflow("inputs", {"anyOf": [table, rows, positional]}),
+    ]
+    return {"anyOf": forms}
+
+
+def _key(name: str) -> str:
+    """``name`` as a component name (letters, digits, '.', '-', '_')."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
+
+
+def _mlflow(key: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "title": f"MLflow {key}",
+        "type": "object",
+        "properties": {key: payload, "params": {"type": "object"}},
+        "required": [key],
+        "additionalProperties": False,
+    }
+
+
+def _names_pattern(names: list[str]) -> str:
+    """A regex matching a comma-separated list of ``names`` (or nothing)."""
+    one = "|".join(re.escape(n) for n in names)
+    return f"^(({one})(,({one}))*)?$"
+
+
+def _header_refs() -> dict[str, Any]:
+    return {
+        "X-Request-Id": {"$ref": "#/components/headers/RequestId"},
+        "X-Shipyard-Version": {"$ref": "#/components/headers/Version"},
+    }
+
+
+def _error(description: str, style: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "headers": _header_refs(),
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{style}"}}},
+    }
+
+
+def _ok(description: str, schema: dict[str, Any], media: str = "application/json") -> Any:
+    return {
+        "description": description,
+        "headers": _header_refs(),
+        "content": {media: {"schema": schema}},
+    }
+
+
+def _model_errors(style: str) -> dict[str, Any]:
+    """The statuses a predict or infer request may get besides 200."""
+    return {
+        "400": _error("A malformed request (JSON, a field of the wrong type, a shape)", style),
+        "401": _error("Missing or invalid API key (when the environment has keys)", style),
+        "404": _error("Unknown model, version, project or environment", style),
+        "408": _error("The body did not arrive in time (--body-timeout)", style),
+        "413": _error("Body over the limit", style),
+        "422": _error("Input breaks the schema (table, column, row)", style),
+        "500": _error("The model failed (the server log has the request id)", style),
+    }
+
+
+def _predict(name: str, runner: ModelRunner, schemas: dict[str, Any]) -> dict[str, Any]:
+    nodes = sorted(runner.executor.nodes)
+    typed = {
+        n: {
             "type": "object",
             "properties": {
-                "dataframe_split": {
-                    "type": "object",
-                    "properties": {
-                        "columns": {"type": "array", "items": {"type": "string"}},
-                        "data": {"type": "array", "items": {"type": "array"}},
-                    },
-                    "required": ["columns", "data"],
-                }
+                "type": {"const": runner.executor.dtype(n)},
+                "values": {"type": "array"},
             },
-            "required": ["dataframe_split"],
+            "required": ["type", "values"],
+        }
+        for n in nodes
+    }
+    answer = {
+        "anyOf": [
+            {"title": "typed dict format", "type": "object", "properties": typed},
+            {
+                "title": "MLflow predictions",
+                "type": "object",
+                "properties": {"predictions": {"type": "array", "items": {"type": "object"}}},
+                "required": ["predictions"],
+            },
+        ]
+    }
+    body: dict[str, Any] = {"schema": _request_schema(name, runner, schemas)}
+    if runner.example_input is not None:
+        body["example"] = runner.example_input
+    return {
+        "post": {
+            "summary": f"{name} {runner.version}: {runner.executor.metadata['description']}",
+            "operationId": f"predict_{name}",
+            "parameters": [
+                {
+                    "name": "outputs",
+                    "in": "query",
+                    "required": False,
+                    "description": "Comma-separated nodes to return (default: the outputs, "
+                    f"{', '.join(runner.plan.outputs)}). Nodes: {', '.join(nodes)}.",
+                    "schema": {"type": "string", "pattern": _names_pattern(nodes)},
+                }
+            ],
+            "requestBody": {"required": True, "content": {"application/json": body}},
+            "responses": {
+                "200": _ok(
+                    'The outputs in the typed dict format, or {"predictions": [records]} '
+                    "for an MLflow payload.",
+                    answer,
+                ),
+                **_model_errors("PredictError"),
+            },
+            "security": _SECURITY,
+        }
+    }
+
+
+def _input_tensor(name: str, column: Any) -> dict[str, Any]:
+    values = _value_schema(column)
+    if column.type == "list[float64]":
+        values = {"type": "number"}
+    rank = 2 if column.type == "list[float64]" else None
+    shape = {
+        "type": "array",
+        "items": {"type": "integer", "minimum": 0},
+        "minItems": rank or 1,
+        "maxItems": rank or 2,
+        "description": "[rows, n]" if rank else "[rows] or [rows, 1]",
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "name": {"const": name},
+            "datatype": {"enum": sorted(DATATYPES[column.type])},
+            "shape": shape,
+            "data": {
+                "type": "array",
+                "description": "As many values as the shape holds: flat (row-major) or "
+                "nested as the shape says. Absent when parameters.binary_data_size is set.",
+                "items": {"anyOf": [values, {"type": "array"}]},
+            },
+            "parameters": {
+                "type": "object",
+                "properties": {"binary_data_size": {"type": "integer", "minimum": 0}},
+            },
         },
-        {
-            "title": "MLflow dataframe_records",
+        "required": ["name", "datatype", "shape"],
+    }
+
+
+def _infer_request(runner: ModelRunner) -> dict[str, Any]:
+    nodes = sorted(runner.executor.nodes)
+    tensors = [_input_tensor(n, c) for n, (_, c) in runner.input_columns.items()]
+    output = {
+        "type": "object",
+        "properties": {
+            "name": {"enum": nodes},
+            "parameters": {"type": "object", "properties": {"binary_data": {"type": "boolean"}}},
+        },
+        "required": ["name"],
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "parameters": {
+                "type": "object",
+                "properties": {"binary_data_output": {"type": "boolean"}},
+            },
+            "inputs": {
+                "type": "array",
+                "description": "One tensor per input column, each name once; other names "
+                "are ignored.",
+                "items": {"anyOf": tensors},
+            },
+            "outputs": {"type": "array", "items": output},
+        },
+        "required": ["inputs"],
+    }
+
+
+_INFER_RESPONSE = {
+    "type": "object",
+    "properties": {
+        "model_name": {"type": "string"},
+        "model_version": {"type": "string"},
+        "id": {"type": "string"},
+        "outputs": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "datatype": {"enum": _ANY_DATATYPE},
+                    "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                    "data": {"type": "array"},
+                    "parameters": {
+                        "type": "object",
+                        "properties": {"binary_data_size": {"type": "integer", "minimum": 0}},
+                    },
+                },
+                "required": ["name", "datatype", "shape"],
+            },
+        },
+    },
+    "required": ["model_name", "model_version", "outputs"],
+}
+
+
+def _infer(name: str, versioned: bool) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": f"{name}: Open Inference Protocol v2 inference"
+        + (" by one version" if versioned else ""),
+        "description": "JSON tensor data, or the binary tensor extension: the JSON header "
+        "first, its length in Inference-Header-Content-Length, then each tensor's bytes.",
+        "operationId": f"infer_{name}" + ("_version" if versioned else ""),
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{_key(name)}.infer"}}
+            },
+        },
+        "responses": {
+            "200": _ok("The outputs as tensors", _INFER_RESPONSE),
+            **_model_errors("OipError"),
+        },
+        "security": _SECURITY,
+    }
+    return {"post": operation}
+
+
+def _path_parameter(name: str, values: list[str]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "enum": values} if values else {"type": "string"},
+    }
+
+
+def _info_paths(table: RouteTable) -> dict[str, Any]:
+    models = sorted(table.models)
+    versions = sorted({v for route in table.models.values() for v in route.versions})
+    model, version = _path_parameter("model", models), _path_parameter("version", versions)
+    tensor = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "datatype": {"enum": _ANY_DATATYPE},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": -1}},
+        },
+        "required": ["name", "datatype", "shape"],
+    }
+    metadata = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "versions": {"type": "array", "items": {"type": "string"}},
+            "platform": {"type": "string"},
+            "inputs": {"type": "array", "items": tensor},
+            "outputs": {"type": "array", "items": tensor},
+        },
+        "required": ["name", "versions", "platform", "inputs", "outputs"],
+    }
+    readiness = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "ready": {"type": "boolean"},
+        },
+        "required": ["name", "version", "ready"],
+    }
+    not_found = _error("Unknown model or version", "OipError")
+    draining = "Draining: shutting down"
+
+    def get(summary: str, responses: dict[str, Any], *params: dict[str, Any]) -> dict[str, Any]:
+        operation: dict[str, Any] = {"summary": summary, "responses": responses}
+        if params:
+            operation["parameters"] = list(params)
+        return {"get": operation}
+
+    def obj(properties: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "object", "properties": properties, "required": list(properties)}
+
+    boolean, text = {"type": "boolean"}, {"type": "string"}
+    ready = obj({"ready": boolean, "live": boolean})
+    return {
+        "/v2": get(
+            "server metadata",
+            {
+                "200": _ok(
+                    "OK",
+                    obj({"name": text, "version": text, "extensions": {"type": "array"}}),
+                )
+            },
+        ),
+        "/v2/health/live": get("liveness", {"200": _ok("Live", obj({"live": boolean}))}),
+        "/v2/health/ready": get(
+            "readiness",
+            {"200": _ok("Ready", ready), "503": _ok("Not ready (no model, or draining)", ready)},
+        ),
+        "/v2/models/{model}": get(
+            "model metadata: inputs and outputs",
+            {"200": _ok("OK", metadata), "404": not_found},
+            model,
+        ),
+        "/v2/models/{model}/versions/{version}": get(
+            "metadata of one version",
+            {"200": _ok("OK", metadata), "404": not_found},
+            model,
+            version,
+        ),
+        "/v2/models/{model}/ready": get(
+            "model readiness",
+            {"200": _ok("Ready", readiness), "503": _ok(draining, readiness), "404": not_found},
+            model,
+        ),
+        "/v2/models/{model}/versions/{version}/ready": get(
+            "readiness of one version",
+            {"200": _ok("Ready", readiness), "503": _ok(draining, readiness), "404": not_found},
+            model,
+            version,
+        ),
+        "/health": get(
+            "liveness, revision and versions served",
+            {
+                "200": _ok(
+                    "OK",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "status": {"enum": ["ok", "draining"]},
+                            "project": text,
+                            "environment": text,
+                            "revision": {"type": ["integer", "null"]},
+                            "models": {
+                                "type": "object",
+                                "additionalProperties": {"type": "array", "items": text},
+                            },
+                            "not_loaded": {"type": "object"},
+                        },
+                        "required": ["status", "project", "environment", "revision", "models"],
+                    },
+                )
+            },
+        ),
+        "/metrics": get(
+            "Prometheus metrics", {"200": _ok("Metrics in the text format", text, "text/plain")}
+        ),
+        "/openapi.json": get("this document", {"200": _ok("OpenAPI 3.1", {"type": "object"})}),
+        "/docs": get("Swagger UI", {"200": _ok("An HTML page", text, "text/html")}),
+    }
+
+
+def _error_schemas() -> dict[str, Any]:
+    text = {"type": "string"}
+    return {
+        "PredictError": {
             "type": "object",
-            "properties": {"dataframe_records": {"type": "array", "items": row}},
-            "required": ["dataframe_records"],
+            "description": "error: the kind (MissingColumn, WrongType, …); the details "
+            "(table, column, row, …) sit beside it.",
+            "properties": {"error": text, "message": text, "request_id": text},
+            "required": ["error", "message", "request_id"],
         },
-        {
-            "title": "MLflow instances",
+        "OipError": {
             "type": "object",
-            "properties": {"instances": {"oneOf": [{"type": "array", "items": row}, table]}},
-            "required": ["instances"],
+            "description": "The protocol's error: error holds the message, kind its name.",
+            "properties": {"error": text, "kind": text, "request_id": text},
+            "required": ["error", "kind", "request_id"],
         },
-        {
-            "title": "MLflow inputs",
-            "type": "object",
-            "properties": {"inputs": {"oneOf": [table, {"type": "array", "items": row}]}},
-            "required": ["inputs"],
-        },
-    ]
-    return {"oneOf": forms}
+    }
 
 
-_MODEL = {"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}
+def openapi(table: RouteTable, secured: bool = True) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of everything ``table`` serves.
 
-
-def _error() -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": {"type": "object"}}}}
-
-
-def openapi(table: RouteTable) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of everything ``table`` serves."""
+    ``secured``: the model routes need an API key (the environment has keys); when False
+    they are documented as open, with no 401.
+    """
     paths: dict[str, Any] = {}
+    schemas = _error_schemas()
     prefix = f"/api/v1/projects/{table.project}/environments/{table.environment}"
     for name, route in sorted(table.models.items()):
         runner = route.primary
-        outputs = {
-            o.name: {
-                "type": "object",
-                "properties": {"type": {"type": "string"}, "values": {"type": "array"}},
-            }
-            for o in runner.outputs
-        }
-        body: dict[str, Any] = {"schema": _request_schema(runner)}
-        if runner.example_input is not None:
-            body["example"] = runner.example_input
-        path = f"{prefix}/models/{name}/predict"
-        paths[path] = {
-            "post": {
-                "summary": f"{name} {runner.version}: {runner.executor.metadata['description']}",
-                "operationId": f"predict_{name}",
-                "parameters": [
-                    {
-                        "name": "outputs",
-                        "in": "query",
-                        "required": False,
-                        "description": "Comma-separated nodes to return (default: the outputs).",
-                        "schema": {"type": "string"},
-                    }
-                ],
-                "requestBody": {"required": True, "content": {"application/json": body}},
-                "responses": {
-                    "200": {
-                        "description": "The outputs in the typed dict format, or "
-                        '{"predictions": [records]} for an MLflow payload.',
-                        "content": {
-                            "application/json": {
-                                "schema": {"type": "object", "properties": outputs}
-                            }
-                        },
-                    },
-                    "400": {"description": "Malformed JSON", **_error()},
-                    "401": {"description": "Missing or invalid API key", **_error()},
-                    "404": {"description": "Unknown model", **_error()},
-                    "413": {"description": "Body over the limit", **_error()},
-                    "422": {
-                        "description": "Input breaks the schema (table, column, row)",
-                        **_error(),
-                    },
-                    "500": {"description": "The model failed (see the request id)", **_error()},
-                },
-                "security": [{"bearer": []}, {"apiKey": []}],
-            }
-        }
-    paths["/v2/models/{model}/infer"] = {
-        "post": {
-            "summary": "Open Inference Protocol v2 inference (JSON or binary tensor data)",
-            "operationId": "infer",
-            "parameters": [_MODEL],
-            "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
-            "responses": {"200": {"description": "Outputs", **_error()}},
-            "security": [{"bearer": []}, {"apiKey": []}],
-        }
-    }
-    for path, summary in (
-        ("/v2", "server metadata"),
-        ("/v2/health/live", "liveness"),
-        ("/v2/health/ready", "readiness"),
-        ("/v2/models/{model}", "model metadata: inputs and outputs"),
-        ("/v2/models/{model}/ready", "model readiness"),
-        ("/health", "liveness, revision and versions served"),
-        ("/metrics", "Prometheus metrics"),
-    ):
-        get: dict[str, Any] = {"summary": summary, "responses": {"200": {"description": "OK"}}}
-        if "{model}" in path:
-            get["parameters"] = [_MODEL]
-        paths[path] = {"get": get}
+        paths[f"{prefix}/models/{name}/predict"] = _predict(name, runner, schemas)
+        schemas[f"{_key(name)}.infer"] = _infer_request(runner)
+        paths[f"/v2/models/{name}/infer"] = _infer(name, False)
+        versioned = _infer(name, True)
+        versioned["post"]["parameters"] = [_path_parameter("version", sorted(route.versions))]
+        paths[f"/v2/models/{name}/versions/{{version}}/infer"] = versioned
+    paths.update(_info_paths(table))
+    if not secured:
+        for item in paths.values():
+            operation = item.get("post")
+            if operation is not None and "security" in operation:
+                operation["security"] = []
+                del operation["responses"]["401"]
+    text = {"type": "string"}
     return {
         "openapi": "3.1.0",
         "info": {
             "title": f"Shipyard: {table.project}/{table.environment}",
             "version": __version__,
             "description": "Models served by Shipyard. Send an API key as "
-            "'Authorization: Bearer KEY' or 'X-API-Key: KEY' when the environment has keys.",
+            "'Authorization: Bearer KEY' or 'X-API-Key: KEY' when the environment has keys. "
+            "A known path asked with another method answers 405 with Allow.",
         },
         "paths": paths,
         "components": {
+            "schemas": schemas,
+            "headers": {
+                "RequestId": {
+                    "description": "The caller's X-Request-Id when sane, else the server's",
+                    "required": True,
+                    "schema": text,
+                },
+                "Version": {
+                    "description": "The version that answered, or 'none'",
+                    "required": True,
+                    "schema": text,
+                },
+            },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-            }
+            },
         },
     }
 
