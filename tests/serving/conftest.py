@@ -1,9 +1,11 @@
 """Serving fixtures: bundles, and real servers on free loopback ports that always stop.
 
 ``live_server(app)`` (tests/conftest.py's ``serving``) runs uvicorn in a thread on a
-free 127.0.0.1 port; ``serve_process(args)`` runs ``shipyard serve`` in a subprocess.
-Both wait a bounded time for the server to answer and stop it on the way out, even when
-the test fails. The registry fixtures (SQLite and PostgreSQL) come from tests/registry.
+free 127.0.0.1 port; ``guarded_server(app, limits)`` does the same behind what
+``shipyard serve`` runs (its protocol and read limits); ``serve_process(args)``
+runs ``shipyard serve`` in a subprocess. Each waits a bounded time for the server to
+answer and stops it on the way out, even when the test fails. The registry fixtures
+(SQLite and PostgreSQL) come from tests/registry.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,9 +24,11 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from shipyard.serving import ModelRunner, ServingApp, bundle_table
-from tests.conftest import serving as live_server
+from shipyard.serving._protocol import GuardedConfig, ReadLimits
+from tests.conftest import serving as live_server  # noqa: F401  (tests import it from here)
 from tests.registry.conftest import bare_registry, demo, registry  # noqa: F401  (fixtures used here)
 
 from . import _pipelines
@@ -38,6 +43,41 @@ def free_socket() -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     return sock
+
+
+@contextmanager
+def guarded_server(
+    app: Any, limits: ReadLimits | None = None, keep_alive_timeout: int = 5
+) -> Iterator[str]:
+    """``app`` on a free loopback port, served as ``shipyard serve`` serves; its base URL.
+
+    ``limits``: how long a request's head and body may take (default: serve's).
+    """
+    sock = free_socket()
+    port = sock.getsockname()[1]
+    config = GuardedConfig(
+        app,
+        limits=limits,
+        timeout_keep_alive=keep_alive_timeout,
+        log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            sock.close()
+            pytest.fail("the test model server did not start", pytrace=False)
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(STOP_TIMEOUT)
+        sock.close()
+        assert not thread.is_alive(), "the test model server did not stop"
 
 
 @contextmanager
@@ -143,8 +183,8 @@ def app(demo_runner: ModelRunner, toy_runners: dict[str, ModelRunner]) -> Servin
 
 @pytest.fixture()
 def server(app: ServingApp) -> Iterator[str]:
-    """``app`` on a loopback port: its base URL."""
-    with live_server(app) as base:
+    """``app`` on a loopback port, as ``shipyard serve`` serves it: its base URL."""
+    with guarded_server(app) as base:
         yield base
 
 
