@@ -7,10 +7,13 @@ Routes: our predict route (the dict format and MLflow's payloads), the Open Infe
 Protocol v2 (KServe and Triton clients), /health, /metrics, /openapi.json and /docs.
 A server follows its environment's revision (embedded, or a registry server at
 ``ServeOptions.registry_url``) and swaps warm versions in atomically; it checks API keys
-(made by ``Registry.create_api_key``) against a ``KeyRing``. See docs/serving.md.
+(made by ``Registry.create_api_key``) against a ``KeyRing``. ``ServeOptions.bundle_dir``
+serves an environment baked into a folder (``BakedRegistry``) with no registry. See
+docs/serving.md.
 """
 
 from ._app import ServingApp
+from ._baked import BakedRegistry
 from ._capture import Capture, CaptureRecord, CaptureSink, ParquetFolder
 from ._environment import EnvironmentLoader, Follower
 from ._keys import KeyRing
@@ -21,6 +24,7 @@ from ._server import ServeOptions, build_app, default_workers, run
 from ._shadow import Shadow
 
 __all__ = [
+    "BakedRegistry",
     "Capture",
     "CaptureRecord",
     "CaptureSink",
