@@ -273,19 +273,23 @@ class ServingApp:
         finally:
             self.in_flight -= 1
             self.metrics.in_flight.dec()
+            elapsed = time.perf_counter() - started
             self.metrics.observe(
                 runner.model if runner else "(unknown)",
                 runner.version if runner else "none",
                 route,
                 status,
-                time.perf_counter() - started,
+                elapsed,
             )
         # The answer is sent: what follows is off the response path.
-        if entry.shadow is not None and entry.shadow is not runner:
-            self.shadow.offer(entry.shadow, decoded, request_id)
         capture = self.capture
-        if capture is not None and capture.sampled():
-            capture.offer(_capture_record(runner, request_id, decoded, values))
+        sampled = capture is not None and capture.sampled()
+        if entry.shadow is not None and entry.shadow is not runner:
+            # A sampled request's shadow answer is captured too, to compare with the live one.
+            self.shadow.offer(entry.shadow, decoded, request_id, capture if sampled else None)
+        if capture is not None and sampled:
+            record = _capture_record(runner, request_id, decoded, values, elapsed * 1000.0)
+            capture.offer(record)
 
     def _decode(
         self, scope: Scope, body: bytes, runner: ModelRunner, oip: bool, bool_free: bool
@@ -382,7 +386,11 @@ def _is_predict(parts: list[str]) -> bool:
 
 
 def _capture_record(
-    runner: ModelRunner, request_id: str, decoded: Decoded, values: dict[str, Any]
+    runner: ModelRunner,
+    request_id: str,
+    decoded: Decoded,
+    values: dict[str, Any],
+    latency_ms: float | None = None,
 ) -> CaptureRecord:
     inputs = {
         f"{table}.{column}": (runner.tables[table].columns[column].type, array)
@@ -390,4 +398,6 @@ def _capture_record(
         for column, array in columns.items()
     }
     outputs = {name: (runner.executor.dtype(name), array) for name, array in values.items()}
-    return CaptureRecord(runner.model, runner.version, request_id, time.time(), inputs, outputs)
+    return CaptureRecord(
+        runner.model, runner.version, request_id, time.time(), inputs, outputs, "live", latency_ms
+    )

@@ -7,8 +7,11 @@ and counts it in ``shipyard_capture_dropped_total``; it never fails or waits a r
 
 Files: ``FOLDER/MODEL/VERSION/YYYYMMDDTHHMMSSZ-PID-N.parquet``, one per
 ``rows_per_file`` rows or ``seconds_per_file`` seconds, written under a temporary name and
-renamed, so a reader never sees half a file. Columns: ``request_id``, ``captured_at``
-(UTC), ``version``, ``input.TABLE.COLUMN`` … and ``output.NODE`` …. FOLDER lies under the
+renamed, so a reader never sees half a file. Columns: ``request_id``, ``row`` (the row's
+place in its request, from 0: ``REQUEST_ID#ROW`` names one row for late labels),
+``captured_at`` (UTC), ``version``, ``role`` (``live``, or ``shadow`` for a shadow
+version's answer to a mirrored request, outputs only), ``latency_ms`` (the live answer's),
+``input.TABLE.COLUMN`` … and ``output.NODE`` …. FOLDER lies under the
 serving host's capture root (``$SHIPYARD_CAPTURE_ROOT``), whatever an environment config
 says: checked when serving starts and again before every write.
 """
@@ -46,6 +49,8 @@ class CaptureRecord:
     at: float  # seconds since the epoch
     inputs: Mapping[str, tuple[str, np.ndarray]]  # "table.column" -> (type, values)
     outputs: Mapping[str, tuple[str, np.ndarray]]  # node -> (type, values)
+    role: str = "live"  # or "shadow": a shadow version's answer to a mirrored request
+    latency_ms: float | None = None
 
 
 class CaptureSink(Protocol):
@@ -197,6 +202,9 @@ def _arrow_table(records: list[CaptureRecord]) -> Any:
                 [int(record.at * 1_000_000)] * rows, pa.timestamp("us", tz="UTC")
             ),
             "version": pa.array([record.version] * rows, pa.string()),
+            "row": pa.array(range(rows), pa.int32()),
+            "role": pa.array([record.role] * rows, pa.string()),
+            "latency_ms": pa.array([record.latency_ms] * rows, pa.float64()),
         }
         for prefix, values in (("input.", record.inputs), ("output.", record.outputs)):
             for name, (dtype, array) in values.items():

@@ -91,6 +91,13 @@ class EnvironmentLoader:
         found: dict[str, Any] = to_json(self.registry.status(self.project, self.environment))
         return found
 
+    def drift_scores(self) -> list[dict[str, Any]]:
+        """The environment's latest drift results (``shipyard monitor drift``) as JSON data."""
+        found: list[dict[str, Any]] = to_json(
+            self.registry.drift_results(self.project, self.environment, latest=True)
+        )
+        return found
+
     def settings(self) -> dict[str, Any]:
         """The environment's effective settings (``replicas``, …) as plain values."""
         return {key: setting["value"] for key, setting in self.status()["settings"].items()}

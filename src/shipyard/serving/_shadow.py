@@ -3,16 +3,20 @@
 The live answer is sent first; the copy is queued (dropped and counted when the queue is
 full) and run on a background thread. Its answers go to the log (logger
 ``shipyard.serving.shadow``, with the live request's id) and to
-``shipyard_shadow_requests_total``; they are never returned to the caller.
+``shipyard_shadow_requests_total``; they are never returned to the caller. When the live
+request was sampled for capture, the shadow's outputs are captured too (role ``shadow``,
+same request id), so monitoring can compare the two answers.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import orjson
 
 from ._background import Worker
+from ._capture import Capture, CaptureRecord
 from ._metrics import Metrics
 from ._payloads import Decoded
 from ._runner import ModelRunner
@@ -35,13 +39,23 @@ class Shadow:
     def stop(self, timeout: float = 10.0) -> None:
         self._worker.stop(timeout)
 
-    def offer(self, runner: ModelRunner, decoded: Decoded, request_id: str) -> None:
-        """Mirror a request the live version answered; counted as dropped if the queue is full."""
-        if not self._worker.submit((runner, decoded, request_id)):
+    def offer(
+        self,
+        runner: ModelRunner,
+        decoded: Decoded,
+        request_id: str,
+        capture: Capture | None = None,
+    ) -> None:
+        """Mirror a request the live version answered; counted as dropped if the queue is full.
+
+        With ``capture``, the shadow's outputs are offered to it once computed.
+        """
+        if not self._worker.submit((runner, decoded, request_id, capture)):
             self._metrics.shadow.labels(runner.model, runner.version, "dropped").inc()
 
-    def _run(self, item: tuple[ModelRunner, Decoded, str]) -> None:
-        runner, decoded, request_id = item
+    def _run(self, item: tuple[ModelRunner, Decoded, str, Capture | None]) -> None:
+        runner, decoded, request_id, capture = item
+        started = time.perf_counter()
         try:
             if decoded.style == "dict" or runner.single_table is None:
                 tables, rows = runner.dataset(decoded.given)
@@ -60,6 +74,20 @@ class Shadow:
             )
             return
         self._metrics.shadow.labels(runner.model, runner.version, "ok").inc()
+        if capture is not None:
+            outputs = {name: (runner.executor.dtype(name), array) for name, array in values.items()}
+            capture.offer(
+                CaptureRecord(
+                    runner.model,
+                    runner.version,
+                    request_id,
+                    time.time(),
+                    {},
+                    outputs,
+                    "shadow",
+                    (time.perf_counter() - started) * 1000.0,
+                )
+            )
         shown = {
             name: typed["values"][:SHOWN_VALUES] for name, typed in runner.typed(values).items()
         }

@@ -1,0 +1,27 @@
+"""Monitoring: drift against a bundle's own reference, performance from late labels,
+comparisons of the versions an environment serves, alert rules and an HTML report.
+
+Everything reads what serving captured (see ``shipyard.serving.Capture``) and what the
+registry holds; drift results are stored back in the registry. See docs/monitoring.md.
+"""
+
+from ._captures import Window, capture_folder, parse_duration, parse_time, windows
+from ._drift import MIN_ROWS, DriftRun, Finding, Thresholds, VersionDrift, run_drift, window_drift
+from ._reference import ColumnReference, Reference
+
+__all__ = [
+    "MIN_ROWS",
+    "ColumnReference",
+    "DriftRun",
+    "Finding",
+    "Reference",
+    "Thresholds",
+    "VersionDrift",
+    "Window",
+    "capture_folder",
+    "parse_duration",
+    "parse_time",
+    "run_drift",
+    "window_drift",
+    "windows",
+]
