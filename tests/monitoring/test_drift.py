@@ -99,7 +99,7 @@ def test_results_are_stored_per_version_column_test_and_window(
     run = run_drift(
         monitored, "demo", "production", folder=capture_dir, window=parse_duration("1h")
     )
-    assert run.recorded == len(run.findings) > 2 * 6  # two windows, 6 tests of the inputs
+    assert run.recorded == len(run.findings) >= 2 * 6  # two windows, 6 tests of the inputs
     stored = monitored.drift_results("demo", "production", version="v1")
     income = [r for r in stored if r.column == "loans.income" and r.test == "psi"]
     assert [r.drifted for r in income] == [False, True]
