@@ -6,21 +6,30 @@ registry holds; drift results are stored back in the registry. See docs/monitori
 """
 
 from ._captures import Window, capture_folder, parse_duration, parse_time, windows
+from ._compare import Comparison, VersionSide, compare, parse_metrics
 from ._drift import MIN_ROWS, DriftRun, Finding, Thresholds, VersionDrift, run_drift, window_drift
+from ._feedback import Feedback, evaluate, read_labels
 from ._reference import ColumnReference, Reference
 
 __all__ = [
     "MIN_ROWS",
     "ColumnReference",
+    "Comparison",
+    "Feedback",
     "DriftRun",
     "Finding",
     "Reference",
     "Thresholds",
     "VersionDrift",
+    "VersionSide",
     "Window",
     "capture_folder",
+    "compare",
+    "evaluate",
     "parse_duration",
+    "parse_metrics",
     "parse_time",
+    "read_labels",
     "run_drift",
     "window_drift",
     "windows",
