@@ -102,3 +102,11 @@ def test_requests_sent_in_time_share_a_kept_alive_connection(
     answer = _until_closed(_connect(slow_server, request * 2))  # closed after keep-alive
     assert answer.count(b"HTTP/1.1 200 OK") == 2
     assert b"408" not in answer
+
+
+def test_an_upgrade_to_websocket_is_served_as_plain_http(slow_server: tuple[str, int]) -> None:
+    upgrade = b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+    request = b"GET /v2/health/live HTTP/1.1\r\nHost: t\r\n" + upgrade
+    sock = _connect(slow_server, request + b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    answer = _until_closed(sock)  # answered, then closed by the keep-alive timeout
+    assert answer.startswith(b"HTTP/1.1 200 ") and b'{"live":true}' in answer

@@ -42,10 +42,12 @@ class ReadLimits:
 
 
 class GuardedConfig(uvicorn.Config):
-    """uvicorn's Config serving over ``GuardedProtocol`` with ``limits``."""
+    """uvicorn's Config serving over ``GuardedProtocol`` with ``limits``, without WebSocket."""
 
     def __init__(self, app: Any, *, limits: ReadLimits | None = None, **options: Any) -> None:
-        super().__init__(app, http=PROTOCOL, **options)
+        # No WebSocket: nothing here speaks it, and an upgraded connection would escape the
+        # deadlines (an Upgrade header is then served as plain HTTP).
+        super().__init__(app, http=PROTOCOL, ws="none", **options)
         self.read_limits = limits or ReadLimits()
 
 
