@@ -14,6 +14,7 @@ from shipyard.registry import LocalStore, Registry, create_engine, migrate
 from shipyard.serving import ModelRunner
 
 from . import _data
+from ._webhook import receiver  # noqa: F401  (a fixture: a loopback webhook)
 
 
 @pytest.fixture(scope="session")

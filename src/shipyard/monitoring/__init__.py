@@ -5,13 +5,23 @@ Everything reads what serving captured (see ``shipyard.serving.Capture``) and wh
 registry holds; drift results are stored back in the registry. See docs/monitoring.md.
 """
 
+from ._alerts import Alert, CheckResult, Rule, check, read_rules
 from ._captures import Window, capture_folder, parse_duration, parse_time, windows
 from ._compare import Comparison, VersionSide, compare, parse_metrics
 from ._drift import MIN_ROWS, DriftRun, Finding, Thresholds, VersionDrift, run_drift, window_drift
 from ._feedback import Feedback, evaluate, read_labels
 from ._reference import ColumnReference, Reference
+from ._report import build as build_report
+from ._report import render as render_report
 
 __all__ = [
+    "Alert",
+    "CheckResult",
+    "Rule",
+    "build_report",
+    "check",
+    "read_rules",
+    "render_report",
     "MIN_ROWS",
     "ColumnReference",
     "Comparison",

@@ -107,6 +107,7 @@ class VersionDrift:
     model: str
     version: str
     reference_format: int | None = None
+    reference: Reference | None = None
     findings: list[Finding] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
 
@@ -274,11 +275,15 @@ def run_drift(
         except ShipyardError as exc:
             drift.skipped["*"] = f"no reference profile: {exc}"
             continue
-        drift.reference_format = reference.format
+        drift.reference_format, drift.reference = reference.format, reference
         drift.skipped.update(reference.skipped)
         if name not in thresholds:
             thresholds[name] = thresholds_for(registry, project, env, name)
-        for part in _captures.windows(folder, name, label, since=since, until=until, size=window):
+        parts = list(_captures.windows(folder, name, label, since=since, until=until, size=window))
+        if parts and all(p.live().rows == 0 for p in parts):
+            drift.skipped = {"*": "a shadow version: no live answers (see monitor compare)"}
+            continue
+        for part in parts:
             found, skipped = window_drift(reference, part, thresholds[name], min_rows)
             drift.findings.extend(found)
             for column, why in skipped.items():
