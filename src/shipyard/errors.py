@@ -19,7 +19,8 @@
         ├── NotFound               a project, environment, model, version, revision … is unknown
         ├── Conflict               the current state forbids the change (exists already, cycle,
         │                          dependants, promote into a challenger, nothing to promote)
-        │   └── SignatureRequired  the signature policy refuses an untrusted bundle
+        │   ├── SignatureRequired  the signature policy refuses an untrusted bundle
+        │   └── ApprovalRequired   the change was recorded as a change request awaiting approval
         ├── InvalidInput           a name, value or file is malformed (exit code 2)
         │   ├── InvalidSetting     a setting key or value is refused; the message says why
         │   └── InvalidComponentConfig   a component config file does not apply; lists every problem
@@ -59,6 +60,7 @@ from .runtime import (
 )
 
 __all__ = [
+    "ApprovalRequired",
     "ArtifactError",
     "AuditBroken",
     "BatchStopped",
@@ -110,6 +112,16 @@ class Conflict(RegistryError):
 
 class SignatureRequired(Conflict):
     """The environment's signature policy refuses a version that no trusted key signed."""
+
+
+class ApprovalRequired(Conflict):
+    """The change needs approval first: it was recorded as pending change request
+    ``change_request`` on ``environment`` (approve it as another person with the deployer role)."""
+
+    def __init__(self, message: str, change_request: int, environment: str) -> None:
+        super().__init__(message)
+        self.change_request = change_request
+        self.environment = environment
 
 
 class InvalidInput(RegistryError):

@@ -188,6 +188,41 @@ def test_promote_and_rollback_list_the_change_and_dry_runs_change_nothing(
     assert (change["change"], change["a_version"], change["b_version"]) == ("added", "v1", None)
 
 
+def test_four_eyes_a_promotion_waits_for_a_second_person(
+    shipyard: Shipyard,
+    bundles: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    _project_with_v1(shipyard, bundles[0])
+    monkeypatch.setenv("SHIPYARD_PROJECT", "demo")
+    shipyard.ok("env", "promote", "integration", "--yes")
+    shipyard.ok("env", "promote", "uat", "--yes")
+    shipyard.ok("env", "settings", "set", "approvals_required", "1", "--env", "production")
+    shipyard.json("model", "register", str(bundles[1]))
+    shipyard.ok("model", "tag", MODEL, "2")
+    shipyard.ok("component", "add", MODEL, "--env", "integration")
+    shipyard.ok("env", "promote", "integration", "--yes")
+
+    out = shipyard.ok("env", "promote", "uat", "--yes")
+    assert "pending: environment 'production' needs 1 approval(s)" in out
+    [pending] = shipyard.json("env", "changes", "--state", "pending")
+    assert (pending["action"], pending["source"], pending["approvals"]) == ("promote", "uat", [])
+    line = shipyard.fails(1, "env", "approve", str(pending["id"]))
+    assert f"asked for change request {pending['id']} and cannot approve it" in line
+    assert _components(shipyard.json("env", "status", "production")) == [(MODEL, "v1")]
+
+    if shipyard.mode == "embedded":  # a second person: another user, or another token
+        monkeypatch.setenv("SHIPYARD_USER", "bob")
+    else:
+        token = request.getfixturevalue("api_server").token("deployer", name="bob")
+        monkeypatch.setenv("SHIPYARD_TOKEN", token)
+    out = shipyard.ok("env", "approve", str(pending["id"]))
+    assert out.startswith(f"applied: change request {pending['id']} (promote uat@")
+    assert _components(shipyard.json("env", "status", "production")) == [(MODEL, "v2")]
+    assert "approved by bob" in shipyard.json("env", "history", "production")[0]["reason"]
+
+
 def test_refusals_are_one_line_with_an_exit_code(shipyard: Shipyard, bundles: list[Path]) -> None:
     line = shipyard.fails(1, "env", "status", "production", "--project", "nope")
     assert "project 'nope' does not exist" in line

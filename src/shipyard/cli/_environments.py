@@ -9,7 +9,7 @@ from typing import Any
 import typer
 import yaml
 
-from ..errors import Conflict, UsageError
+from ..errors import ApprovalRequired, Conflict, UsageError
 from ._backend import ENV, JSON, PROJECT, PROJECT_ENV, YES, confirm, confirm_change, open_backend
 from ._output import console, emit, listing, plain
 from ._views import (
@@ -164,7 +164,11 @@ def promote(
             console.print(_plan(f"promoting {env} into {target} (project {project})", plan))
         # Nothing promotes into a challenger: the target always needs confirming.
         confirm(f"promote {env} into {target} (project {project})", yes)
-        result = backend.promote(project, env)
+        try:
+            result = backend.promote(project, env)
+        except ApprovalRequired as pending:
+            _pending(backend, project, pending, as_json)
+            return
     emit(result, as_json, lambda r: f"promoted {env} -> {revision_line(r)}")
 
 
@@ -202,8 +206,79 @@ def rollback(
         if not (yes or as_json):
             console.print(_plan(what, plan))
         confirm_change(backend, project, env, what, yes)
-        result = backend.rollback(project, env, to, allow_empty)
+        try:
+            result = backend.rollback(project, env, to, allow_empty)
+        except ApprovalRequired as pending:
+            _pending(backend, project, pending, as_json)
+            return
     emit(result, as_json, lambda r: f"rolled back: {revision_line(r)}")
+
+
+def _pending(backend: Any, project: str, pending: ApprovalRequired, as_json: bool) -> None:
+    """Say that a change waits for approval (exit 0: asking for it is what was done)."""
+    request = backend.get_change_request(project, pending.change_request)
+    emit(request, as_json, lambda _: f"pending: {pending}")
+
+
+@app.command("changes")
+def changes(
+    env: str | None = typer.Option(None, "--env", "-e", help="Only this environment's."),
+    state: str | None = typer.Option(None, "--state", help="pending, applied, rejected or stale."),
+    project: str = PROJECT,
+    as_json: bool = JSON,
+) -> None:
+    """Change requests (promotions and rollbacks waiting for approval, and their outcome)."""
+    with open_backend() as backend:
+        result = backend.list_change_requests(project, env, state)
+    emit(result, as_json, lambda rows: listing(*CHANGE_COLUMNS)([_change_row(r) for r in rows]))
+
+
+@app.command("approve")
+def approve(
+    request: int = typer.Argument(..., help="The change request's id (see 'env changes')."),
+    project: str = PROJECT,
+    as_json: bool = JSON,
+) -> None:
+    """Approve a change request as another person; the last approval needed applies it."""
+    with open_backend() as backend:
+        result = backend.approve_change(project, request)
+    emit(result, as_json, _decision_line)
+
+
+@app.command("reject")
+def reject(
+    request: int = typer.Argument(..., help="The change request's id."),
+    reason: str = typer.Option("", "--reason", help="Why, kept with the request."),
+    project: str = PROJECT,
+    as_json: bool = JSON,
+) -> None:
+    """Reject (or, as its requester, withdraw) a pending change request."""
+    with open_backend() as backend:
+        result = backend.reject_change(project, request, reason)
+    emit(result, as_json, _decision_line)
+
+
+CHANGE_COLUMNS = ("id", "environment", "change", "state", "approvals", "requested_by", "note")
+
+
+def _change_row(request: dict[str, Any]) -> dict[str, Any]:
+    change = (
+        f"promote {request['source']}@{request['source_revision']}"
+        if request["action"] == "promote"
+        else f"rollback to {request['to_revision']}"
+    )
+    approvals = f"{len(request['approvals'])}/{request['approvals_required']}"
+    return dict(request, change=change, approvals=approvals)
+
+
+def _decision_line(request: dict[str, Any]) -> str:
+    row = _change_row(request)
+    what = f"change request {request['id']} ({row['change']} into {request['environment']})"
+    if request["state"] == "applied":
+        return f"applied: {what} is revision {request['result_revision']}"
+    if request["state"] == "pending":
+        return f"approved: {what} has {row['approvals']} approvals; it applies at the last"
+    return f"{request['state']}: {what}" + (f": {request['note']}" if request["note"] else "")
 
 
 def _plan(heading: str, plan: dict[str, Any]) -> str:

@@ -147,6 +147,24 @@ class RegistryAPI(Protocol):
         """Every revision of an environment, newest first."""
         ...
 
+    def list_change_requests(
+        self, project: str, env: str | None = None, state: str | None = None
+    ) -> Any:
+        """The project's change requests (of one environment, in one state), newest first."""
+        ...
+
+    def get_change_request(self, project: str, request_id: int) -> Any:
+        """One change request with its approvals."""
+        ...
+
+    def approve_change(self, project: str, request_id: int) -> Any:
+        """Approve a pending change request; the last approval needed applies it."""
+        ...
+
+    def reject_change(self, project: str, request_id: int, reason: str = "") -> Any:
+        """Reject (or, as its requester, withdraw) a pending change request; nothing applies."""
+        ...
+
     def get_revision(self, project: str, env: str, number: int | None = None) -> Any:
         """One revision of an environment (the current one when ``number`` is None)."""
         ...

@@ -140,12 +140,13 @@ class ComponentsMixin(RegistryCore):
             config = _audit.as_json_data(config)
         except (TypeError, ValueError) as exc:
             raise InvalidInput(f"environment config is not JSON data ({exc})") from None
-        check_environment_config(config)
         with self._write() as session:
             proj = _lookup.project(session, project)
             environment = _lookup.environment(session, proj, env)
 
             def mutate(_: RevisionRow, state: State) -> tuple[State, str]:
+                # Checked once the role is: a deployer refused the environment learns no more.
+                check_environment_config(config)
                 state.config = config
                 return state, "set environment config"
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ..errors import Conflict, InvalidInput
-from . import _audit, _lookup, _settings, _state
-from ._core import RegistryCore
+from . import _approvals, _audit, _lookup, _settings, _state
+from ._approvals import ApprovalsMixin
 from ._rows import (
     EnvironmentRow,
     RevisionRow,
 )
-from ._state import State
 from ._types import (
     ComponentStatus,
     Diff,
@@ -20,7 +19,7 @@ from ._types import (
 )
 
 
-class PromotionMixin(RegistryCore):
+class PromotionMixin(ApprovalsMixin):
     """Promotion, rollback, revision history, status and diffs of environments."""
 
     def promote(self, project: str, env: str) -> Revision:
@@ -29,9 +28,12 @@ class PromotionMixin(RegistryCore):
         One transaction, one new revision of the target; the target keeps its own
         settings and environment config. Concurrent promotions into the same environment
         run one after the other. Raises Conflict when ``env`` promotes nowhere, promotes
-        into a challenger, or holds no components. With a witness configured, the audit
-        head is anchored once the promotion has committed.
+        into a challenger, or holds no components, and ApprovalRequired when the target
+        needs approvals (``approvals_required``): the promotion is then recorded as a
+        pending change request, applied by ``approve_change``. With a witness configured,
+        the audit head is anchored once the promotion has committed.
         """
+        pending = None
         with self._write() as session:
             proj = _lookup.project(session, project)
             source = _lookup.environment(session, proj, env)
@@ -44,12 +46,22 @@ class PromotionMixin(RegistryCore):
             source_revision, source_state = _state.read_revision(session, source)
             if not source_state.entries:
                 raise Conflict(f"nothing to promote: environment '{env}' holds no components")
-
-            def mutate(_: RevisionRow, state: State) -> tuple[State, str]:
-                state.entries = source_state.copy().entries
-                return state, f"promote from {env} (its revision {source_revision.number})"
-
-            revision = self._change(session, proj, target, "environment.promote", mutate)
+            required = self._approvals_required(session, proj, target)
+            if required:
+                pending = self._ask(
+                    session,
+                    proj,
+                    target,
+                    "promote",
+                    required,
+                    source=env,
+                    source_revision=source_revision.number,
+                )
+            else:
+                change = _approvals.promotion(env, source_revision.number, source_state)
+                revision = self._change(session, proj, target, "environment.promote", change)
+        if pending is not None:
+            raise pending
         self._anchor()
         return revision
 
@@ -62,27 +74,32 @@ class PromotionMixin(RegistryCore):
         environment config. Raises NotFound for an unknown revision, Conflict when there
         is no earlier revision, a restored setting names a deleted worker group, or the
         restored revision holds no components while the current one does (unless
-        ``allow_empty``: a rollback that empties an environment takes its models offline).
+        ``allow_empty``: a rollback that empties an environment takes its models offline),
+        and ApprovalRequired when the environment needs approvals (as for ``promote``).
         """
+        pending = None
         with self._write() as session:
             proj = _lookup.project(session, project)
             environment = _lookup.environment(session, proj, env)
-
-            def mutate(current: RevisionRow, current_state: State) -> tuple[State, str]:
-                number = current.number - 1 if to is None else to
-                if number < 1:
-                    raise Conflict(f"environment '{env}' has no revision before {current.number}")
-                restored = _state.read_revision(session, environment, number)[1]
-                if not restored.entries and current_state.entries and not allow_empty:
-                    held = ", ".join(sorted(current_state.entries))
-                    raise Conflict(
-                        f"rolling '{env}' back to revision {number} would remove every "
-                        f"component ({held}): revision {number} held none. Give --to an "
-                        "earlier revision, or allow_empty (--allow-empty) to take them offline"
-                    )
-                return restored, f"rollback to revision {number}"
-
-            revision = self._change(session, proj, environment, "environment.rollback", mutate)
+            change = _approvals.rollback(session, environment, to, allow_empty)
+            required = self._approvals_required(session, proj, environment)
+            if required:
+                current, state = _state.read_revision(session, environment)
+                change(current, state.copy())  # refuses now what the approval would refuse
+                number = _approvals.rollback_target(session, environment, current, to)
+                pending = self._ask(
+                    session,
+                    proj,
+                    environment,
+                    "rollback",
+                    required,
+                    to_revision=number,
+                    allow_empty=allow_empty,
+                )
+            else:
+                revision = self._change(session, proj, environment, "environment.rollback", change)
+        if pending is not None:
+            raise pending
         self._anchor()
         return revision
 

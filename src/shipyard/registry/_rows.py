@@ -340,3 +340,43 @@ class DriftResultRow(Base):
     detail: Mapped[dict[str, Any]]
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(255))
+
+
+class ChangeRequestRow(Base):
+    """A promotion or rollback waiting for approval (``approvals_required``), and its outcome.
+
+    ``base_revision`` is the target's revision when it was asked for: a request applies only
+    onto that revision, so what was approved is what happens.
+    """
+
+    __tablename__ = "change_requests"
+    __table_args__ = (Index("ix_change_requests_environment_state", "environment_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    environment_id: Mapped[int] = mapped_column(ForeignKey("environments.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(16))
+    source_environment: Mapped[str | None] = mapped_column(String(NAME))
+    source_revision: Mapped[int | None]
+    to_revision: Mapped[int | None]
+    allow_empty: Mapped[bool]
+    base_revision: Mapped[int]
+    approvals_required: Mapped[int]
+    state: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime]
+    requested_by: Mapped[str] = mapped_column(String(255))
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(255))
+    note: Mapped[str] = mapped_column(Text)
+    result_revision: Mapped[int | None]
+
+
+class ChangeApprovalRow(Base):
+    """One person's approval of a change request (at most one each)."""
+
+    __tablename__ = "change_approvals"
+    __table_args__ = (UniqueConstraint("request_id", "actor"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("change_requests.id", ondelete="CASCADE"))
+    actor: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime]

@@ -14,9 +14,12 @@ from the next, and ``default`` is used when no level sets it.
 | ``allow_pickle`` | true or false (default false): serve and batch may load a plain pickle |
 | ``drift_thresholds`` | ``{"psi": 0.2, "ks_pvalue": 0.01, "chi2_pvalue": 0.01, "js": 0.1}``: |
 |  | where ``shipyard monitor drift`` flags a column; a level may set some of them |
+| ``approvals_required`` | 0 to 10 (default 0): how many people other than the requester |
+|  | must approve a promotion or rollback into the environment (see ``_approvals``) |
 
-``require_signature`` and ``allow_pickle`` are policies (see ``_signing``): only the
-admin role may set them, and only admins may set any setting at the global level.
+``require_signature``, ``allow_pickle`` and ``approvals_required`` are policies (see
+``_signing`` and ``_approvals``): only the admin role may set them, and only admins may set
+any setting at the global level.
 
 Values may be given as text (what a command line passes): ``"3"``, ``"true"``, or JSON
 for ``traffic``; they are stored as JSON values.
@@ -44,7 +47,11 @@ DEFAULTS: dict[str, Any] = {
     "require_signature": "auto",
     "allow_pickle": False,
     "drift_thresholds": {"psi": 0.2, "ks_pvalue": 0.01, "chi2_pvalue": 0.01, "js": 0.1},
+    "approvals_required": 0,
 }
+# Settings that govern who may change what: only the admin role may set them.
+POLICY_KEYS = ("require_signature", "allow_pickle", "approvals_required")
+MAX_APPROVALS = 10
 KEYS = tuple(DEFAULTS)
 LEVELS = ("component", "environment", "project", "global")
 MAX_REPLICAS = 1000  # a typo's bound (30000 for 3): no pool of ours is that large
@@ -135,6 +142,8 @@ def validate(
         return _boolean(key, value)
     if key == "drift_thresholds":
         return _drift_thresholds(value)
+    if key == "approvals_required":
+        return _approvals(value)
     if key == "worker_group":
         if not isinstance(value, str) or value not in worker_groups:
             known = ", ".join(sorted(worker_groups)) or "none defined"
@@ -156,6 +165,16 @@ def _replicas(value: Any) -> int:
         raise InvalidSetting("replicas", f"{value} is below 1")
     if value > MAX_REPLICAS:
         raise InvalidSetting("replicas", f"{value} is above {MAX_REPLICAS}")
+    return value
+
+
+def _approvals(value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidSetting("approvals_required", f"{value!r} is not a whole number")
+    if not 0 <= value <= MAX_APPROVALS:
+        raise InvalidSetting("approvals_required", f"{value} is not between 0 and {MAX_APPROVALS}")
     return value
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidInput, NotFound
-from . import _lookup, _settings, _signing, _state
+from . import _lookup, _settings, _state
 from ._core import RegistryCore
 from ._lookup import listing, now
 from ._rows import (
@@ -140,7 +140,7 @@ class SettingsMixin(RegistryCore):
         clear: bool = False,
     ) -> EffectiveSetting:
         _settings.check_key(key)
-        if key in _signing.POLICY_KEYS:
+        if key in _settings.POLICY_KEYS:
             self._require_role("admin", f"changing the policy setting '{key}'")
         with self._write() as session:
             scope = self._scope(session, project, env, component)

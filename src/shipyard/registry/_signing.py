@@ -31,8 +31,6 @@ from ._rows import ComponentVersionRow, EnvironmentRow, ProjectRow, TrustedKeyRo
 from ._state import Entry, State
 from ._store import ArtifactStore
 
-POLICY_KEYS = ("require_signature", "allow_pickle")
-
 
 def public_key_id(pem: str) -> str:
     """The key id of a PEM public key; raises the runtime's SignatureError on a bad key."""

@@ -279,6 +279,44 @@ class ApiKeyDigest:
 
 
 @dataclass(frozen=True)
+class Approval:
+    """One person's approval of a change request."""
+
+    actor: str
+    at: str
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    """A promotion or rollback into an environment that needs approvals before it applies.
+
+    ``state``: ``pending``, ``applied`` (``result_revision`` is the revision it made),
+    ``rejected`` or ``stale`` (the environment changed after the request, so it was not
+    applied). ``source`` and ``source_revision`` name what a promotion copies;
+    ``to_revision`` what a rollback restores.
+    """
+
+    id: int
+    project: str
+    environment: str
+    action: str
+    source: str | None
+    source_revision: int | None
+    to_revision: int | None
+    allow_empty: bool
+    base_revision: int
+    state: str
+    approvals_required: int
+    approvals: list[Approval]
+    requested_by: str
+    requested_at: str
+    decided_by: str | None
+    decided_at: str | None
+    note: str
+    result_revision: int | None
+
+
+@dataclass(frozen=True)
 class TrustedKey:
     """A public key the registry trusts to sign bundles (``key_id``: its short fingerprint)."""
 
