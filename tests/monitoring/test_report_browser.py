@@ -65,7 +65,7 @@ def test_the_report_renders_its_charts_without_a_request_leaving_the_file(
         finally:
             browser.close()
     assert heading == "Monitoring: demo / production"
-    assert charts >= 10 and drift_cells >= 1
+    assert charts >= 6 and drift_cells >= 1  # distributions and histories of 3 inputs
     left = [u for u in requests if not _stays_home(u)]
     assert left == [], f"the report asked the network for {left}"
     assert requests == [report.as_uri()]
