@@ -7,6 +7,7 @@ from sqlalchemy import select
 from ..errors import AuditBroken, InvalidInput
 from . import _audit
 from ._core import RegistryCore
+from ._db import MAX_ID
 from ._rows import (
     AuditEventRow,
 )
@@ -17,19 +18,34 @@ from ._types import (
 )
 
 
+def _event_id(key: object) -> int | None:
+    """The event id an anchor's key names (0 is the chain's start), or None if none can."""
+    digits = str(key)
+    if digits.isascii() and digits.isdigit() and len(digits) <= 10 and int(digits) <= MAX_ID:
+        return int(digits)
+    return None
+
+
 class AuditMixin(RegistryCore):
     """Reading and verifying the hash-chained audit log."""
 
     def audit_list(
         self, limit: int | None = None, object_prefix: str | None = None
     ) -> list[AuditEntry]:
-        """Audit events, newest first; ``object_prefix`` such as ``project/demo`` filters them."""
+        """Audit events, newest first; ``object_prefix`` such as ``project/demo`` filters them.
+
+        ``limit`` (0 or more) keeps the newest that many; InvalidInput when it is negative.
+        """
+        if limit is not None and limit < 0:
+            raise InvalidInput(f"limit must be 0 or more, not {limit}")
         with self._read() as session:
             query = select(AuditEventRow).order_by(AuditEventRow.id.desc())
             if object_prefix:
                 query = query.where(AuditEventRow.object.startswith(object_prefix, autoescape=True))
             if limit is not None:
-                query = query.limit(limit)
+                # No log holds more events than an id can count; PostgreSQL refuses a
+                # LIMIT beyond a BIGINT.
+                query = query.limit(min(limit, MAX_ID))
             return [_audit.entry(e) for e in session.execute(query).scalars()]
 
     def audit_verify(
@@ -45,9 +61,10 @@ class AuditMixin(RegistryCore):
         """
         expected = {}
         for key, value in (anchors or {}).items():
-            if not str(key).isdigit() or not isinstance(value, str):
-                raise InvalidInput("anchors must map event ids to hashes")
-            expected[int(key)] = value
+            event = _event_id(key)
+            if event is None or not isinstance(value, str):
+                raise InvalidInput(f"anchors must map event ids to hashes (ids 0 to {MAX_ID})")
+            expected[event] = value
         with self._read() as session:
             report = _audit.verify(session)
             if report.ok and expected:

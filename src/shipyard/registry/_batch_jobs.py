@@ -28,6 +28,7 @@ from . import _lookup, _state
 from ._audit import utc_text
 from ._batch_rules import check_files, rejects_location
 from ._core import RegistryCore
+from ._db import storable_id
 from ._lookup import listing, now
 from ._rows import BatchJobRow, EnvironmentRow, ProjectRow
 from ._types import BatchJob
@@ -79,10 +80,12 @@ def _job(session: Session, row: BatchJobRow) -> BatchJob:
 
 
 def _row(session: Session, job_id: int, lock: bool = False) -> BatchJobRow:
-    query = select(BatchJobRow).where(BatchJobRow.id == job_id)
-    if lock:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    found = session.execute(query).scalar_one_or_none()
+    found = None
+    if storable_id(job_id):  # a larger id names no job (and PostgreSQL refuses it)
+        query = select(BatchJobRow).where(BatchJobRow.id == job_id)
+        if lock:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        found = session.execute(query).scalar_one_or_none()
     if found is None:
         raise NotFound(f"batch job {job_id} does not exist")
     return found
@@ -289,6 +292,8 @@ class BatchJobsMixin(RegistryCore):
         False when the job is no longer ``worker``'s to run (cancelled, or given to
         another worker after this one was presumed dead): the worker should stop.
         """
+        if not storable_id(job_id):
+            return False  # no such job, so none of this worker's
         with self._write() as session:
             done = session.execute(
                 update(BatchJobRow)

@@ -15,6 +15,7 @@ versions and digests against its database and reports every problem at once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,12 +60,46 @@ def dump(
     return header + yaml.safe_dump({"components": items}, sort_keys=False, allow_unicode=True)
 
 
+class _PlainLoader(yaml.SafeLoader):
+    """Safe YAML without aliases (``*name``): an alias can make a document that contains
+    itself, or expand a small file into an enormous one; a component config needs none."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed", mark)
+        return super().compose_node(parent, index)
+
+
+def _not_plain(document: Any) -> str | None:
+    """What in ``document`` is not JSON's kind of data (a date, binary, NaN), or None."""
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending += [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            pending += item
+        elif isinstance(item, float) and not math.isfinite(item):
+            return f"the number {item} (JSON, which the registry stores, has none)"
+        elif isinstance(item, str) and "\x00" in item:
+            return "a NUL character in text"
+        elif not isinstance(item, str | int | float | type(None)):
+            return f"a {type(item).__name__} value ({item!r:.40}); quote it to keep it as text"
+    return None
+
+
 def parse(text: str) -> tuple[list[ComponentSpec], list[str]]:
     """The components a file lists, and every problem with its shape (empty when none)."""
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_PlainLoader)  # a SafeLoader, without aliases
     except yaml.YAMLError as exc:
         return [], [f"not valid YAML ({exc})".replace("\n", " ")]
+    except RecursionError:  # PyYAML builds nested collections recursively
+        return [], ["not valid YAML for a component config (nested too deeply)"]
+    odd = _not_plain(document)
+    if odd is not None:
+        return [], [f"not plain data: {odd}"]
     if not isinstance(document, dict) or not isinstance(document.get("components"), list):
         return [], ["expected a mapping with a 'components' list"]
     extra = sorted(set(document) - {"components"})

@@ -20,10 +20,17 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import ClassVar
 
+from ._db import storable_id
+
 SECRET = "sha256-secret"  # sha256 of the secret part: every credential made now
 WHOLE_TEXT = "sha256-text"  # sha256 of the whole text: serving keys made before 0004
 SCHEMES = (SECRET, WHOLE_TEXT)
 NO_DIGEST = "0" * 64  # what an unknown id is compared with: no sha256 is all zeros
+
+
+def _row_id(number: str) -> bool:
+    """Whether ``number`` is the decimal id of a row there can be (1 to ``MAX_ID``)."""
+    return number.isascii() and number.isdigit() and len(number) <= 10 and storable_id(int(number))
 
 
 def sha256_hex(value: str) -> str:
@@ -59,8 +66,8 @@ class Credential:
         text = (text or "").strip()
         prefix, _, rest = text.partition("_")
         number, _, secret = rest.partition("_")
-        # An id past 18 digits names no row (and would overflow a database integer).
-        if prefix.isalpha() and number.isdigit() and len(number) <= 18 and secret:
+        # An id past a database integer names no row (and PostgreSQL refuses it in a query).
+        if prefix.isalpha() and _row_id(number) and secret:
             return cls(text, prefix, int(number), secret)
         return cls(text, None, None, None)
 

@@ -27,6 +27,15 @@ HOME_ENV = "SHIPYARD_HOME"
 WRITE = "shipyard_write"  # execution option: this transaction will write
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "shipyard_alembic_version"  # must match migrations/env.py
+# The largest INTEGER on PostgreSQL (SQLite's are wider): every id and number the registry
+# stores fits below it, so a larger one names nothing, and must not reach a query (where
+# PostgreSQL refuses it as out of range).
+MAX_ID = 2**31 - 1
+
+
+def storable_id(value: int) -> bool:
+    """Whether ``value`` can be the id of a row on either backend (1 to ``MAX_ID``)."""
+    return not isinstance(value, bool) and isinstance(value, int) and 1 <= value <= MAX_ID
 
 
 def shipyard_home() -> Path:

@@ -8,6 +8,7 @@ from ..errors import NotFound
 from . import _tokens
 from ._core import RegistryCore
 from ._credentials import new_secret
+from ._db import storable_id
 from ._lookup import check_name, now
 from ._rows import ApiTokenRow
 from ._types import ApiToken
@@ -60,7 +61,11 @@ class TokensMixin(RegistryCore):
     def revoke_token(self, token_id: int) -> ApiToken:
         """Revoke a token: it stops verifying at once. NotFound for an unknown id."""
         with self._write() as session:
-            token = session.get(ApiTokenRow, token_id, with_for_update=True)
+            token = (
+                session.get(ApiTokenRow, token_id, with_for_update=True)
+                if storable_id(token_id)
+                else None
+            )
             if token is None:
                 raise NotFound(f"API token {token_id} does not exist")
             if token.revoked_at is None:
