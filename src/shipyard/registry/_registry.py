@@ -1,7 +1,8 @@
 """``Registry``: the registry service, one mixin per concept over one transaction core.
 
 Each concept lives in its own module (projects, model versions, environments, components,
-settings, worker groups, promotion, audit, tokens, API keys, trusted keys, batch jobs);
+settings, worker groups, promotion, audit, tokens, API keys, trusted keys, batch jobs,
+deployments);
 ``RegistryCore`` in ``_core`` holds the transactions, the audit record of each change and
 the revision writer they share.
 """
@@ -13,6 +14,7 @@ from ._audit_ops import AuditMixin
 from ._batch_jobs import BatchJobsMixin
 from ._components import ComponentsMixin
 from ._core import DEFAULT_ENVIRONMENTS
+from ._deployments import DeploymentsMixin
 from ._drift import DriftMixin
 from ._environments import EnvironmentsMixin
 from ._model_versions import ModelsMixin
@@ -41,6 +43,7 @@ class Registry(
     TrustedKeysMixin,
     BatchJobsMixin,
     DriftMixin,
+    DeploymentsMixin,
 ):
     """The model registry and control plane over one database and one artifact store.
 

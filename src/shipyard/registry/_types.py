@@ -364,6 +364,27 @@ class BatchJob:
 
 
 @dataclass(frozen=True)
+class Deployment:
+    """A deployment made of an environment revision: manifests rendered or an image built.
+
+    ``action`` is ``render`` or ``build``; ``target`` what for (``kubernetes``, ``kserve``,
+    ``compose``, an image kind); ``digest`` the sha256 of the rendered files or of the
+    image; ``audit_event`` the id of the audit event that records it.
+    """
+
+    project: str
+    environment: str
+    action: str
+    target: str
+    revision: int
+    image: str
+    digest: str | None
+    at: str
+    actor: str
+    audit_event: int
+
+
+@dataclass(frozen=True)
 class DriftResult:
     """One drift test of one column of a served version over one window of requests.
 
