@@ -4,6 +4,9 @@
 with ``SHIPYARD_URL`` set it is a ``RegistryClient`` (token from ``SHIPYARD_TOKEN``),
 otherwise ``Registry.open()``. Both have the same methods; commands call them and print
 the result through ``_output.emit``, which accepts either's results.
+
+``PROJECT`` and ``ENV`` take their value from the flag, else the environment variable,
+else the working context (``.shipyard.toml``, see ``_context``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from ..errors import UsageError
+from ._context import resolve
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -25,11 +29,27 @@ if TYPE_CHECKING:
 URL_ENV = "SHIPYARD_URL"
 TOKEN_ENV = "SHIPYARD_TOKEN"
 PROJECT_ENV = "SHIPYARD_PROJECT"
+ENVIRONMENT_ENV = "SHIPYARD_ENV"
 
+# None only until ``resolve`` runs: it returns a name or raises UsageError.
 PROJECT = typer.Option(
-    ..., "--project", "-p", envvar=PROJECT_ENV, help="Project (default: $SHIPYARD_PROJECT)."
+    None,
+    "--project",
+    "-p",
+    envvar=PROJECT_ENV,
+    callback=resolve,
+    show_default=False,
+    help="Project (default: $SHIPYARD_PROJECT, else the working context).",
 )
-ENV = typer.Option(..., "--env", "-e", help="Environment.")
+ENV = typer.Option(
+    None,
+    "--env",
+    "-e",
+    envvar=ENVIRONMENT_ENV,
+    callback=resolve,
+    show_default=False,
+    help="Environment (default: $SHIPYARD_ENV, else the working context).",
+)
 JSON = typer.Option(False, "--json", help="Print machine-readable JSON.")
 YES = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (for CI).")
 
