@@ -127,25 +127,27 @@ def monitor_step(
 
 
 def drift_table(data: dict[str, Any]) -> Any:
-    """The drifted results first, then a count of the columns that held."""
-    grid = RichTable(title=f"drift in {data['project']}/{data['environment']}")
-    for column in ("version", "column", "test", "score", "p-value", "threshold", "drift"):
-        grid.add_column(column)
+    """The drifted results (each with its threshold), then how many held."""
+    grid = RichTable(title=f"drifted in {data['project']}/{data['environment']}")
+    for column in ("version", "column", "test", "score", "p-value", "threshold"):
+        grid.add_column(column, no_wrap=column in ("column", "threshold"))
     held = 0
     for version in data["versions"]:
         for r in version["results"]:
             if not r["drifted"]:
                 held += 1
                 continue
-            judged = "p < " if r["test"] in ("ks", "chi2", "z") else "> "
+            name = r["detail"]["threshold"].removeprefix("drift_thresholds.")
+            judged = (
+                f"p < {r['threshold']:g}" if name.endswith("pvalue") else f"> {r['threshold']:g}"
+            )
             grid.add_row(
                 version["version"],
                 r["column"],
                 r["test"],
                 f"{r['score']:.4g}",
                 "-" if r["p_value"] is None else f"{r['p_value']:.2g}",
-                f"{r['detail']['threshold']} {judged}{r['threshold']:g}",
-                "DRIFT",
+                judged,
             )
-    grid.caption = f"{held} other results within their thresholds"
+    grid.caption = f"{held} other results within their thresholds (setting drift_thresholds)"
     return grid
