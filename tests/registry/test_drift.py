@@ -78,6 +78,8 @@ def test_a_bad_result_is_refused_naming_its_field_and_nothing_is_stored(
 ) -> None:
     with pytest.raises(InvalidInput, match=r"results\[1\]\.score"):
         project.record_drift("demo", "production", {"results": [result(), result(score="x")]})
+    with pytest.raises(InvalidInput, match=r"results\[0\]\.column holds control characters"):
+        project.record_drift("demo", "production", {"results": [result(column="a\x00b")]})
     with pytest.raises(InvalidInput, match=r"results\[0\]\.test"):
         project.record_drift("demo", "production", {"results": [result(test="t-test")]})
     assert project.drift_results("demo", "production") == []

@@ -72,6 +72,8 @@ def _number(where: str, value: Any, optional: bool = False) -> float | None:
 def _text(where: str, value: Any, pattern: re.Pattern[str] | None, limit: int) -> str:
     if not isinstance(value, str) or not value or len(value) > limit:
         raise InvalidInput(f"{where} must be text of 1 to {limit} characters")
+    if not value.isprintable():  # NUL and other control characters: PostgreSQL refuses NUL
+        raise InvalidInput(f"{where} holds control characters")
     if pattern is not None and not pattern.fullmatch(value):
         raise InvalidInput(f"{where} {value!r} is not a model name or version label")
     return value
