@@ -405,6 +405,15 @@ def test_cli_scores_with_the_deployed_model_and_manages_jobs(
         capsys, "batch", "run", *model, "-i", str(data), "-o", str(tmp_path / "o.csv"), "--json"
     )
     assert (code, json.loads(out)["scored"]) == (0, 40)
+    origin = json.loads(out)["provenance"]
+    revision = production.get_environment("demo", "production").revision
+    assert {k: origin[k] for k in ("project", "environment", "model", "version")} == {
+        "project": "demo",
+        "environment": "production",
+        "model": "tumour_triage",
+        "version": production.list_components("demo", "production")[0].tag,
+    }
+    assert origin["revision"] == revision and len(origin["digest"]) == 64
     code, out = run_cli(
         capsys, "batch", "submit", *model, "-i", str(data), "-o", str(tmp_path / "p.csv"), "--json"
     )

@@ -135,6 +135,43 @@ def test_bad_rows_go_to_the_reject_file_with_their_reason(
     assert not scored_ids & {"T0000003", "T0000250", "T0000251", "T0001999"}
 
 
+def test_two_outputs_in_one_folder_keep_their_own_rejects(
+    artifact: Artifact, tumours: pa.Table, tmp_path: Path
+) -> None:
+    data = write_table(tumours.slice(0, 20), tmp_path / "in.csv")
+    _damage_csv(data, tumours.column_names, {3: ("mean_area", "big")})
+    options = BatchOptions(id_column="id")
+    first = run_local(artifact, str(data), str(tmp_path / "scores.parquet"), options)
+    second = run_local(artifact, str(data), str(tmp_path / "scores.jsonl"), options)
+    assert (first.rejects, second.rejects) == (
+        str(tmp_path / "scores.parquet.rejects.jsonl"),
+        str(tmp_path / "scores.jsonl.rejects.jsonl"),
+    )
+    assert len(rejects_of(tmp_path / "scores.parquet")) == len(
+        rejects_of(tmp_path / "scores.jsonl")
+    )
+
+
+def test_the_result_and_a_parquet_output_say_which_bundle_scored(
+    artifact: Artifact, signed_bundle: Path, tumours: pa.Table, tmp_path: Path
+) -> None:
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    data = write_table(tumours.slice(0, 10), tmp_path / "in.csv")
+    result = run_local(artifact, str(data), str(tmp_path / "scores.parquet"))
+    digest = hashlib.sha256(signed_bundle.read_bytes()).hexdigest()
+    assert result.provenance == {
+        "bundle": "tumour_triage",
+        "bundle_version": "1.0.0",
+        "digest": digest,
+    }
+    stored = pq.read_schema(tmp_path / "scores.parquet").metadata[b"shipyard.provenance"]
+    assert json.loads(stored) == result.provenance
+    assert result.to_json()["provenance"] == result.provenance
+
+
 def test_json_lines_that_are_not_records_are_rejected_by_number(
     artifact: Artifact, tumours: pa.Table, tmp_path: Path
 ) -> None:
@@ -284,7 +321,7 @@ def test_a_killed_run_never_leaves_a_file_under_the_output_name(
         if process.poll() is None:
             process.kill()
     assert not output.exists()
-    assert not (tmp_path / "scores.rejects.jsonl").exists()
+    assert not (tmp_path / "scores.csv.rejects.jsonl").exists()
 
 
 # VmHWM, not getrusage's ru_maxrss: on Linux a child's ru_maxrss starts at its parent's size
@@ -364,7 +401,7 @@ def test_cli_prints_one_summary_line_or_json(
     )
     summary = json.loads(out)
     assert (code, summary["rows"], summary["scored"], summary["format"]) == (0, 100, 100, "jsonl")
-    assert summary["rejects"] == str(tmp_path / "b.rejects.jsonl")
+    assert summary["rejects"] == str(tmp_path / "b.jsonl.rejects.jsonl")
 
 
 @pytest.mark.parametrize(
@@ -403,10 +440,10 @@ def test_s3_in_and_out_with_the_output_only_under_its_name_when_complete(
     options = BatchOptions(id_column="id")
     result = run_local(artifact, f"{root}/requests/in.csv", f"{root}/scores/out.parquet", options)
     assert (result.rows, result.scored, result.rejected) == (500, 499, 1)
-    assert result.rejects == f"{root}/scores/out.rejects.jsonl"
+    assert result.rejects == f"{root}/scores/out.parquet.rejects.jsonl"
     listed = s3_bucket.list_objects_v2(Bucket=s3_bucket.bucket, Prefix="scores/")["Contents"]
     keys = sorted(o["Key"] for o in listed if not o["Key"].endswith("/"))
-    assert keys == ["scores/out.parquet", "scores/out.rejects.jsonl"]  # no .partial left
+    assert keys == ["scores/out.parquet", "scores/out.parquet.rejects.jsonl"]  # no .partial left
     s3_bucket.download_file(s3_bucket.bucket, "scores/out.parquet", str(tmp_path / "out.parquet"))
     assert read_table(tmp_path / "out.parquet").num_rows == 499
 

@@ -69,7 +69,7 @@ def test_the_spark_engine_writes_the_scores_and_rejects_of_the_local_engine(
     np.testing.assert_allclose(
         got.column("p_malignant").to_numpy(), want.column("p_malignant").to_numpy()
     )
-    spark_rejects = read_rejects(tmp_path / "spark.rejects.jsonl")
+    spark_rejects = read_rejects(tmp_path / "spark.parquet.rejects.jsonl")
     local_rejects = rejects_of(tmp_path / "local.parquet")
     assert [{**r, "row": None} for r in local_rejects] == sorted(
         spark_rejects, key=lambda r: r["id"]
@@ -90,7 +90,9 @@ def test_without_an_id_column_spark_numbers_rows_as_they_are_in_the_file(
     want = ds.dataset(tmp_path / "local.csv", format="csv").to_table()
     assert got.column("_row").to_pylist() == want.column("_row").to_pylist()
     assert got.column("decision").equals(want.column("decision"))
-    spark_rejects = sorted(read_rejects(tmp_path / "spark.rejects.jsonl"), key=lambda r: r["_row"])
+    spark_rejects = sorted(
+        read_rejects(tmp_path / "spark.parquet.rejects.jsonl"), key=lambda r: r["_row"]
+    )
     assert spark_rejects == rejects_of(tmp_path / "local.csv")
     assert [r["row"] for r in spark_rejects] == sorted(DAMAGE)
 
@@ -130,5 +132,5 @@ def test_spark_submit_runs_the_example_on_a_python_without_shipyard(
     scores = read_folder(tmp_path / "scores.parquet", "parquet")
     assert scores.column_names == ["id", "p_malignant", "decision"]
     assert scores.num_rows == 1997
-    rejected = sorted(r["id"] for r in read_rejects(tmp_path / "scores.rejects.jsonl"))
+    rejected = sorted(r["id"] for r in read_rejects(tmp_path / "scores.parquet.rejects.jsonl"))
     assert rejected == [f"T{row:07d}" for row in sorted(DAMAGE)]

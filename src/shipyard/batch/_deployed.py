@@ -46,10 +46,18 @@ def fetch_deployed(
     ``check_loadable`` raises.
     """
     component = deployed_component(registry, project, env, model)
-    version = component["version_id"] if isinstance(component, dict) else component.version_id
+    version = _field(component, "version_id")
+    revision = _field(registry.get_environment(project, env), "revision")
     path = Path(registry.fetch_bundle(project, model, version, folder))
     trusted = check_loadable(registry, project, env, model, str(version), path, options)
-    return path, trusted
+    origin = {**(trusted.provenance or {}), "revision": revision}
+    origin["version"] = _field(component, "tag") or f"candidate {version}"
+    return path, replace(trusted, provenance=origin)
+
+
+def _field(result: Any, name: str) -> Any:
+    """A field of a registry's answer: a dataclass, or a server's JSON object."""
+    return result[name] if isinstance(result, dict) else getattr(result, name)
 
 
 def check_loadable(
@@ -74,4 +82,10 @@ def check_loadable(
     signer, allow_unsafe = policy.check(model, label, artifact.files, artifact.metadata)
     chosen = options or BatchOptions()
     key = signer if signer is not None else chosen.public_key
-    return replace(chosen, public_key=key, allow_unsafe=allow_unsafe)
+    origin = {"project": project, "environment": env, "model": model, "version": label}
+    return replace(
+        chosen,
+        public_key=key,
+        allow_unsafe=allow_unsafe,
+        provenance={**(chosen.provenance or {}), **origin},
+    )

@@ -332,9 +332,10 @@ class Sink:
     hidden ``.NAME.*.partial`` file, never a file under the final name.
     """
 
-    def __init__(self, location: str, fmt: str) -> None:
+    def __init__(self, location: str, fmt: str, metadata: dict[bytes, bytes] | None = None) -> None:
         self.location = location
         self.format = fmt
+        self.metadata = metadata  # a Parquet file's schema metadata; other formats have none
         self._fs, self._path = filesystem(location)
         path = PurePosixPath(self._path)
         folder = self._fs.get_file_info(str(path.parent))
@@ -353,7 +354,8 @@ class Sink:
         if self.format == "csv":
             self._writer = pcsv.CSVWriter(self._stream, _csv_schema(schema))
         elif self.format == "parquet":
-            self._writer = pq.ParquetWriter(self._stream, schema)
+            stored = schema.with_metadata(self.metadata) if self.metadata else schema
+            self._writer = pq.ParquetWriter(self._stream, stored)
 
     def write(self, batch: pa.RecordBatch) -> None:
         """Append ``batch``. Raises UsageError when its columns cannot take the file's types."""

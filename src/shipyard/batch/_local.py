@@ -9,6 +9,8 @@ the size of the file.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import multiprocessing
 import os
 import time
@@ -16,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import closing
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,10 @@ class BatchResult:
     scored: int
     rejected: int
     seconds: float
+    # Which bundle scored: its name, version and sha256, and for a deployed version where
+    # it ran (project, environment, revision, model, version). A Parquet output carries it
+    # too, in its schema metadata under "shipyard.provenance".
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rows_per_second(self) -> float:
@@ -149,6 +155,18 @@ class ChunkScorer:
                 {self.key: key, "table": None, "column": None, "row": row, "message": message}
             )
         return scored, records
+
+
+PROVENANCE_KEY = b"shipyard.provenance"
+
+
+def provenance(artifact: Artifact, options: BatchOptions) -> dict[str, Any]:
+    """What scored a run: the bundle's name, version and sha256, then ``options.provenance``."""
+    with open(artifact.path, "rb") as file:
+        digest = hashlib.file_digest(file, "sha256").hexdigest()
+    metadata = artifact.metadata
+    found = {"bundle": metadata["name"], "bundle_version": metadata["version"], "digest": digest}
+    return {**found, **(options.provenance or {})}
 
 
 def load_executor(
@@ -261,10 +279,11 @@ def run_local(
     executor = load_executor(artifact, public_key, options.allow_unsafe)
     scorer = ChunkScorer(executor, options.outputs, options.id_column)
     rejects = rejects_location(output)
+    origin = provenance(artifact, options)
     rows = rejected = 0
     with (
         Source(input, input_format, scorer.needed_columns(), options.chunk_rows) as source,
-        Sink(output, format) as sink,
+        Sink(output, format, {PROVENANCE_KEY: json.dumps(origin).encode()}) as sink,
         Sink(rejects, "jsonl") as reject_sink,
     ):
         scorer.check_columns(source.names, input)
@@ -304,4 +323,5 @@ def run_local(
         scored=sink.rows,
         rejected=rejected,
         seconds=time.perf_counter() - started,
+        provenance=origin,
     )

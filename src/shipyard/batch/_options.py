@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 DEFAULT_CHUNK_ROWS = 50_000
 DEFAULT_ARROW_BATCH_ROWS = 50_000
@@ -21,7 +22,9 @@ class BatchOptions:
     makes loading check the bundle's signature (a PEM path or its bytes). ``allow_unsafe``
     False refuses plain pickles and skops types beyond Shipyard's allow-list; a run of an
     environment's deployed version sets both from the registry's trust (its trusted key
-    that signed the bundle, and the environment's ``allow_pickle``).
+    that signed the bundle, and the environment's ``allow_pickle``). ``provenance`` is what
+    the result records beside the bundle's own name, version and digest: a deployed run's
+    project, environment, revision, model and version.
 
     Local engine: ``chunk_rows`` records are scored at a time, in ``workers`` processes.
     Spark engine: a session on ``master`` (when none is active), ``arrow_batch_rows`` rows
@@ -38,3 +41,4 @@ class BatchOptions:
     master: str = "local[*]"
     arrow_batch_rows: int = DEFAULT_ARROW_BATCH_ROWS
     allow_unsafe: bool = True
+    provenance: Mapping[str, Any] | None = None

@@ -31,7 +31,7 @@ from typing import Any
 from ..errors import UsageError
 from ..runtime import Artifact
 from ._io import ROW, formats, rejects_location
-from ._local import BatchResult
+from ._local import BatchResult, provenance
 from ._options import BatchOptions
 
 REASON = "_reject"  # the column the entry point marks a rejected row's reason in
@@ -232,6 +232,7 @@ def run_spark(
         scored=scored_rows,
         rejected=rejected,
         seconds=time.perf_counter() - started,
+        provenance=provenance(artifact, options),
     )
 
 

@@ -51,10 +51,9 @@ def batch_formats(
 
 
 def rejects_location(output: str) -> str:
-    """Where the rejects of ``output`` go: beside it, ``NAME.rejects.jsonl``."""
-    path = PurePosixPath(output)
-    stem = path.stem if path.suffix.lower() in SUFFIXES else path.name
-    return output[: len(output) - len(path.name)] + f"{stem}.rejects.jsonl"
+    """Where the rejects of ``output`` go: beside it, ``NAME.rejects.jsonl`` for the whole
+    name (``scores.csv.rejects.jsonl``), so two outputs in one folder never share one."""
+    return output.rstrip("/") + ".rejects.jsonl"
 
 
 def check_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
