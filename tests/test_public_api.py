@@ -142,6 +142,8 @@ def test_one_exception_tree_holds_the_registry_errors() -> None:
         "SignatureError",
         "SignatureRequired",
         "StoreError",
+        "StoreFull",
+        "StoreReadOnly",
         "TamperedArtifact",
         "UnknownTable",
         "UsageError",

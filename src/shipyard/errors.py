@@ -27,6 +27,8 @@
         ├── PermissionDenied       a token or API key is unknown, revoked, or its role is too low
         ├── AuditBroken            ``audit verify`` found an event that breaks the hash chain
         └── StoreError             a blob is missing from the artifact store or fails its sha256
+            ├── StoreFull          the store has no room for a blob (disk full, quota, size limit)
+            └── StoreReadOnly      the store refuses writes (read-only file system, no permission)
 
 The classes above ``HttpError`` live in ``shipyard.runtime._errors`` because every
 bundle carries a copy of the runtime and must raise errors of the same names and shape;
@@ -86,6 +88,8 @@ __all__ = [
     "SignatureError",
     "SignatureRequired",
     "StoreError",
+    "StoreFull",
+    "StoreReadOnly",
     "TamperedArtifact",
     "UnknownTable",
     "UsageError",
@@ -162,6 +166,14 @@ class AuditBroken(RegistryError):
 
 class StoreError(RegistryError):
     """A blob is missing from the artifact store, fails its sha256, or the store is unreachable."""
+
+
+class StoreFull(StoreError):
+    """The artifact store has no room for a blob (disk full, quota, file size limit)."""
+
+
+class StoreReadOnly(StoreError):
+    """The artifact store refuses writes (a read-only file system, no permission)."""
 
 
 class HttpError(ShipyardError):

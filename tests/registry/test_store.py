@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,9 +16,12 @@ from typing import Any
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+from sqlalchemy.engine import Engine
 
+from shipyard.errors import StoreReadOnly
 from shipyard.registry import LocalStore, Registry, S3Store, StoreError, open_store
 
+from ..cli.test_cli import run_cli
 from .conftest import MODEL
 
 CREDENTIALS = {
@@ -145,11 +152,93 @@ def test_an_interrupted_local_write_leaves_no_blob(
         raise OSError("power cut")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="power cut"):
+    expected = re.escape(f"artifact store '{store.url}' cannot be written: power cut")
+    with pytest.raises(StoreError, match=expected):
         store.put(blob[0])
     monkeypatch.undo()
     assert not store.exists(blob[1])
     assert [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()] == []
+
+
+def read_only_folder(tmp_path: Path) -> Path:
+    """A folder path under which this process cannot create anything: below a folder made
+    read-only, or, for root (whom permissions do not stop), below /sys, where the kernel
+    lets no one create files."""
+    if os.geteuid() == 0:
+        return Path("/sys/kernel") / f"shipyard-test-{uuid.uuid4().hex[:8]}"
+    parent = tmp_path / "read-only"
+    parent.mkdir()
+    parent.chmod(0o555)
+    return parent / "artifacts"
+
+
+def test_a_read_only_store_says_so_and_the_registry_records_nothing(
+    engine: Engine, tmp_path: Path, bundles: list[Path]
+) -> None:
+    folder = read_only_folder(tmp_path)
+    registry = Registry(engine, LocalStore(folder), actor="alice")
+    registry.create_project("demo")
+    events = len(registry.audit_list())
+    expected = re.escape(f"artifact store '{folder}' is read-only: ") + ".+; nothing was stored"
+    with pytest.raises(StoreReadOnly, match=expected):
+        registry.register_model("demo", bundles[0])
+    assert registry.list_models("demo") == []
+    assert len(registry.audit_list()) == events
+    assert not folder.exists()
+
+
+# Run in a child: its file size limit (RLIMIT_FSIZE) makes every write past 1 MiB fail with
+# EFBIG, as a full disk fails a write with ENOSPC; SIGXFSZ, which would kill it, is ignored.
+_LIMITED_PUT = """
+import resource, signal, sys
+from shipyard.registry import LocalStore, StoreError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+try:
+    LocalStore(sys.argv[1]).put(sys.argv[2])
+except StoreError as exc:
+    print(type(exc).__name__, exc)
+"""
+
+
+def test_a_store_without_room_says_so_and_leaves_no_partial_blob(
+    tmp_path: Path, blob: tuple[Path, str]
+) -> None:
+    folder = tmp_path / "blobs"
+    done = subprocess.run(
+        [sys.executable, "-c", _LIMITED_PUT, str(folder), str(blob[0])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        f"StoreFull artifact store '{folder}' has no room: File too large; nothing was stored"
+    )
+    assert [p for p in folder.rglob("*") if p.is_file()] == []
+    assert not LocalStore(folder).exists(blob[1])
+
+
+def test_the_cli_names_a_read_only_store_in_one_line(
+    database_url: str,
+    tmp_path: Path,
+    bundles: list[Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = read_only_folder(tmp_path)
+    for name in ("SHIPYARD_URL", "SHIPYARD_TOKEN", "SHIPYARD_PROJECT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SHIPYARD_DATABASE_URL", database_url)
+    monkeypatch.setenv("SHIPYARD_ARTIFACT_STORE", str(folder))
+    assert run_cli(capsys, "project", "create", "demo")[0] == 0
+    code, _, err = run_cli(capsys, "model", "register", str(bundles[0]), "--project", "demo")
+    assert code == 1
+    assert err.startswith(f"error: artifact store '{folder}' is read-only: "), err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run_cli(capsys, "model", "list", "--project", "demo", "--json")
+    assert (code, json.loads(out)) == (0, [])
 
 
 def test_open_store_reads_the_environment(

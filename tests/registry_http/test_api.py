@@ -171,6 +171,28 @@ def test_a_bundle_is_uploaded_as_the_request_body(
     assert [v.version_id for v in api_server.registry.versions("demo", MODEL)] == [1]
 
 
+def test_a_store_that_refuses_writes_is_a_503_that_names_it(
+    engine: Any, tmp_path: Path, bundles: list[Path]
+) -> None:
+    from shipyard.registry import LocalStore
+
+    from ..registry.test_store import read_only_folder
+
+    folder = read_only_folder(tmp_path)
+    registry = Registry(engine, LocalStore(folder), actor="server")
+    registry.create_project("demo")
+    token = registry.create_token("ci", "deployer")[1]
+    with (
+        serving(create_app(lambda: registry)) as url,
+        httpx.Client(base_url=url + API, headers={"Authorization": f"Bearer {token}"}) as http,
+    ):
+        response = http.post("/projects/demo/models", content=bundles[0].read_bytes())
+    body = _refused(response, 503, "StoreReadOnly")
+    assert body["message"].startswith(f"artifact store '{folder}' is read-only: ")
+    assert body["message"].endswith("; nothing was stored")
+    assert registry.list_models("demo") == []
+
+
 def test_the_client_raises_what_the_registry_raised(
     demo: ApiServer, bundles: list[Path], database_url: str, tmp_path: Path
 ) -> None:

@@ -45,6 +45,8 @@ def test_every_error_of_the_tree_has_one_status() -> None:
         "GraphError CaptureError InvalidInput InvalidSetting InvalidComponentConfig",
         500: "ModelError",
         502: "StoreError",
+        503: "StoreReadOnly",  # the store refuses writes
+        507: "StoreFull",  # Insufficient Storage
     }
     expected = {n: s for s, names in expected_by_status.items() for n in names.split()}
     tree = _tree()

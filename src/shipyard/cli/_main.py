@@ -63,6 +63,7 @@ def _root(
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; a ShipyardError prints one line and exits with its code.
 
+    An OSError (a file that cannot be read or written) prints one line and exits with 1.
     A traceback is printed only with --debug.
     """
     args = list(sys.argv[1:] if argv is None else argv)
@@ -74,6 +75,13 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         error_line(str(exc))
         sys.exit(exc.exit_code)
+    except OSError as exc:
+        # A file or folder the command was given (a registry's store names itself instead):
+        # the operating system's reason, not a traceback.
+        if debug:
+            traceback.print_exc()
+        error_line(f"{exc.filename}: {exc.strerror}" if exc.filename and exc.strerror else str(exc))
+        sys.exit(1)
     except KeyboardInterrupt:
         error_line("interrupted")
         sys.exit(130)

@@ -10,12 +10,17 @@ uploads to a temporary key (``prefix/tmp/…``), reads it back to check its sha2
 copies it server-side to ``prefix/sha256/<digest>``. A crash can leave a stray object under
 ``tmp/`` (an S3 lifecycle rule can expire them), never a bad blob. Reads check the sha256
 again and raise StoreError on a mismatch.
+
+A write the local file system refuses removes the temporary file and raises StoreFull
+(no room: disk full, quota, file size limit), StoreReadOnly (a read-only file system, no
+permission) or StoreError, each naming the store and the system's reason.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
@@ -23,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from ..errors import InvalidInput, StoreError
+from ..errors import InvalidInput, StoreError, StoreFull, StoreReadOnly
 from ._db import shipyard_home
 
 STORE_ENV = "SHIPYARD_ARTIFACT_STORE"
@@ -52,6 +57,20 @@ def _missing(digest: str, url: str) -> StoreError:
 
 def _corrupt(digest: str, url: str) -> StoreError:
     return StoreError(f"blob {digest} in {url} is corrupt (its sha256 differs)")
+
+
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NOT_ALLOWED = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _refused(url: str, exc: OSError, doing: str) -> StoreError:
+    """What the file system said when ``doing`` (``written``, ``read``) the store at ``url``."""
+    cause = exc.strerror or str(exc)
+    if exc.errno in _NO_ROOM:
+        return StoreFull(f"artifact store '{url}' has no room: {cause}; nothing was stored")
+    if exc.errno in _NOT_ALLOWED and doing == "written":
+        return StoreReadOnly(f"artifact store '{url}' is read-only: {cause}; nothing was stored")
+    return StoreError(f"artifact store '{url}' cannot be {doing}: {cause}")
 
 
 class ArtifactStore(Protocol):
@@ -110,12 +129,19 @@ class LocalStore:
         return self.folder / "sha256" / digest[:2] / _check_digest(digest)
 
     def put(self, path: str | os.PathLike[str]) -> str:
-        """Store a copy of the file (temporary file + rename); return its sha256."""
+        """Store a copy of the file (temporary file + rename); return its sha256.
+
+        Raises StoreFull (no room), StoreReadOnly (writing not allowed) or StoreError,
+        leaving nothing under the store's folder but the folders it made.
+        """
         digest = file_digest(path)
         target = self._path(digest)
-        if not target.exists():
-            with open(path, "rb") as source:
-                _write_verified(source, digest, target)
+        with open(path, "rb") as source:
+            try:
+                if not target.exists():
+                    _write_verified(source, digest, target)
+            except OSError as exc:  # the temporary file is gone already
+                raise _refused(self.url, exc, "written") from exc
         return digest
 
     def exists(self, digest: str) -> bool:
@@ -128,6 +154,8 @@ class LocalStore:
             data = self._path(digest).read_bytes()
         except FileNotFoundError:
             raise _missing(digest, self.url) from None
+        except OSError as exc:
+            raise _refused(self.url, exc, "read") from exc
         if hashlib.sha256(data).hexdigest() != digest:
             raise _corrupt(digest, self.url)
         return data
@@ -135,10 +163,13 @@ class LocalStore:
     def fetch(self, digest: str, destination: str | os.PathLike[str]) -> Path:
         """Copy the blob to ``destination`` (verified, atomic)."""
         try:
-            with open(self._path(digest), "rb") as source:
-                return _write_verified(source, digest, Path(destination))
+            source = open(self._path(digest), "rb")  # noqa: SIM115 (closed below)
         except FileNotFoundError:
             raise _missing(digest, self.url) from None
+        except OSError as exc:
+            raise _refused(self.url, exc, "read") from exc
+        with source:  # a fault writing ``destination`` is the caller's folder's, not the store's
+            return _write_verified(source, digest, Path(destination))
 
     def __repr__(self) -> str:
         return f"LocalStore({self.url!r})"

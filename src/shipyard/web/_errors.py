@@ -7,7 +7,9 @@
     409     Conflict, AuditBroken
     422     InvalidInput, SchemaError, ArtifactError, PipelineError, any other ShipyardError
     500     ModelError, and every exception that is not a ShipyardError
-    502     StoreError
+    502     StoreError (unless listed below)
+    503     StoreReadOnly
+    507     StoreFull
     any     HttpError and ClientGone carry their own ``status``
 
 A client's mistake is a 4xx that names the error class (``kind``), its message and its
@@ -48,6 +50,8 @@ from ..errors import (
     SchemaError,
     ShipyardError,
     StoreError,
+    StoreFull,
+    StoreReadOnly,
     UsageError,
 )
 from ._asgi import JSON_TYPE, Headers
@@ -72,6 +76,8 @@ STATUSES: Mapping[type[ShipyardError], int] = MappingProxyType(
         PermissionDenied: 403,
         AuditBroken: 409,
         StoreError: 502,
+        StoreReadOnly: 503,
+        StoreFull: 507,  # Insufficient Storage
     }
 )
 
