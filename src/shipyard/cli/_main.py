@@ -13,11 +13,14 @@ from . import (
     _apikey,
     _artifact,
     _batch,
+    _ci,
     _components,
+    _config,
     _demo,
     _deploy,
     _environments,
     _keys,
+    _monitor,
     _projects,
     _serve,
 )
@@ -47,6 +50,11 @@ app.command("serve")(_serve.serve)
 app.add_typer(_apikey.app, name="apikey")
 app.command("demo")(_demo.demo)
 app.add_typer(_deploy.app, name="deploy")
+app.add_typer(_monitor.app, name="monitor")
+app.add_typer(_config.config, name="config")
+_projects.projects.command("select")(_config.select_project)
+_environments.app.command("select")(_config.select_environment)
+app.add_typer(_ci.app, name="ci")
 
 
 @app.callback()
