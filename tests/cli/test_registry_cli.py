@@ -223,6 +223,48 @@ def test_four_eyes_a_promotion_waits_for_a_second_person(
     assert "approved by bob" in shipyard.json("env", "history", "production")[0]["reason"]
 
 
+def test_a_model_card_comes_with_the_bundle_and_is_completed_at_registration(
+    shipyard: Shipyard,
+    demo_pipeline: Any,
+    demo_reference: Any,
+    key_pair: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import shipyard as sy
+
+    card = {
+        "owner": "credit-risk team",
+        "intended_use": "triage of biopsy reports",
+        "validation_metrics": {"roc_auc": 0.97},
+        "limitations": ["not for patients under 18"],
+    }
+    carded = sy.Pipeline(
+        demo_pipeline.name,
+        "3.0.0",
+        inputs=demo_pipeline.inputs,
+        nodes=demo_pipeline.nodes.values(),
+        outputs=demo_pipeline.outputs,
+        model_card=card,
+    )
+    bundle = carded.export(tmp_path, reference=demo_reference, sign_key=key_pair[0])
+    inspected = shipyard.ok("artifact", "inspect", str(bundle))
+    assert "model card:" in inspected and "owner: credit-risk team" in inspected
+
+    monkeypatch.setenv("SHIPYARD_PROJECT", "demo")
+    shipyard.ok("project", "create", "demo")
+    extra = tmp_path / "approval.yaml"
+    extra.write_text("approvals: [MRC-2026-114]\n")
+    version = shipyard.json("model", "register", str(bundle), "--model-card", str(extra))
+    assert version["model_card"] == {**card, "approvals": ["MRC-2026-114"]}
+    shown = shipyard.ok("model", "card", MODEL, "--version", str(version["version_id"]))
+    assert "validation_metrics: roc_auc = 0.97" in shown and "approvals: MRC-2026-114" in shown
+
+    extra.write_text("owner: 42\n")
+    line = shipyard.fails(2, "model", "register", str(bundle), "--model-card", str(extra))
+    assert "the model card given: owner must be text" in line
+
+
 def test_refusals_are_one_line_with_an_exit_code(shipyard: Shipyard, bundles: list[Path]) -> None:
     line = shipyard.fails(1, "env", "status", "production", "--project", "nope")
     assert "project 'nope' does not exist" in line

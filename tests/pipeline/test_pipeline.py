@@ -473,3 +473,19 @@ def test_probability_from_a_regressor_is_refused() -> None:
     regressor = LinearRegression().fit(CANCER_X, CANCER.target)
     with pytest.raises(GraphError, match="needs a classifier with predict_proba"):
         model("p", regressor, features=CANCER_COLUMNS, output="probability")
+
+
+@pytest.mark.parametrize(
+    ("card", "message"),
+    [
+        ({"owner": "a", "purpose": "x"}, "unknown field.s. purpose"),
+        ({"validation_metrics": {"auc": "high"}}, "validation_metrics must map metric names"),
+        ({"approvals": "MRC-1"}, "approvals must be a list of text"),
+        ("owner: me", "must be a mapping"),
+    ],
+)
+def test_a_bad_model_card_is_refused_naming_the_field(card: Any, message: str) -> None:
+    from shipyard.errors import UsageError
+
+    with pytest.raises(UsageError, match=rf"pipeline 'p': model card.*{message}"):
+        Pipeline("p", "1.0.0", inputs=[APPLICANTS], model_card=card)

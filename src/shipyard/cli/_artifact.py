@@ -15,6 +15,7 @@ from ..errors import UsageError
 from ..runtime import Artifact
 from ._data import read_dataset
 from ._output import console, print_json
+from ._views import card_lines
 
 app = typer.Typer(
     help="Build and handle locked bundles (NAME-VERSION.tar.gz).", no_args_is_help=True
@@ -117,6 +118,7 @@ def _describe(artifact: Artifact, public_key: Path | None) -> dict[str, Any]:
         "created_by": meta.get("created_by"),
         "groups": meta.get("groups", []),
         "permissible_purpose": meta.get("permissible_purpose", []),
+        "model_card": meta.get("model_card") or {},
         "tags": meta.get("tags", {}),
         "outputs": meta["outputs"],
         "nodes": [
@@ -165,6 +167,8 @@ def inspect(
             f"groups: {', '.join(info['groups'])}; "
             f"purpose: {', '.join(info['permissible_purpose'])}"
         )
+    if info["model_card"]:
+        console.print("\n".join(["model card:", *card_lines(info["model_card"])]), markup=False)
     nodes = RichTable(title="nodes (run order)")
     for column in ("node", "kind", "type", "flavor / backend", "reads"):
         nodes.add_column(column)

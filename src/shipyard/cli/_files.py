@@ -1,4 +1,4 @@
-"""Files the CLI reads for the registry: app config documents."""
+"""Files the CLI reads for the registry: app config and model card documents."""
 
 from __future__ import annotations
 
@@ -18,8 +18,21 @@ APP_CONFIG = typer.Option(
 )
 
 
+MODEL_CARD = typer.Option(
+    None,
+    "--model-card",
+    help="A YAML or JSON file completing the bundle's model card: owner, intended_use, "
+    "validation_metrics, limitations, approvals.",
+)
+
+
 def read_app_config(path: Path | None) -> dict[str, Any] | None:
-    """The mapping in ``path`` (None when no file is given).
+    """The app config mapping in ``path`` (None when no file is given); see ``read_mapping``."""
+    return read_mapping(path, "app config")
+
+
+def read_mapping(path: Path | None, what: str) -> dict[str, Any] | None:
+    """The mapping in the YAML or JSON file ``path`` (None when no file is given).
 
     Raises UsageError naming the file when it cannot be read, is not YAML, repeats a key
     or does not hold a mapping.
@@ -29,12 +42,12 @@ def read_app_config(path: Path | None) -> dict[str, Any] | None:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise UsageError(f"cannot read app config '{path}': {exc.strerror}") from None
+        raise UsageError(f"cannot read {what} '{path}': {exc.strerror}") from None
     try:
         document = load_yaml(text)
     except yaml.YAMLError as exc:
         detail = str(exc).replace("\n", " ")
-        raise UsageError(f"app config '{path}' is not valid YAML: {detail}") from None
+        raise UsageError(f"{what} '{path}' is not valid YAML: {detail}") from None
     if not isinstance(document, dict):
-        raise UsageError(f"app config '{path}' must hold a mapping, not {type(document).__name__}")
+        raise UsageError(f"{what} '{path}' must hold a mapping, not {type(document).__name__}")
     return document

@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 
 from ._backend import JSON, PROJECT, YES, confirm, open_backend
-from ._files import APP_CONFIG, read_app_config
+from ._files import APP_CONFIG, MODEL_CARD, read_app_config, read_mapping
 from ._output import emit, listing
-from ._views import version_line
+from ._views import card_view, version_line
 
 projects = typer.Typer(help="Projects and their chains of environments.", no_args_is_help=True)
 models = typer.Typer(
@@ -63,17 +63,35 @@ def delete_project(
 def register(
     bundle: Path = typer.Argument(..., help="A bundle (NAME-VERSION.tar.gz)."),
     app_config: Path | None = APP_CONFIG,
+    model_card: Path | None = MODEL_CARD,
     project: str = PROJECT,
     as_json: bool = JSON,
 ) -> None:
     """Verify a bundle and add it to its model as a candidate version.
 
-    ``--app-config FILE`` gives the version's default app config (a YAML or JSON mapping).
+    ``--app-config FILE`` gives the version's default app config (a YAML or JSON mapping);
+    ``--model-card FILE`` completes the model card the bundle carries.
     """
     config = read_app_config(app_config)
+    card = read_mapping(model_card, "model card")
     with open_backend() as backend:
-        result = backend.register_model(project, bundle, config)
+        result = backend.register_model(project, bundle, config, card)
     emit(result, as_json, lambda v: f"registered {version_line(v)}")
+
+
+@models.command("card")
+def card(
+    name: str = typer.Argument(..., help="Model name."),
+    version: str | None = typer.Option(
+        None, "--version", help="A tag (v2) or a version id (default: the default version)."
+    ),
+    project: str = PROJECT,
+    as_json: bool = JSON,
+) -> None:
+    """A version's model card: owner, intended use, validation metrics, limitations, approvals."""
+    with open_backend() as backend:
+        result = backend.get_version(project, name, version)
+    emit(result, as_json, card_view)
 
 
 @models.command("list")

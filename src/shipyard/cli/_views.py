@@ -20,6 +20,25 @@ def label(version: dict[str, Any]) -> str:
     return str(version.get("tag") or f"candidate {version['version_id']}")
 
 
+def card_lines(card: dict[str, Any]) -> list[str]:
+    """A model card as ``field: value`` lines (metrics as ``name = value``)."""
+    lines = []
+    for field, value in card.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} = {v:g}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = "; ".join(value)
+        lines.append(f"  {field}: {value}")
+    return lines
+
+
+def card_view(version: dict[str, Any]) -> str:
+    """The model card of one version, or a line saying it has none."""
+    heading = f"model card of {version['model']} {label(version)} ({version['bundle_version']})"
+    lines = card_lines(version.get("model_card") or {})
+    return escape("\n".join([heading + ":", *lines]) if lines else f"{heading}: none given")
+
+
 def components_line(components: list[dict[str, Any]]) -> str:
     """``tumour_triage v2, fraud v1`` (or 'no components')."""
     return ", ".join(f"{c['name']} {label(c)}" for c in components) or "no components"

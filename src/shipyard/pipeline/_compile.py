@@ -247,6 +247,7 @@ def _bundle_metadata(
         "groups": pipeline.groups,
         "permissible_purpose": pipeline.permissible_purpose,
         "tags": pipeline.tags,
+        "model_card": pipeline.model_card,
         "outputs": pipeline.outputs,
         "nodes": nodes,
         "lineage": {"nodes": lineage_nodes, "edges": edges},

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import GraphError
-from ..runtime import NUMERIC
+from ..runtime import NUMERIC, check_model_card
 from . import _nodes
 from ._nodes import ModelNode, Node
 from ._schema import Table, check_identifier
@@ -40,6 +40,7 @@ class Pipeline:
         groups: Sequence[str] = (),
         permissible_purpose: Sequence[str] = (),
         tags: Mapping[str, str] | None = None,
+        model_card: Mapping[str, Any] | None = None,
     ) -> None:
         check_identifier(name, "pipeline")
         if not isinstance(version, str) or not _VERSION.match(version):
@@ -54,6 +55,9 @@ class Pipeline:
         self.groups = list(groups)
         self.permissible_purpose = list(permissible_purpose)
         self.tags = dict(tags or {})
+        # Owner, intended use, validation metrics, limitations, approvals (see runtime._card):
+        # kept in metadata.json, so the signature locks it with the models.
+        self.model_card = check_model_card(model_card or {}, f"pipeline '{name}': model card")
         self._nodes: dict[str, Node] = {}
         self._refs: dict[str, list[str]] = {}
         self._outputs = list(outputs) if outputs is not None else None

@@ -48,6 +48,7 @@ class RegistryAPI(Protocol):
         project: str,
         bundle_path: str | os.PathLike[str],
         app_config: dict[str, Any] | None = None,
+        model_card: dict[str, Any] | None = None,
     ) -> Any:
         """Verify a bundle, store it, and add it to its model as a new candidate version."""
         ...

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ..errors import Conflict, InvalidInput, NotFound
-from ..runtime import Artifact, signature_key
+from ..errors import Conflict, InvalidInput, NotFound, UsageError
+from ..runtime import Artifact, check_model_card, merge_model_cards, signature_key
 from . import _audit, _lookup, _signing
 from ._core import RegistryCore
 from ._lookup import check_name, now, tag_number
@@ -54,6 +54,7 @@ class ModelsMixin(RegistryCore):
             tagged_at=_audit.utc_text(version.tagged_at) if version.tagged_at else None,
             tagged_by=version.tagged_by,
             signer_key_id=version.signer_key_id,
+            model_card=copy.deepcopy(version.model_card or {}),
         )
 
     def _version_info(
@@ -71,6 +72,7 @@ class ModelsMixin(RegistryCore):
         project: str,
         bundle_path: str | os.PathLike[str],
         app_config: dict[str, Any] | None = None,
+        model_card: dict[str, Any] | None = None,
     ) -> ModelVersion:
         """Verify a bundle, store it, and add it to its model as a new candidate version.
 
@@ -82,14 +84,24 @@ class ModelsMixin(RegistryCore):
         the signature policy decides later where an unsigned version may go. Registering the same
         bundle again returns its existing version; a different bundle with an already
         registered pipeline version raises Conflict. ``app_config`` becomes the version's
-        default app config.
+        default app config; ``model_card`` completes the card the bundle carries (its fields
+        win, approvals add up), and InvalidInput names a field that is wrong.
         """
         if app_config is not None and not isinstance(app_config, dict):
             raise InvalidInput("app config must be a mapping")
+        try:
+            given = check_model_card(model_card or {}, "the model card given")
+        except UsageError as exc:
+            raise InvalidInput(str(exc)) from None
         artifact = Artifact(bundle_path)
         report = artifact.verify()
         metadata = artifact.metadata
         name, bundle_version = str(metadata["name"]), str(metadata["version"])
+        try:
+            exported = check_model_card(metadata.get("model_card") or {}, "the bundle's model card")
+        except UsageError as exc:
+            raise InvalidInput(str(exc)) from None
+        card = merge_model_cards(exported, given)
         check_name("model", name)
         _lookup.check_bundle_version(bundle_version)
         # Store first: a blob without a version is harmless (content-addressed, reused on
@@ -139,6 +151,7 @@ class ModelsMixin(RegistryCore):
                 app_config=copy.deepcopy(app_config or {}),
                 created_at=now(),
                 created_by=self.actor,
+                model_card=card,
             )
             session.add(version)
             session.flush()

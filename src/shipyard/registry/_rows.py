@@ -120,6 +120,8 @@ class ComponentVersionRow(Base):
     created_by: Mapped[str] = mapped_column(String(255))
     tagged_at: Mapped[datetime | None]
     tagged_by: Mapped[str | None] = mapped_column(String(255))
+    # The bundle's model card completed by the one given at registration (None before 0008).
+    model_card: Mapped[dict[str, Any] | None]
 
 
 class DefaultVersionRow(Base):

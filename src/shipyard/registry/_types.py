@@ -57,6 +57,9 @@ class ModelVersion:
     tagged_by: str | None
     # The id of the trusted key that signed the bundle, as judged at registration.
     signer_key_id: str | None = None
+    # Owner, intended use, validation metrics, limitations, approvals: the bundle's model
+    # card completed by the one given at registration.
+    model_card: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def label(self) -> str:

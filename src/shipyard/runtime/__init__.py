@@ -6,8 +6,8 @@ its model flavors: the names below that need numpy (the executor, the dataset
 format, the model loaders, the Arrow conversions) are imported on first use (PEP 562).
 
 What other Shipyard packages use is here; the private modules behind it are the
-files every bundle carries in ``_runtime/`` (all but ``_artifact`` and ``_host``, which
-load bundles with the host's code: ``load_verified`` is the production loader).
+files every bundle carries in ``_runtime/`` (all but ``_artifact``, ``_card`` and ``_host``:
+``_host`` loads bundles with the host's code; ``load_verified`` is the production loader).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._artifact import Artifact, read_bundle
+from ._card import check_model_card, merge_model_cards
 from ._errors import (
     ArtifactError,
     CaptureError,
@@ -95,6 +96,7 @@ __all__ = [
     "arrow_type",
     "build_manifest",
     "check_bundle",
+    "check_model_card",
     "encode",
     "feature_matrix",
     "key_id",
@@ -102,6 +104,7 @@ __all__ = [
     "load_onnx",
     "load_public_key",
     "load_verified",
+    "merge_model_cards",
     "parse_dataset",
     "read_bundle",
     "read_folder",
