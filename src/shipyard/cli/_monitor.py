@@ -65,8 +65,7 @@ def _feedback(
     captures: Path | None,
     times: dict[str, Any],
 ) -> Any:
-    from ..monitoring import evaluate, windows
-    from ..monitoring._captures import captured_versions
+    from ..monitoring import captured_versions, evaluate, windows
 
     folder = _folder(backend, project, env, captures)
     parts = [
@@ -444,8 +443,7 @@ def check(
     import yaml
 
     from ..monitoring import check as check_rules
-    from ..monitoring import read_rules
-    from ..monitoring._alerts import check_webhook
+    from ..monitoring import check_webhook, read_rules
     from ..registry import to_json
 
     with open_backend() as backend:

@@ -5,8 +5,15 @@ Everything reads what serving captured (see ``shipyard.serving.Capture``) and wh
 registry holds; drift results are stored back in the registry. See docs/monitoring.md.
 """
 
-from ._alerts import Alert, CheckResult, Rule, check, read_rules
-from ._captures import Window, capture_folder, parse_duration, parse_time, windows
+from ._alerts import Alert, CheckResult, Rule, check, check_webhook, read_rules
+from ._captures import (
+    Window,
+    capture_folder,
+    captured_versions,
+    parse_duration,
+    parse_time,
+    windows,
+)
 from ._compare import Comparison, VersionSide, compare, parse_metrics
 from ._drift import MIN_ROWS, DriftRun, Finding, Thresholds, VersionDrift, run_drift, window_drift
 from ._feedback import Feedback, evaluate, read_labels
@@ -20,6 +27,7 @@ __all__ = [
     "Rule",
     "build_report",
     "check",
+    "check_webhook",
     "read_rules",
     "render_report",
     "MIN_ROWS",
@@ -34,6 +42,7 @@ __all__ = [
     "VersionSide",
     "Window",
     "capture_folder",
+    "captured_versions",
     "compare",
     "evaluate",
     "parse_duration",
