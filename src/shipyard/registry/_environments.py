@@ -118,11 +118,15 @@ class EnvironmentsMixin(RegistryCore):
     def delete_environment(self, project: str, name: str) -> None:
         """Delete an environment and its revisions.
 
-        Raises Conflict listing the environments that promote to it or are its challengers.
+        A challenger is a deployer's to delete (CI deletes a pull request's when it
+        closes); any other environment needs the admin role (PermissionDenied). Raises
+        Conflict listing the environments that promote to it or are its challengers.
         """
         with self._write() as session:
             proj = _lookup.project(session, project, lock=True)
             env = _lookup.environment(session, proj, name, lock=True)
+            if env.challenger_of_id is None:
+                self._require_role("admin", f"deleting environment '{name}' (not a challenger)")
             dependants = (
                 session.execute(
                     select(EnvironmentRow)
