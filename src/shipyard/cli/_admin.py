@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
 
 from ._backend import JSON, open_backend
 from ._output import console, emit, listing, plain, print_json
+from ._tls import TLS_CERT, TLS_KEY, TRUSTED_PROXIES, scheme, server_options
 
 worker_groups = typer.Typer(
     help="Pools of machines environments are pinned to.", no_args_is_help=True
@@ -162,6 +164,9 @@ def revoke_token(
 def server(
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
     port: int = typer.Option(8080, "--port", help="Port to listen on."),
+    tls_cert: Path | None = TLS_CERT,
+    tls_key: Path | None = TLS_KEY,
+    trusted_proxies: str = TRUSTED_PROXIES,
 ) -> None:
     """Serve the registry HTTP API (the embedded registry, or $SHIPYARD_DATABASE_URL)."""
     import logging
@@ -172,6 +177,8 @@ def server(
     from ..registry_http import create_app
     from ..web import redact_access_log
 
+    listening = server_options(tls_cert, tls_key, trusted_proxies)
+
     with Registry.open() as registry:
         if not registry.list_tokens():
             console.print(
@@ -180,12 +187,15 @@ def server(
                 soft_wrap=True,
             )
     console.print(
-        f"registry API on http://{host}:{port}/api/v1 (OpenAPI: /openapi.json)", soft_wrap=True
+        f"registry API on {scheme(listening)}://{host}:{port}/api/v1 (OpenAPI: /openapi.json)",
+        soft_wrap=True,
     )
     # Failed requests are logged (with their request id and traceback) by 'shipyard.registry_http'.
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    config = uvicorn.Config(create_app(Registry.open), host=host, port=port, log_level="info")
+    config = uvicorn.Config(
+        create_app(Registry.open), host=host, port=port, log_level="info", **listening
+    )
     redact_access_log()  # after the Config above has set up uvicorn's loggers
     uvicorn.Server(config).run()

@@ -13,6 +13,7 @@ import typer
 
 from ._backend import URL_ENV
 from ._output import console
+from ._tls import TLS_CERT, TLS_KEY, TRUSTED_PROXIES, scheme, server_options
 
 
 def serve(
@@ -45,6 +46,9 @@ def serve(
     capture_folder: Path | None = typer.Option(
         None, "--capture-folder", help="Where capture files go (default: see docs/serving.md)."
     ),
+    tls_cert: Path | None = TLS_CERT,
+    tls_key: Path | None = TLS_KEY,
+    trusted_proxies: str = TRUSTED_PROXIES,
 ) -> None:
     """Serve models over REST: our predict route, the Open Inference Protocol v2, MLflow payloads.
 
@@ -55,6 +59,7 @@ def serve(
     """
     from ..serving import ServeOptions, default_workers, run
 
+    listening = server_options(tls_cert, tls_key, trusted_proxies)
     options = ServeOptions(
         bundle=str(bundle) if bundle else None,
         project=None if bundle else project,
@@ -76,8 +81,9 @@ def serve(
     where = f" of {options.registry_url}" if options.registry_url else ""
     what = f"bundle {bundle}" if bundle else f"{project}/{env}{where}"
     console.print(
-        f"serving {what} on http://{host}:{port} ({count} worker{'s' if count > 1 else ''}); "
+        f"serving {what} on {scheme(listening)}://{host}:{port} "
+        f"({count} worker{'s' if count > 1 else ''}); "
         "docs: /docs, metrics: /metrics",
         soft_wrap=True,
     )
-    run(options, host=host, port=port, workers=count)
+    run(options, host=host, port=port, workers=count, server=listening)

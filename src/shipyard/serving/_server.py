@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -231,12 +232,19 @@ def default_workers(options: ServeOptions) -> int:
         return int(loader.settings()["replicas"])
 
 
-def run(options: ServeOptions, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+def run(
+    options: ServeOptions,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    server: Mapping[str, Any] | None = None,
+) -> None:
     """Serve until SIGTERM or Ctrl-C, then drain: answers in flight finish, capture is flushed.
 
     One worker runs in this process; several are uvicorn's worker processes, each
     loading and following the environment on its own. Sets ``OMP_NUM_THREADS=1`` unless
-    it is set: models run single-threaded in each worker.
+    it is set: models run single-threaded in each worker. ``server``: more of uvicorn's
+    settings (TLS files, trusted proxies; see ``shipyard serve --tls-cert``).
     """
     import uvicorn
 
@@ -255,6 +263,8 @@ def run(options: ServeOptions, host: str = "127.0.0.1", port: int = 8000, worker
         "log_level": "info",
         "timeout_graceful_shutdown": int(options.drain_seconds),
         "lifespan": "on",
+        "proxy_headers": False,  # X-Forwarded-* believed only from proxies named in ``server``
+        **(server or {}),
     }
     if workers <= 1:
         uvicorn.run(build_app(options), **common)
