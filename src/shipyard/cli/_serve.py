@@ -86,4 +86,4 @@ def serve(
         "docs: /docs, metrics: /metrics",
         soft_wrap=True,
     )
-    run(options, host=host, port=port, workers=count, server=listening)
+    run(options, host=host, port=port, workers=count, settings=listening)

@@ -237,13 +237,13 @@ def run(
     host: str = "127.0.0.1",
     port: int = 8000,
     workers: int = 1,
-    server: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> None:
     """Serve until SIGTERM or Ctrl-C, then drain: answers in flight finish, capture is flushed.
 
     One worker runs in this process; several are uvicorn's worker processes, each
     loading and following the environment on its own. Sets ``OMP_NUM_THREADS=1`` unless
-    it is set: models run single-threaded in each worker. ``server``: more of uvicorn's
+    it is set: models run single-threaded in each worker. ``settings``: more of uvicorn's
     settings (TLS files, trusted proxies; see ``shipyard serve --tls-cert``).
     """
     import uvicorn
@@ -263,8 +263,8 @@ def run(
         "log_level": "info",
         "timeout_graceful_shutdown": int(options.drain_seconds),
         "lifespan": "on",
-        "proxy_headers": False,  # X-Forwarded-* believed only from proxies named in ``server``
-        **(server or {}),
+        "proxy_headers": False,  # X-Forwarded-* believed only from proxies in ``settings``
+        **(settings or {}),
     }
     if workers <= 1:
         uvicorn.run(build_app(options), **common)
