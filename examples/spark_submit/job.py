@@ -61,10 +61,8 @@ def score(
 
 
 def rejects_location(output: str) -> str:
-    """Beside the output: ``…/scores.parquet`` -> ``…/scores.rejects.jsonl``."""
-    head, _, name = output.rstrip("/").rpartition("/")
-    stem = name.rsplit(".", 1)[0] if "." in name else name
-    return f"{head}/{stem}.rejects.jsonl" if head else f"{stem}.rejects.jsonl"
+    """Beside the output, named after all of it: ``scores.parquet.rejects.jsonl``."""
+    return output.rstrip("/") + ".rejects.jsonl"
 
 
 def write(frame: Any, location: str, fmt: str) -> None:

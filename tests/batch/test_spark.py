@@ -103,11 +103,15 @@ def test_spark_submit_runs_the_example_on_a_python_without_shipyard(
     blocked = tmp_path / "no-shipyard" / "shipyard"
     blocked.mkdir(parents=True)
     (blocked / "__init__.py").write_text("raise ImportError('Shipyard is not on this cluster')\n")
-    env = dict(
-        os.environ,
+    # As examples/spark_submit/README.md says: PYSPARK_PYTHON alone, and a PATH whose
+    # python3 is not the one with pyspark (spark-submit must find its home through it).
+    env = {k: v for k, v in os.environ.items() if k not in ("PYSPARK_DRIVER_PYTHON", "SPARK_HOME")}
+    env.update(
         PYSPARK_PYTHON=sys.executable,
-        PYSPARK_DRIVER_PYTHON=sys.executable,
         PYTHONPATH=str(blocked.parent),
+        PATH=os.pathsep.join(
+            p for p in env["PATH"].split(os.pathsep) if Path(sys.executable).parent != Path(p)
+        ),
     )
     spark_submit = Path(sys.executable).parent / "spark-submit"
     command = [str(spark_submit), "--master", "local[2]", "--conf", "spark.ui.enabled=false"]
