@@ -27,6 +27,8 @@ def test_the_public_names_change_only_on_purpose() -> None:
     assert sorted(registry_package.__all__) == sorted(
         [
             "DEFAULT_ENVIRONMENTS",
+            "MAX_ID",
+            "NAME_PATTERN",
             "ROLES",
             "SETTING_DEFAULTS",
             "ANCHORS_ENV",

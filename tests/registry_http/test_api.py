@@ -131,9 +131,65 @@ def test_status_codes_follow_the_error(demo: ApiServer) -> None:
         not_allowed = http.patch("/projects")
         _refused(not_allowed, 405, "HTTPError")
         assert set(not_allowed.headers["allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
+        assert http.head("/projects").status_code == 405  # only what the document lists
         deleted = http.delete("/projects/demo/environments/uat")
         body = _refused(deleted, 409, "Conflict")
         assert "integration (promotes to it)" in body["message"]
+
+
+def _nested(depth: int) -> list[Any]:
+    """``[[[…]]]``, ``depth`` lists deep."""
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+# What an attack run sent, each once a 500 on PostgreSQL (which holds no id past 2**31 - 1,
+# no LIMIT past a BIGINT, no NUL in text) or on both backends (a value nested too deeply).
+_REFUSED = [
+    ("GET", "/audit?limit=9223372036854775807", None, "limit"),
+    ("GET", "/audit?limit=-1", None, "limit"),
+    ("DELETE", "/tokens/2147483648", None, "token_id"),
+    ("DELETE", "/tokens/" + "9" * 30, None, "token_id"),
+    ("GET", "/projects/demo/environments/uat/revisions/9223372036854775807", None, "number"),
+    ("GET", "/batch-jobs/" + "9" * 5000, None, "job_id"),
+    ("POST", "/batch-jobs/2147483648/cancel", None, "job_id"),
+    (
+        "POST",
+        "/batch-jobs/9/heartbeat",
+        {"worker": "w", "rows_done": 2**63, "rows_rejected": 0},
+        "rows_done",
+    ),
+    ("DELETE", "/projects/demo/environments/uat/api-keys/2147483648", None, "key_id"),
+    ("GET", "/projects/de%00mo", None, "name"),
+    ("GET", "/audit?object_prefix=project%00", None, "object_prefix"),
+    ("GET", "/settings/replicas?project=de%00mo", None, "project"),
+    ("POST", "/batch-jobs/claim", {"worker": "w\x00"}, "worker"),
+    ("POST", "/batch-jobs/recover", {"stale_after": 1e308}, "stale_after"),
+    ("GET", "/projects/demo/diff?a=uat&b=uat@99999999999", None, "b"),
+    ("PUT", "/projects/demo/environments/uat/config", {"config": {"a": _nested(40)}}, "config"),
+]
+
+
+def test_values_the_database_would_refuse_are_422s_that_name_the_parameter(
+    api_server: ApiServer,
+) -> None:
+    api_server.registry.create_project("demo")
+    with _http(api_server, api_server.token("admin")) as http:
+        for method, path, body, name in _REFUSED:
+            response = http.request(method, path, json=body)
+            answer = _refused(response, 422, "InvalidInput")
+            assert f"parameter '{name}' " in answer["message"], (path, answer)
+        # An anchor no event can have, and a token whose id no row can have.
+        anchors = '{"99999999999999999999": "' + "0" * 64 + '"}'
+        verify = http.get("/audit/verify", params={"anchors": anchors})
+        assert (
+            "anchors must map event ids to hashes"
+            in _refused(verify, 422, "InvalidInput")["message"]
+        )
+    with _http(api_server, "shy_99999999999_" + "x" * 43) as http:
+        _refused(http.get("/projects"), 401, "PermissionDenied")
 
 
 def _tampered(bundle: Path, folder: Path) -> Path:

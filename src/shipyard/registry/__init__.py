@@ -27,7 +27,8 @@ from ._anchors import ANCHORS_ENV, FolderWitness, S3Witness, Witness, open_witne
 from ._api import RegistryAPI
 from ._batch_rules import batch_formats, rejects_location
 from ._credentials import Credential
-from ._db import create_engine, database_url, migrate, schema_revision, shipyard_home
+from ._db import MAX_ID, create_engine, database_url, migrate, schema_revision, shipyard_home
+from ._lookup import NAME as NAME_PATTERN
 from ._registry import DEFAULT_ENVIRONMENTS, ROLES, Registry
 from ._roots import BATCH_ROOTS_ENV, CAPTURE_ROOT_ENV, Roots, batch_roots, capture_root
 from ._settings import DEFAULTS as SETTING_DEFAULTS
@@ -78,6 +79,8 @@ __all__ = [
     "Witness",
     "open_witness",
     "DEFAULT_ENVIRONMENTS",
+    "MAX_ID",
+    "NAME_PATTERN",
     "ROLES",
     "SETTING_DEFAULTS",
     "ApiKey",

@@ -31,7 +31,7 @@ from ..registry import ROLES, ApiToken, Registry, to_json
 from ..web import decode_json, error_response, presented_credential, read_body, too_large
 from ._files import file_response
 from ._openapi import API_PREFIX, openapi
-from ._operations import OPERATIONS, Operation, convert
+from ._operations import OPERATIONS, Operation
 
 __all__ = ["create_app"]
 
@@ -139,9 +139,7 @@ class _Api:
                 scratch = tempfile.TemporaryDirectory(prefix="shipyard-")
                 arguments[param.name] = cleanup.enter_context(scratch)
             elif param.name in sources[param.where]:
-                value = sources[param.where][param.name]
-                text = param.where != "body"  # path and query values arrive as text
-                arguments[param.name] = convert(param.name, value, param.annotation, text)
+                arguments[param.name] = param.read(sources[param.where][param.name])
             elif param.required:
                 raise InvalidInput(f"parameter '{param.name}' is required")
         return arguments
@@ -204,6 +202,16 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(exc, _request_id(), "registry", logger, request.url.path)
 
 
+def _route(path: str, endpoint: Callable[[Request], Awaitable[Response]], method: str) -> Route:
+    """A route answering ``method`` only: Starlette adds HEAD to a GET, which the API
+    does not document (a HEAD is answered 405 like any other method a path lacks)."""
+    route = Route(path, endpoint, methods=[method])
+    if method != "HEAD":
+        assert route.methods is not None
+        route.methods.discard("HEAD")
+    return route
+
+
 def create_app(
     registry_factory: Callable[[], Registry], *, max_upload_bytes: int = MAX_UPLOAD_BYTES
 ) -> Starlette:
@@ -219,9 +227,9 @@ def create_app(
         return Response(document, media_type="application/json")
 
     routes = [
-        Route("/health", _health, methods=["GET"]),
-        Route("/openapi.json", spec, methods=["GET"]),
-        *(Route(API_PREFIX + op.path, api.endpoint(op), methods=[op.method]) for op in OPERATIONS),
+        _route("/health", _health, "GET"),
+        _route("/openapi.json", spec, "GET"),
+        *(_route(API_PREFIX + op.path, api.endpoint(op), op.method) for op in OPERATIONS),
     ]
     return Starlette(
         routes=routes,

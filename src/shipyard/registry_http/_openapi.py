@@ -12,7 +12,8 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
-from ._operations import Operation
+from ._operations import Operation, Param
+from ._values import Rule
 
 __all__ = ["API_PREFIX", "openapi"]
 
@@ -24,8 +25,11 @@ _ERROR_CODES = {
     "404": "Not found; the message lists what exists",
     "409": "Conflict with the registry's state",
     "413": "Request body too large",
-    "422": "Invalid input; the message says why",
+    "422": "Invalid input; the message names the parameter and says why",
     "500": "Internal error; the body names the request id found in the server log",
+    "502": "The artifact store (S3) failed, or a blob in it is missing or corrupt",
+    "503": "The artifact store refuses writes (read-only, no permission)",
+    "507": "The artifact store has no room for the bundle",
 }
 
 
@@ -85,17 +89,41 @@ def _tag(path: str) -> str:
     return parts[2] if parts[0] == "projects" and len(parts) > 2 else parts[0]
 
 
+def _constrained(schema: dict[str, Any], rule: Rule) -> dict[str, Any]:
+    """``schema`` stating ``rule`` too: a pattern on its text, bounds on its numbers."""
+    if "anyOf" in schema:
+        return {**schema, "anyOf": [_constrained(s, rule) for s in schema["anyOf"]]}
+    kind = schema.get("type")
+    if kind == "string":
+        return {**schema, **rule.text_keywords()}
+    if kind in ("integer", "number"):
+        return {**schema, **rule.number_keywords()}
+    if kind == "array" and "items" in schema:
+        return {**schema, "items": _constrained(schema["items"], rule)}
+    return schema
+
+
+def _parameter(param: Param, schemas: _Schemas) -> dict[str, Any]:
+    """A path or query parameter: absent rather than null; a JSON object sent as JSON text."""
+    schema = _constrained(schemas.of(param.annotation), param.rule)
+    options = [s for s in schema.get("anyOf", [schema]) if s != {"type": "null"}]
+    schema = options[0] if len(options) == 1 else {**schema, "anyOf": options}
+    document: dict[str, Any] = {
+        "name": param.name,
+        "in": param.where,
+        "required": param.where == "path" or param.required,
+    }
+    if schema.get("type") == "object":
+        document["content"] = {"application/json": {"schema": schema}}
+    else:
+        document["schema"] = schema
+        if schema.get("type") == "array":  # a,b,c
+            document |= {"style": "form", "explode": False}
+    return document
+
+
 def _operation(op: Operation, schemas: _Schemas) -> dict[str, Any]:
-    parameters = [
-        {
-            "name": p.name,
-            "in": p.where,
-            "required": p.where == "path" or p.required,
-            "schema": schemas.of(p.annotation),
-        }
-        for p in op.params
-        if p.where in ("path", "query")
-    ]
+    parameters = [_parameter(p, schemas) for p in op.params if p.where in ("path", "query")]
     document: dict[str, Any] = {
         "operationId": op.name,
         "summary": op.summary,
@@ -113,7 +141,7 @@ def _operation(op: Operation, schemas: _Schemas) -> dict[str, Any]:
     elif body:
         schema: dict[str, Any] = {
             "type": "object",
-            "properties": {p.name: schemas.of(p.annotation) for p in body},
+            "properties": {p.name: _constrained(schemas.of(p.annotation), p.rule) for p in body},
             "additionalProperties": False,
         }
         required = [p.name for p in body if p.required]
@@ -153,7 +181,20 @@ def openapi(operations: Sequence[Operation], version: str) -> dict[str, Any]:
                     }
                 },
             }
-        }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "openapi",
+                "summary": "This document (no token needed)",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI 3.1 document of the API",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
     }
     for op in operations:
         paths.setdefault(API_PREFIX + op.path, {})[op.method.lower()] = _operation(op, schemas)

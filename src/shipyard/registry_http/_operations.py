@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import inspect
 import re
-import types
 import typing
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import orjson
-
-from ..registry import ROLES, InvalidInput, Registry
+from ..registry import ROLES, Registry
+from ._values import Rule, convert, rule
 
 __all__ = ["OPERATIONS", "Operation", "Param", "by_name", "convert"]
 
@@ -40,6 +37,18 @@ class Param:
     annotation: Any
     required: bool
     where: str
+
+    @property
+    def rule(self) -> Rule:
+        """What its value must be beyond its type: a name's pattern, a number's range."""
+        return rule(self.name)
+
+    def read(self, value: Any) -> Any:
+        """``value`` as sent (text in a path or query, JSON in a body), typed and checked.
+
+        Raises InvalidInput naming the parameter when it does not fit.
+        """
+        return convert(self.name, value, self.annotation, text=self.where != "body")
 
 
 @dataclass(frozen=True)
@@ -208,83 +217,3 @@ _BY_NAME = {op.name: op for op in OPERATIONS}
 def by_name(name: str) -> Operation | None:
     """The operation that exposes ``Registry.<name>``, or None."""
     return _BY_NAME.get(name)
-
-
-def _options(annotation: Any) -> tuple[Any, ...]:
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return typing.get_args(annotation)
-    return (annotation,)
-
-
-def _describe(annotation: Any) -> str:
-    names = {
-        bool: "true or false",
-        int: "a whole number",
-        float: "a number",
-        str: "text",
-        dict: "a JSON object",
-        list: "a list of text",
-        Sequence: "a list of text",
-    }
-    wanted = [
-        names.get(typing.get_origin(o) or o, "a value")
-        for o in _options(annotation)
-        if o is not type(None)
-    ]
-    return " or ".join(wanted)
-
-
-def convert(name: str, value: Any, annotation: Any, text: bool) -> Any:
-    """``value`` as the type ``annotation`` names; ``text`` when it comes from a path or query.
-
-    Raises InvalidInput naming the parameter when the value does not fit.
-    """
-    options = _options(annotation)
-    if value is None:
-        if type(None) in options or Any in options:
-            return None
-        raise InvalidInput(f"parameter '{name}' must not be null")
-    for option in options:
-        kind = typing.get_origin(option) or option
-        if option is Any:
-            return value
-        if kind is bool:
-            if text and value.lower() in ("true", "false", "1", "0", "yes", "no"):
-                return value.lower() in ("true", "1", "yes")
-            if not text and isinstance(value, bool):
-                return value
-        elif kind is int:
-            number = None
-            if text and re.fullmatch(r"-?\d{1,19}", value):
-                number = int(value)
-            elif not text and isinstance(value, int) and not isinstance(value, bool):
-                number = value
-            if number is not None:
-                # What a database integer holds: a larger id can name nothing.
-                if not -(2**63) <= number < 2**63:
-                    raise InvalidInput(f"parameter '{name}' is out of range")
-                return number
-        elif kind is float:
-            if text and re.fullmatch(r"-?\d+(\.\d+)?", value):
-                return float(value)
-            if not text and isinstance(value, int | float) and not isinstance(value, bool):
-                return float(value)
-        elif kind is str:
-            if isinstance(value, str):
-                return value
-        elif kind is dict:
-            parsed = _json_text(name, value) if text else value
-            if isinstance(parsed, dict):
-                return parsed
-        elif kind in (list, Sequence):
-            parsed = value.split(",") if text else value
-            if isinstance(parsed, list) and all(isinstance(v, str) for v in parsed):
-                return parsed
-    raise InvalidInput(f"parameter '{name}' must be {_describe(annotation)}")
-
-
-def _json_text(name: str, value: str) -> Any:
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError:
-        raise InvalidInput(f"parameter '{name}' is not valid JSON") from None
