@@ -127,19 +127,42 @@ def audit_anchor(
     )
 
 
+def _names(text: str | None) -> list[str] | None:
+    """``a,b`` as ``["a", "b"]``; None when not given."""
+    return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
+
+
 @tokens.command("create")
 def create_token(
     name: str = typer.Argument(..., help="Who or what uses it (ci, alice, …)."),
     role: str = typer.Option(..., "--role", help="viewer, deployer or admin."),
+    projects: str | None = typer.Option(
+        None, "--projects", help="Comma-separated: the only projects its requests may name."
+    ),
+    environments: str | None = typer.Option(
+        None, "--environments", help="Comma-separated: the only environments it may name."
+    ),
+    expires_in_days: int | None = typer.Option(
+        None, "--expires-in-days", help="It stops working after this many days (1 to 3650)."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Create an API token; it is printed once and only its hash is kept."""
+    scope = [_names(projects), _names(environments)]
     with open_backend() as backend:
-        info, text = backend.create_token(name, role)
+        info, text = backend.create_token(name, role, scope[0], scope[1], expires_in_days)
     if as_json:
         print_json({**plain(info), "token": text})
         return
-    console.print(f"created token {name} (role {role}); it is shown only now:")
+    limits = [
+        f"{what} {', '.join(names)}"
+        for what, names in zip(("projects", "environments"), scope, strict=True)
+        if names is not None
+    ]
+    expires = plain(info).get("expires_at")
+    limits += [f"expires {expires[:19].replace('T', ' ')} UTC"] if expires else []
+    detail = f"; {'; '.join(limits)}" if limits else ""
+    console.print(f"created token {name} (role {role}{detail}); it is shown only now:")
     console.print(text, soft_wrap=True)
 
 

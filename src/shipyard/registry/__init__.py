@@ -34,6 +34,7 @@ from ._roots import BATCH_ROOTS_ENV, CAPTURE_ROOT_ENV, Roots, batch_roots, captu
 from ._settings import DEFAULTS as SETTING_DEFAULTS
 from ._signing import LoadPolicy, key_ring
 from ._store import ArtifactStore, LocalStore, S3Store, open_store
+from ._tokens import scope_refusal
 from ._types import (
     ApiKey,
     ApiKeyDigest,
@@ -73,6 +74,7 @@ __all__ = [
     "batch_roots",
     "capture_root",
     "load_yaml",
+    "scope_refusal",
     "AuditAnchor",
     "FolderWitness",
     "S3Witness",

@@ -313,7 +313,14 @@ class RegistryAPI(Protocol):
         """Every API token's public record (never the secret)."""
         ...
 
-    def create_token(self, name: str, role: str) -> Any:
+    def create_token(
+        self,
+        name: str,
+        role: str,
+        projects: list[str] | None = None,
+        environments: list[str] | None = None,
+        expires_in_days: int | None = None,
+    ) -> Any:
         """Create an API token; returns its record and the token text, shown only now."""
         ...
 

@@ -251,6 +251,10 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(255))
     revoked_at: Mapped[datetime | None]
+    # What the token may name (None: anything) and until when it verifies (None: always).
+    projects: Mapped[list[str] | None] = mapped_column(JSON)
+    environments: Mapped[list[str] | None] = mapped_column(JSON)
+    expires_at: Mapped[datetime | None]
 
 
 class EnvironmentApiKeyRow(Base):

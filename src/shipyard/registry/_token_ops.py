@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
-from ..errors import NotFound
-from . import _tokens
+from ..errors import InvalidInput, NotFound
+from . import _audit, _tokens
 from ._core import RegistryCore
 from ._credentials import new_secret
 from ._db import storable_id
@@ -13,17 +15,41 @@ from ._lookup import check_name, now
 from ._rows import ApiTokenRow
 from ._types import ApiToken
 
+MAX_DAYS = 3650  # ten years: past that, a token is forever by another name
+
 
 class TokensMixin(RegistryCore):
     """API tokens for the registry's HTTP API, with roles."""
 
-    def create_token(self, name: str, role: str) -> tuple[ApiToken, str]:
+    def create_token(
+        self,
+        name: str,
+        role: str,
+        projects: list[str] | None = None,
+        environments: list[str] | None = None,
+        expires_in_days: int | None = None,
+    ) -> tuple[ApiToken, str]:
         """Create an API token; returns its record and the token text, shown only now.
 
         ``role`` is viewer, deployer or admin. Only a sha256 of the secret is stored.
+        ``projects`` / ``environments`` limit what its requests may name (a server refuses
+        anything else with 403); ``expires_in_days`` (1 to 3650) makes it stop verifying
+        then (401 naming the token and the time).
         """
         check_name("token", name)
         _tokens.check_role(role)
+        scope = {
+            what: [check_name(what[:-1], n) for n in names] if names is not None else None
+            for what, names in (("projects", projects), ("environments", environments))
+        }
+        for what, names in scope.items():
+            if names is not None and not names:
+                raise InvalidInput(f"{what}: give at least one name, or none to allow any")
+        expires_at = None
+        if expires_in_days is not None:
+            if isinstance(expires_in_days, bool) or not 1 <= expires_in_days <= MAX_DAYS:
+                raise InvalidInput(f"expires_in_days must be a whole number from 1 to {MAX_DAYS}")
+            expires_at = now() + timedelta(days=expires_in_days)
         secret, secret_hash = new_secret()
         with self._write() as session:
             token = ApiTokenRow(
@@ -32,12 +58,15 @@ class TokensMixin(RegistryCore):
                 secret_hash=secret_hash,
                 created_at=now(),
                 created_by=self.actor,
+                projects=scope["projects"],
+                environments=scope["environments"],
+                expires_at=expires_at,
             )
             session.add(token)
             session.flush()
-            self._record(
-                session, "token.create", f"token/{token.id}", None, {"name": name, "role": role}
-            )
+            recorded = {"name": name, "role": role, **scope}
+            recorded["expires_at"] = _audit.utc_text(expires_at) if expires_at else None
+            self._record(session, "token.create", f"token/{token.id}", None, recorded)
             return _tokens.info(token), _tokens.token_text(token, secret)
 
     def verify_token(self, token: str, role: str = "viewer") -> ApiToken:

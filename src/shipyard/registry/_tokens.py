@@ -7,11 +7,14 @@ costs the same comparison. Roles are ordered: each may do what those before it m
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidInput, PermissionDenied
 from . import _audit
 from ._credentials import SECRET, Credential
+from ._lookup import now
 from ._rows import ApiTokenRow
 from ._types import ApiToken
 
@@ -42,7 +45,16 @@ def find(session: Session, presented: str) -> ApiTokenRow:
     matches = credential.matches(SECRET, found.secret_hash if found is not None else None)
     if found is None or not matches or found.revoked_at is not None:
         raise PermissionDenied("invalid or revoked API token")
+    if found.expires_at is not None and aware(found.expires_at) <= now():
+        raise PermissionDenied(
+            f"API token '{found.name}' expired at {_audit.utc_text(found.expires_at)}"
+        )
     return found
+
+
+def aware(moment: datetime) -> datetime:
+    """``moment`` with its time zone (SQLite gives back naive UTC times)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def require(token: ApiTokenRow, role: str) -> None:
@@ -60,4 +72,31 @@ def info(token: ApiTokenRow) -> ApiToken:
         created_at=_audit.utc_text(token.created_at),
         created_by=token.created_by,
         revoked=token.revoked_at is not None,
+        projects=list(token.projects) if token.projects is not None else None,
+        environments=list(token.environments) if token.environments is not None else None,
+        expires_at=_audit.utc_text(token.expires_at) if token.expires_at else None,
     )
+
+
+def scope_refusal(token: ApiToken, project: str | None, environments: list[str]) -> str | None:
+    """Why ``token`` may not act on ``project`` and ``environments``, or None when it may.
+
+    ``project`` None: the operation names no project, which a token limited to projects
+    may not call (it could reach any project's data).
+    """
+    if token.projects is None and token.environments is None:
+        return None
+    if token.projects is not None:
+        limited = ", ".join(token.projects)
+        if project is None:
+            return f"token '{token.name}' is limited to project(s) {limited}; this names none"
+        if project not in token.projects:
+            return f"token '{token.name}' is limited to project(s) {limited}, not '{project}'"
+    if token.environments is not None:
+        outside = [e for e in environments if e not in token.environments]
+        if outside:
+            return (
+                f"token '{token.name}' is limited to environment(s) "
+                f"{', '.join(token.environments)}, not '{outside[0]}'"
+            )
+    return None

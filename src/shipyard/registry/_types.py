@@ -253,6 +253,10 @@ class ApiToken:
     created_at: str
     created_by: str
     revoked: bool
+    # The projects and environments a request may name (None: any), and the expiry.
+    projects: list[str] | None = None
+    environments: list[str] | None = None
+    expires_at: str | None = None
 
 
 @dataclass(frozen=True)

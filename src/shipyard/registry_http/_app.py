@@ -27,7 +27,7 @@ from starlette.routing import Match, Route
 
 from .._version import __version__
 from ..errors import HttpError, InvalidInput, PermissionDenied
-from ..registry import ROLES, ApiToken, Registry, to_json
+from ..registry import ROLES, ApiToken, Registry, scope_refusal, to_json
 from ..web import decode_json, error_response, presented_credential, read_body, too_large
 from ._files import file_response
 from ._openapi import API_PREFIX, openapi
@@ -87,6 +87,7 @@ class _Api:
                 try:
                     token = await self._authenticate(request, op)
                     arguments = await self._arguments(request, op, cleanup)
+                    await self._check_scope(token, op, arguments)
                     registry = self.registry.with_actor(token.name, token.role)
                     result = await run_in_threadpool(getattr(registry, op.name), **arguments)
                     if op.download is not None:  # the file, then its scratch folder goes
@@ -117,6 +118,32 @@ class _Api:
                 f"token '{found.name}' has role {found.role}; {op.name} needs {op.role}",
             )
         return found
+
+    async def _check_scope(self, token: ApiToken, op: Operation, arguments: dict[str, Any]) -> None:
+        """403 when a token limited to projects or environments names anything else.
+
+        The environments a request names are its ``env`` argument, the one a promotion
+        writes into (``promotes_to``), and a change request's environment.
+        """
+        if token.projects is None and token.environments is None:
+            return
+        project = arguments.get("project")
+        environments = [arguments["env"]] if isinstance(arguments.get("env"), str) else []
+        if token.environments is not None and isinstance(project, str):
+            if op.name == "promote" and environments:
+                found = await run_in_threadpool(
+                    self.registry.get_environment, project, environments[0]
+                )
+                if found.promotes_to is not None:
+                    environments.append(found.promotes_to)
+            elif op.name in ("approve_change", "reject_change", "get_change_request"):
+                request = await run_in_threadpool(
+                    self.registry.get_change_request, project, arguments["request_id"]
+                )
+                environments.append(request.environment)
+        why = scope_refusal(token, project if isinstance(project, str) else None, environments)
+        if why is not None:
+            raise HttpError(403, "PermissionDenied", f"{why}; {op.name} refused")
 
     async def _arguments(
         self, request: Request, op: Operation, cleanup: ExitStack
