@@ -21,10 +21,36 @@ from ._version import __version__
 from .runtime import Artifact
 
 if TYPE_CHECKING:
-    from .pipeline import Column, OnnxModel, Pipeline, Table, feature, model, rule
+    from .pipeline import (
+        Column,
+        OnnxModel,
+        Pipeline,
+        Table,
+        feature,
+        knowledge,
+        llm,
+        model,
+        parse_answer,
+        prompt,
+        retrieve,
+        rule,
+    )
 
 _PIPELINE_NAMES = frozenset(
-    {"Column", "OnnxModel", "Pipeline", "Table", "feature", "model", "rule"}
+    {
+        "Column",
+        "OnnxModel",
+        "Pipeline",
+        "Table",
+        "feature",
+        "knowledge",
+        "llm",
+        "model",
+        "parse_answer",
+        "prompt",
+        "retrieve",
+        "rule",
+    }
 )
 
 __all__ = [
@@ -36,7 +62,12 @@ __all__ = [
     "__version__",
     "errors",
     "feature",
+    "knowledge",
+    "llm",
     "model",
+    "parse_answer",
+    "prompt",
+    "retrieve",
     "rule",
 ]
 

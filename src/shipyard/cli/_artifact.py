@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import typer
 from rich.table import Table as RichTable
 
-from ..errors import UsageError
+from ..errors import ShipyardError, UsageError
 from ..runtime import Artifact
 from ._data import read_dataset
 from ._output import console, print_json
@@ -106,6 +107,10 @@ def _describe(artifact: Artifact, public_key: Path | None) -> dict[str, Any]:
         check["ok"] = True
     except Exception as exc:  # inspect reports a failed check rather than stopping
         check = {"ok": False, "error": str(exc)}
+    try:
+        genai = artifact.genai
+    except ShipyardError:  # a file is missing: the failed check above says which
+        genai = {}
     return {
         "bundle": str(artifact.path),
         "package": artifact.package,
@@ -137,6 +142,7 @@ def _describe(artifact: Artifact, public_key: Path | None) -> dict[str, Any]:
             for n in meta["nodes"]
         ],
         "inputs": artifact.input_info["tables"],
+        "genai": genai,
         "versions": artifact.versions,
         "unsafe_pickle": meta.get("unsafe_pickle", []),
         "verification": check,
@@ -194,6 +200,7 @@ def inspect(
             )
         elif node["onnx_rejected"]:
             console.print(f"{node['name']}: native, ONNX not used: {node['onnx_rejected']}")
+    _print_genai(info["genai"])
     for table in info["inputs"]:
         cols = RichTable(title=f"input table '{table['name']}' ({len(table['columns'])} columns)")
         for column in ("column", "type", "nullable", "range / categories"):
@@ -226,6 +233,47 @@ def inspect(
         console.print(f"[red]NOT VERIFIED[/]: {check['error']}")
     total = sum(info["files"].values())
     console.print(f"{len(info['files'])} files, {total:,} bytes unpacked")
+
+
+def _print_genai(genai: dict[str, dict[str, Any]]) -> None:
+    """Each GenAI node's locked parts: templates in full, settings, knowledge files."""
+    for name, node in genai.items():
+        kind = node["kind"]
+        if kind == "prompt":
+            variables = ", ".join(f"{v} <- {ref}" for v, ref in node["variables"].items())
+            console.print(f"[bold]prompt {name}[/] ({node['form']}; variables: {variables})")
+            for path, text in node["templates"].items():
+                console.print(f"[dim]--- {path}[/]", highlight=False)
+                console.print(text, markup=False, highlight=False)
+        elif kind == "llm":
+            settings = ", ".join(
+                f"{k}={json.dumps(v)}" for k, v in node["settings"].items() if v is not None
+            )
+            console.print(f"[bold]llm {name}[/]: {settings}", markup=True, highlight=False)
+            console.print(
+                "  endpoint and key: not in the bundle; set at run time by "
+                "SHIPYARD_LLM_BASE_URL and SHIPYARD_LLM_API_KEY"
+            )
+        elif kind == "knowledge":
+            console.print(
+                f"[bold]knowledge {name}[/]: {node['chunks']} chunks of <= {node['chunk_words']} "
+                f"words, {node['index']} index"
+            )
+            for path, document in node["documents"].items():
+                console.print(
+                    f"  {path}  {document['bytes']:,} bytes  sha256 {document['sha256']}",
+                    soft_wrap=True,
+                )
+        elif kind == "retrieve":
+            console.print(
+                f"[bold]retrieve {name}[/]: top {node['top_k']} passages of '{node['knowledge']}'"
+            )
+        elif kind == "parse":
+            console.print(
+                f"[bold]parse {name}[/]: schema {json.dumps(node['schema'])}; "
+                f"fallback {json.dumps(node['fallback'])}",
+                highlight=False,
+            )
 
 
 @app.command("verify")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import GraphError
 from ..runtime import NUMERIC, check_model_card
 from . import _nodes
+from ._genai import GenAINode, KnowledgeNode, RetrieveNode
 from ._nodes import ModelNode, Node
 from ._schema import Table, check_identifier
 
@@ -20,7 +21,7 @@ _VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,3}([a-z][a-z0-9]*)?$")
 
 
 class Pipeline:
-    """A scoring pipeline: input tables, nodes (features, models, rules) and outputs.
+    """A scoring pipeline: input tables, nodes (features, models, rules, GenAI nodes), outputs.
 
     The graph is checked on every change: unknown references, cycles, duplicate names
     and type clashes raise GraphError saying what and where. ``run`` executes with the
@@ -84,11 +85,18 @@ class Pipeline:
 
     @property
     def outputs(self) -> list[str]:
-        """The declared outputs; when none were declared, every node nothing else reads."""
+        """The declared outputs; when none were declared, every node nothing else reads.
+
+        A knowledge node is never an output: retrieve nodes read it.
+        """
         if self._outputs is not None:
             return list(self._outputs)
         read = {ref for refs in self._refs.values() for ref in refs if "." not in ref}
-        return [n for n in self._nodes if n not in read]
+        return [
+            n
+            for n, node in self._nodes.items()
+            if n not in read and not isinstance(node, KnowledgeNode)
+        ]
 
     def set_outputs(self, *names: str) -> None:
         """Declare the pipeline's outputs; raises GraphError on an unknown node."""
@@ -173,6 +181,11 @@ class Pipeline:
                 raise GraphError(f"{where} refers to unknown column '{target}'")
             return target
         if target in self._nodes:
+            if isinstance(self._nodes[target], KnowledgeNode):
+                raise GraphError(
+                    f"{where} refers to knowledge '{target}', which is documents, not a "
+                    "column: read it with shipyard.retrieve"
+                )
             return target
         holders = [t.name for t in self.inputs if t.column(target) is not None]
         if len(holders) == 1:
@@ -203,6 +216,8 @@ class Pipeline:
         }
         self._run_order()
         for node in self._nodes.values():
+            if isinstance(node, GenAINode):
+                node.check_graph(self._refs[node.name], self._dtype_of, self._nodes)
             if isinstance(node, ModelNode):
                 frame = _nodes.needs_frame(node.model)
                 for ref in self._refs[node.name]:
@@ -220,6 +235,11 @@ class Pipeline:
         for name in self._outputs or []:
             if name not in self._nodes:
                 raise GraphError(f"pipeline '{self.name}': output '{name}' is not a node")
+            if isinstance(self._nodes[name], KnowledgeNode):
+                raise GraphError(
+                    f"pipeline '{self.name}': output '{name}' is a knowledge node; "
+                    "name a retrieve node that reads it"
+                )
 
     def _run_order(self) -> list[str]:
         """Nodes in an order where each comes after what it reads; raises GraphError on a cycle."""
@@ -233,8 +253,11 @@ class Pipeline:
                 cycle = path[path.index(name) :] + [name]
                 raise GraphError(f"pipeline '{self.name}' has a cycle: {' -> '.join(cycle)}")
             state[name] = 1
-            for ref in self._refs[name]:
-                if "." not in ref:
+            node = self._nodes[name]
+            # A retrieve node comes after the knowledge it searches, which is not an input.
+            after = [node.knowledge] if isinstance(node, RetrieveNode) else []
+            for ref in after + self._refs[name]:
+                if "." not in ref and ref in self._nodes:
                     visit(ref, path + [ref])
             state[name] = 2
             order.append(name)

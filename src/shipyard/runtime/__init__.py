@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._answers import check_answer, unsupported, violation
 from ._artifact import Artifact, read_bundle
 from ._card import check_model_card, merge_model_cards
 from ._errors import (
@@ -43,7 +44,10 @@ if TYPE_CHECKING:
     from ._arrow import arrow_array, arrow_type
     from ._dataset import NUMERIC, TYPES, ColumnSpec, encode, parse_dataset, table_specs, to_array
     from ._executor import FORMAT_VERSION, Executor, Plan, reason
+    from ._llm import recorded_calls
     from ._models import feature_matrix, load_model, load_onnx
+    from ._prompt import prompt_environment
+    from ._retrieval import build_index, chunk_text, npy_bytes
 
 # The names that need numpy, each with the module that defines it.
 _NUMPY_NAMES = {
@@ -55,12 +59,17 @@ _NUMPY_NAMES = {
     "TYPES": "_dataset",
     "arrow_array": "_arrow",
     "arrow_type": "_arrow",
+    "build_index": "_retrieval",
+    "chunk_text": "_retrieval",
     "encode": "_dataset",
     "feature_matrix": "_models",
     "load_model": "_models",
     "load_onnx": "_models",
+    "npy_bytes": "_retrieval",
     "parse_dataset": "_dataset",
+    "prompt_environment": "_prompt",
     "reason": "_executor",
+    "recorded_calls": "_llm",
     "table_specs": "_dataset",
     "to_array": "_dataset",
 }
@@ -94,8 +103,11 @@ __all__ = [
     "WrongType",
     "arrow_array",
     "arrow_type",
+    "build_index",
     "build_manifest",
+    "check_answer",
     "check_bundle",
+    "chunk_text",
     "check_model_card",
     "encode",
     "feature_matrix",
@@ -104,14 +116,19 @@ __all__ = [
     "load_onnx",
     "load_public_key",
     "load_verified",
+    "npy_bytes",
     "merge_model_cards",
     "parse_dataset",
+    "prompt_environment",
     "read_bundle",
     "read_folder",
     "reason",
+    "recorded_calls",
     "signature_key",
     "table_specs",
     "to_array",
+    "unsupported",
+    "violation",
 ]
 
 

@@ -191,6 +191,67 @@ class Artifact:
         """``{"nodes": [{id, kind, dtype}], "edges": [[from, to], ...]}``."""
         return dict(self.metadata["lineage"])
 
+    @property
+    def genai(self) -> dict[str, dict[str, Any]]:
+        """What each GenAI node locks, by node (reads files; runs nothing).
+
+        prompt: ``form``, ``variables`` (name -> reference), ``templates`` (file -> text);
+        llm: ``settings`` (its llm.json); knowledge: ``documents`` (file -> bytes and
+        sha256), ``chunks``, ``chunk_words``, ``index``; retrieve: ``knowledge``, ``top_k``;
+        parse: ``schema``, ``fallback``. Raises TamperedArtifact when a file is missing.
+        """
+        found: dict[str, dict[str, Any]] = {}
+        for node in self.metadata["nodes"]:
+            kind, name = node["kind"], node["name"]
+            if kind == "prompt":
+                prompt = self._json(node["file"])
+                found[name] = {
+                    "kind": kind,
+                    "form": prompt.get("form"),
+                    "variables": prompt.get("variables", {}),
+                    "templates": {path: self._text(path) for path in node.get("templates", [])},
+                }
+            elif kind == "llm":
+                found[name] = {"kind": kind, "settings": self._json(node["file"])}
+            elif kind == "knowledge":
+                documents = {}
+                for path in node.get("documents", []):
+                    data = self._bytes(path)
+                    documents[path] = {"bytes": len(data), "sha256": _manifest.sha256(data)}
+                found[name] = {
+                    "kind": kind,
+                    "documents": documents,
+                    "chunks": node.get("chunks"),
+                    "chunk_words": node.get("chunk_words"),
+                    "index": node.get("index"),
+                }
+            elif kind == "retrieve":
+                found[name] = {
+                    "kind": kind,
+                    "knowledge": node.get("knowledge"),
+                    "top_k": node.get("top_k"),
+                }
+            elif kind == "parse":
+                document = self._json(node["file"])
+                found[name] = {
+                    "kind": kind,
+                    "schema": document.get("schema"),
+                    "fallback": document.get("fallback"),
+                }
+        return found
+
+    def _bytes(self, name: str) -> bytes:
+        data = self.files.get(name)
+        if data is None:
+            raise TamperedArtifact(f"'{name}' is missing from the bundle", name)
+        return data
+
+    def _text(self, name: str) -> str:
+        try:
+            return self._bytes(name).decode("utf-8")
+        except UnicodeDecodeError:
+            raise TamperedArtifact(f"'{name}' is not UTF-8 text", name) from None
+
     def verify(self, public_key: str | bytes | os.PathLike[str] | None = None) -> dict[str, Any]:
         """Check every file against MANIFEST.json, and MANIFEST.sig when a key is given or set.
 
@@ -237,7 +298,10 @@ class Artifact:
         """Write one node's files (``objects/NODE/``), or the whole bundle when ``node`` is None.
 
         Verifies first. The whole bundle lands in ``destination/<top folder>/``, ready
-        to import. Raises UsageError for an unknown node.
+        to import. A node's files land in ``destination`` itself: a model file, a feature's
+        source, a prompt's ``prompt.json`` and ``.jinja`` templates, an llm's ``llm.json``,
+        a knowledge node's ``files/``, chunks and index. Raises UsageError for an unknown
+        node or one with no files (a retrieve node).
         """
         self.verify()
         dest = Path(destination)
@@ -253,6 +317,10 @@ class Artifact:
                 for path, data in self.files.items()
                 if path.startswith(prefix)
             }
+            if not chosen:
+                raise UsageError(
+                    f"node '{node}' has no files of its own: its settings are in metadata.json"
+                )
         written = []
         for relative, data in sorted(chosen.items()):
             target = dest.joinpath(*relative.split("/"))
