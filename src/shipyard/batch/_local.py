@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import closing
+from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,19 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import BatchStopped, UsageError
-from ..runtime import Artifact, Executor, arrow_type, reason
+from ..runtime import Artifact, Executor, arrow_type, reason, recorded_calls
 from ._io import ROW, Chunk, Sink, Source, formats, rejects_location
 from ._options import BatchOptions
 
 REJECT_FIELDS = ("table", "column", "row", "message")
+
+Scored = tuple[pa.RecordBatch, list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def llm_calls_location(output: str) -> str:
+    """Where a run's llm call records go: beside the output, ``OUTPUT.llm_calls.jsonl``."""
+    rejects = rejects_location(output)
+    return rejects[: -len(".rejects.jsonl")] + ".llm_calls.jsonl"
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ class BatchResult:
     scored: int
     rejected: int
     seconds: float
+    llm_calls: str | None = None  # the call records' file, when the pipeline calls an LLM
     # Which bundle scored: its name, version and sha256, and for a deployed version where
     # it ran (project, environment, revision, model, version). A Parquet output carries it
     # too, in its schema metadata under "shipyard.provenance".
@@ -105,6 +114,7 @@ class ChunkScorer:
         if self.key in self.plan.outputs:
             raise UsageError(f"the id column '{self.key}' has the name of an output")
         self.passthrough = (self.key, ROW) if id_column and id_column != ROW else (ROW,)
+        self.calls_llm = any(executor.nodes[n]["kind"] == "llm" for n in self.plan.nodes)
 
     def needed_columns(self) -> list[str]:
         """The columns to read from the input: the declared ones and the id column."""
@@ -129,12 +139,23 @@ class ChunkScorer:
         fields += [pa.field(n, arrow_type(self.executor.dtype(n))) for n in self.plan.outputs]
         return pa.schema(fields)
 
-    def score(self, chunk: Chunk) -> tuple[pa.RecordBatch, list[dict[str, Any]]]:
-        """The chunk's output rows and its reject records (unreadable records included)."""
+    def score(self, chunk: Chunk) -> Scored:
+        """The chunk's output rows, its reject records (unreadable records included) and a
+        record of each llm call made for it (``shipyard.runtime.recorded_calls``), each
+        carrying the row's id and ``_row`` instead of its place in the chunk."""
         batch = chunk.batch
-        scored, rejected = self.executor.score_arrow_rows(
-            batch, self.table, self.plan.outputs, self.passthrough
-        )
+        with recorded_calls() as calls:
+            scored, rejected = self.executor.score_arrow_rows(
+                batch, self.table, self.plan.outputs, self.passthrough
+            )
+        if calls:
+            ids = scored.column(self.key).to_pylist()
+            numbers = scored.column(ROW).to_pylist()
+            calls = [
+                {self.key: ids[c["row"]], ROW: numbers[c["row"]]}
+                | {k: v for k, v in c.items() if k != "row"}
+                for c in sorted(calls, key=lambda c: (c["row"], c["node"]))
+            ]
         if self.key != ROW:
             scored = scored.drop_columns([ROW])
         keys = batch.column(self.key).to_pylist() if rejected else []
@@ -154,7 +175,7 @@ class ChunkScorer:
             records.append(
                 {self.key: key, "table": None, "column": None, "row": row, "message": message}
             )
-        return scored, records
+        return scored, records, calls
 
 
 PROVENANCE_KEY = b"shipyard.provenance"
@@ -199,7 +220,7 @@ def _start_worker(
     _worker_scorer = ChunkScorer(executor, outputs, id_column)
 
 
-def _score_in_worker(chunk: Chunk) -> tuple[pa.RecordBatch, list[dict[str, Any]]]:
+def _score_in_worker(chunk: Chunk) -> Scored:
     assert _worker_scorer is not None, "the worker was not started with a bundle"
     return _worker_scorer.score(chunk)
 
@@ -217,7 +238,7 @@ def _scored_in_order(
     bundle: Path,
     public_key: Any,
     allow_unsafe: bool = True,
-) -> Generator[tuple[Chunk, tuple[pa.RecordBatch, list[dict[str, Any]]]], None, None]:
+) -> Generator[tuple[Chunk, Scored], None, None]:
     """Each chunk with what scoring it gave, in input order; ``workers`` processes if > 1."""
     if workers <= 1:
         for chunk in chunks:
@@ -261,9 +282,12 @@ def run_local(
     ``options`` (BatchOptions) say how; the defaults score the pipeline's outputs by
     ``_row`` in chunks of 50,000 records. The output holds the id column (or ``_row``)
     and the outputs; rows that fail validation go to ``NAME.rejects.jsonl`` with the
-    reason. Both files appear only when the run completes (written under temporary
-    names, then renamed). ``on_progress`` is called with a Progress after every chunk;
-    ``should_stop`` too, and a True from it raises BatchStopped, leaving nothing behind.
+    reason. A pipeline with an llm node also writes ``NAME.llm_calls.jsonl``: one record
+    per call (the row's id, prompt hash and text, settings, the model the endpoint
+    reported, tokens, latency, answer; see ``shipyard.runtime.recorded_calls``). The files
+    appear only when the run completes (written under temporary names, then renamed).
+    ``on_progress`` is called with a Progress after every chunk; ``should_stop`` too, and
+    a True from it raises BatchStopped, leaving nothing behind.
     Raises UsageError for bad options or an unreadable input, the bundle's ArtifactError
     when it fails verification, ModelError when a node fails on valid input.
     """
@@ -279,13 +303,16 @@ def run_local(
     executor = load_executor(artifact, public_key, options.allow_unsafe)
     scorer = ChunkScorer(executor, options.outputs, options.id_column)
     rejects = rejects_location(output)
+    calls = llm_calls_location(output) if scorer.calls_llm else None
     origin = provenance(artifact, options)
     rows = rejected = 0
     with (
         Source(input, input_format, scorer.needed_columns(), options.chunk_rows) as source,
         Sink(output, format, {PROVENANCE_KEY: json.dumps(origin).encode()}) as sink,
         Sink(rejects, "jsonl") as reject_sink,
+        ExitStack() as optional,
     ):
+        calls_sink = optional.enter_context(Sink(calls, "jsonl")) if calls else None
         scorer.check_columns(source.names, input)
         id_type: pa.DataType = pa.string()
         # closed explicitly, before the file: a worker pool may be reading chunks from it
@@ -298,7 +325,7 @@ def run_local(
             options.allow_unsafe,
         )
         with closing(results):
-            for chunk, (scored, records) in results:
+            for chunk, (scored, records, llm_records) in results:
                 if should_stop is not None and should_stop():
                     raise BatchStopped(f"stopped after {rows:,} rows")
                 if scorer.key in chunk.batch.schema.names:
@@ -306,12 +333,16 @@ def run_local(
                 sink.write(scored)
                 if records:
                     reject_sink.write_records(records)
+                if llm_records and calls_sink is not None:
+                    calls_sink.write_records(llm_records)
                 rows += chunk.rows
                 rejected += len(records)
                 if on_progress is not None:
                     elapsed = time.perf_counter() - started
                     on_progress(Progress(rows, rejected, source.fraction(), elapsed))
         reject_sink.commit()
+        if calls_sink is not None:
+            calls_sink.commit()
         sink.commit(scorer.output_schema(id_type))  # last: the output means "complete"
     return BatchResult(
         engine="local",
@@ -323,5 +354,6 @@ def run_local(
         scored=sink.rows,
         rejected=rejected,
         seconds=time.perf_counter() - started,
+        llm_calls=calls,
         provenance=origin,
     )
