@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shipyard.errors import InvalidComponentConfig, InvalidInput, NotFound, PermissionDenied
-from shipyard.registry import Registry
-from shipyard.registry._db import MAX_ID
+from shipyard.registry import MAX_ID, Registry
 
 from .conftest import MODEL
 
@@ -29,6 +28,14 @@ def test_a_token_naming_an_id_no_row_can_have_is_refused(registry: Registry) -> 
     for token_id in (MAX_ID + 1, 10**17, 10**30):
         with pytest.raises(PermissionDenied, match="invalid or revoked API token"):
             registry.verify_token(f"shy_{token_id}_{'x' * 43}")
+
+
+def test_batch_jobs_list_under_any_limit_and_recover_no_impossible_age(
+    registry: Registry,
+) -> None:
+    assert registry.list_batch_jobs(limit=2**63) == []
+    with pytest.raises(InvalidInput, match="stale_after 1e[+]308 seconds reaches before any date"):
+        registry.recover_batch_jobs(1e308)
 
 
 def test_the_audit_list_takes_a_limit_of_zero_or_more(registry: Registry) -> None:

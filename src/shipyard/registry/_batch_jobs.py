@@ -28,7 +28,7 @@ from . import _lookup, _state
 from ._audit import utc_text
 from ._batch_rules import check_files, rejects_location
 from ._core import RegistryCore
-from ._db import storable_id
+from ._db import MAX_ID, storable_id
 from ._lookup import listing, now
 from ._rows import BatchJobRow, EnvironmentRow, ProjectRow
 from ._types import BatchJob
@@ -185,7 +185,8 @@ class BatchJobsMixin(RegistryCore):
         if state is not None and state not in JOB_STATES:
             raise InvalidInput(f"unknown state '{state}' (states: {', '.join(JOB_STATES)})")
         with self._read() as session:
-            query = select(BatchJobRow).order_by(BatchJobRow.id.desc()).limit(max(1, limit))
+            newest = max(1, min(limit, MAX_ID))  # no table holds more rows than ids
+            query = select(BatchJobRow).order_by(BatchJobRow.id.desc()).limit(newest)
             if project is not None:
                 query = query.join(ProjectRow, ProjectRow.id == BatchJobRow.project_id).where(
                     ProjectRow.name == project
@@ -256,7 +257,11 @@ class BatchJobsMixin(RegistryCore):
         """
         if stale_after <= 0 or max_attempts < 1:
             raise InvalidInput("stale_after must be positive and max_attempts at least 1")
-        limit = now() - timedelta(seconds=stale_after)
+        try:
+            limit = now() - timedelta(seconds=stale_after)
+        except OverflowError:
+            too_long = f"stale_after {stale_after} seconds reaches before any date"
+            raise InvalidInput(too_long) from None
         recovered = []
         with self._write() as session:
             rows = session.execute(
