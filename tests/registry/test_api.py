@@ -83,6 +83,15 @@ def test_the_public_names_change_only_on_purpose() -> None:
             "schema_revision",
             "shipyard_home",
             "to_json",
+            "Approval",
+            "BATCH_ROOTS_ENV",
+            "CAPTURE_ROOT_ENV",
+            "ChangeRequest",
+            "Roots",
+            "batch_roots",
+            "capture_root",
+            "load_yaml",
+            "scope_refusal",
         ]
     )
 
