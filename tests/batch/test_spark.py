@@ -91,7 +91,7 @@ def test_without_an_id_column_spark_numbers_rows_as_they_are_in_the_file(
     assert got.column("_row").to_pylist() == want.column("_row").to_pylist()
     assert got.column("decision").equals(want.column("decision"))
     spark_rejects = sorted(
-        read_rejects(tmp_path / "spark.parquet.rejects.jsonl"), key=lambda r: r["_row"]
+        read_rejects(tmp_path / "spark.csv.rejects.jsonl"), key=lambda r: r["_row"]
     )
     assert spark_rejects == rejects_of(tmp_path / "local.csv")
     assert [r["row"] for r in spark_rejects] == sorted(DAMAGE)
