@@ -92,6 +92,7 @@ def test_the_public_names_change_only_on_purpose() -> None:
             "capture_root",
             "load_yaml",
             "scope_refusal",
+            "Deployment",
         ]
     )
 

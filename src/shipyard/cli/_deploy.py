@@ -8,6 +8,7 @@ same environment revision always renders the same bytes. See docs/deploying.md.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -27,7 +28,7 @@ def render(
         ..., "--target", "-t", help="What to render for: kubernetes, kserve or compose."
     ),
     output: Path | None = typer.Option(
-        None, "--output", "-o", help="Folder to write into (default: deploy/TARGET)."
+        None, "--output", "-o", help="Folder to write into (default: deploy/PROJECT/TARGET)."
     ),
     image: str | None = typer.Option(
         None,
@@ -43,14 +44,130 @@ def render(
     """
     from ..deploy import render_environment
 
-    folder = output if output is not None else Path("deploy") / target
+    folder = output if output is not None else Path("deploy") / project / target
     with open_backend() as backend:
         result = render_environment(backend, project, env, target, folder, image=image)
-    emit(
-        result,
-        as_json,
-        lambda r: (
-            f"rendered {r['target']} for {project}/{env} revision {r['revision']} "
-            f"into {r['folder']} ({len(r['files'])} files; image {r['image']})"
-        ),
-    )
+    emit(result, as_json, _rendered)
+
+
+def _rendered(render: dict[str, Any]) -> str:
+    """What a render wrote, what to run next, and what it could not honour."""
+    lines = [
+        f"rendered {render['target']} for {render['project']}/{render['environment']} "
+        f"revision {render['revision']} into {render['folder']} ({len(render['files'])} files; "
+        f"image {render['image']})"
+    ]
+    folder = Path(render["folder"])
+    if render["target"] == "kubernetes":
+        lines.append(f"apply: kubectl apply -k {folder / 'overlays' / render['environment']}")
+    elif render["target"] == "kserve":
+        lines.append(f"apply: kubectl apply -f {folder / render['environment']}")
+    else:
+        compose = folder / render["environment"] / "compose.yaml"
+        lines.append(f"run: docker compose -f {compose} up (or podman compose)")
+    lines += [f"note: {note}" for note in render["notes"]]
+    return "\n".join(lines)
+
+
+@app.command("image")
+def image(
+    project: str = PROJECT,
+    env: str = ENV,
+    base_image: str | None = typer.Option(
+        None,
+        "--base-image",
+        help="Image both stages start from; it must be in the builder's store and have "
+        "this Python's version (default: python:X.Y-slim-bookworm of this Python).",
+    ),
+    tag: str | None = typer.Option(
+        None, "--tag", "-t", help="Name the image (default: shipyard-PROJECT-ENV:REVISION)."
+    ),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="Folder to write the context into (default: deploy/PROJECT/image).",
+    ),
+    no_build: bool = typer.Option(
+        False, "--no-build", help="Write the build context only, even when a builder is at hand."
+    ),
+    find_links: list[Path] = typer.Option(
+        [], "--find-links", help="Also take wheels from this folder (pip --find-links)."
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Write a container image's build context for ENV as it is now, and build it.
+
+    The bundles are verified against the registry's trusted keys first: a tampered or
+    untrusted one fails the command before anything is built. The wheels come from this
+    machine's package index; the build itself (buildah, podman or docker, the first found)
+    runs with --network none and never pulls, and is recorded in the audit log. The image
+    serves the environment from its baked bundles, needing no registry.
+    """
+    import os
+
+    from ..deploy import build_image, find_builder, write_image_context
+    from ._backend import URL_ENV
+
+    folder = output if output is not None else Path("deploy") / project / "image"
+    builder = None if no_build else find_builder()
+    with open_backend() as backend:
+        url = os.environ.get(URL_ENV)
+        context = write_image_context(
+            backend,
+            project,
+            env,
+            folder,
+            base_image=base_image,
+            tag=tag,
+            source=f"{url.rstrip('/')}/projects/{project}/environments/{env}" if url else None,
+            find_links=[str(p) for p in find_links],
+        )
+        built = build_image(context, builder) if builder is not None else None
+        if built is not None:  # the audit log keeps the build with the revision it came from
+            revision = context.baked.revision
+            digest = f"sha256:{built.image_id}"
+            backend.record_deployment(project, env, "build", "image", revision, context.tag, digest)
+    result: dict[str, Any] = {
+        "project": project,
+        "environment": env,
+        "revision": context.baked.revision,
+        "context": str(context.folder),
+        "tag": context.tag,
+        "base_image": context.base_image,
+        "bundles": [
+            {"model": b.model, "version": b.label, "digest": b.digest}
+            for b in context.baked.bundles
+        ],
+        "wheels": len(context.wheels),
+        "built": None,
+    }
+    if built is not None:
+        result["built"] = {
+            "builder": built.builder,
+            "image_id": built.image_id,
+            "size_bytes": built.size_bytes,
+            "seconds": round(built.seconds, 1),
+        }
+    emit(result, as_json, _image_summary)
+
+
+def _image_summary(result: dict[str, Any]) -> str:
+    where = f"{result['project']}/{result['environment']} revision {result['revision']}"
+    lines = [
+        f"wrote the build context of {where} into {result['context']} "
+        f"({len(result['bundles'])} bundles, {result['wheels']} wheels)"
+    ]
+    built = result["built"]
+    if built is None:
+        lines.append(
+            "not built (--no-build, or no buildah, podman or docker here); to build it: "
+            f"podman build --format docker --network none -t {result['tag']} {result['context']}"
+        )
+    else:
+        size = f"{built['size_bytes'] / 1e6:.0f} MB" if built["size_bytes"] else "size unknown"
+        lines.append(
+            f"built {result['tag']} ({built['image_id'][:12]}, {size}) with {built['builder']} "
+            f"in {built['seconds']} s"
+        )
+    return "\n".join(lines)

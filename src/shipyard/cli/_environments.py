@@ -98,9 +98,11 @@ def status(
     project: str = PROJECT,
     as_json: bool = JSON,
 ) -> None:
-    """What an environment runs: revision, component versions, effective settings."""
+    """What an environment runs: revision, component versions, effective settings, and the
+    last deployment rendered or built of it for each target."""
     with open_backend() as backend:
-        result = backend.status(project, env)
+        result = plain(backend.status(project, env))
+        result["deployments"] = plain(backend.list_deployments(project, env))
     emit(result, as_json, status_view)
 
 

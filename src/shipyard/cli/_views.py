@@ -110,6 +110,9 @@ def status_view(status: dict[str, Any]) -> RenderableType:
     ]
     if status["config"]:
         parts.append(f"environment config: {cell(status['config'])}")
+    if status.get("deployments"):
+        columns = ("target", "action", "revision", "image", "digest", "at", "actor")
+        parts.append(table(status["deployments"], columns, "deployments (last of each)"))
     return Group(*parts)
 
 

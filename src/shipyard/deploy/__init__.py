@@ -1,17 +1,55 @@
-"""Deployment manifests rendered from an environment of the registry (see docs/deploying.md)."""
+"""Deployments of an environment beyond one machine, rendered from the registry.
 
-from __future__ import annotations
+    from shipyard.deploy import render_environment
+    render_environment(registry, "demo", "production", "kubernetes", Path("deploy"))
 
-from pathlib import Path
-from typing import Any
+Targets: ``kubernetes`` (a Kustomize base and one overlay per environment), ``kserve``
+(an InferenceService) and ``compose`` (a Compose file). The same environment revision,
+with the same inherited settings and worker groups, renders byte-identical files. Each
+render is recorded in the registry's audit log (``record_deployment``). See
+docs/deploying.md.
+"""
 
-__all__ = ["render_environment"]
+from ._bake import BakedBundle, BakedEnvironment, bake_environment
+from ._builders import BUILDERS, BuiltImage, build_image, find_builder
+from ._files import tree_digest
+from ._image import ImageContext, default_base_image, write_image_context
+from ._plan import (
+    BUNDLE_DIR,
+    CONTAINER_UID,
+    DATA_DIR,
+    PORT,
+    Image,
+    Plan,
+    default_image,
+    parse_image,
+    read_plan,
+)
+from ._render import TARGETS, Render, render_environment, render_files
 
-
-def render_environment(
-    registry: Any, project: str, env: str, target: str, folder: Path, image: str | None = None
-) -> Any:
-    """Write ``target``'s manifests for ``env`` into ``folder`` (being built)."""
-    from ..errors import UsageError
-
-    raise UsageError("shipyard deploy render is not available yet")
+__all__ = [
+    "BUILDERS",
+    "BakedBundle",
+    "BakedEnvironment",
+    "BuiltImage",
+    "ImageContext",
+    "bake_environment",
+    "build_image",
+    "default_base_image",
+    "find_builder",
+    "write_image_context",
+    "BUNDLE_DIR",
+    "CONTAINER_UID",
+    "DATA_DIR",
+    "PORT",
+    "TARGETS",
+    "Image",
+    "Plan",
+    "Render",
+    "default_image",
+    "parse_image",
+    "read_plan",
+    "render_environment",
+    "render_files",
+    "tree_digest",
+]

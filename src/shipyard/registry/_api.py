@@ -371,3 +371,20 @@ class RegistryAPI(Protocol):
     ) -> Any:
         """Stored drift results of an environment, oldest window first."""
         ...
+
+    def record_deployment(
+        self,
+        project: str,
+        env: str,
+        action: str,
+        target: str,
+        revision: int,
+        image: str,
+        digest: str | None = None,
+    ) -> Any:
+        """Record that ``target``'s deployment of ``env`` revision ``revision`` was made."""
+        ...
+
+    def list_deployments(self, project: str, env: str) -> Any:
+        """The newest render and build of each target for ``env``, by target then action."""
+        ...

@@ -146,7 +146,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("list_environments", "GET", P + "/environments", VIEWER),
     Operation("create_environment", "POST", P + "/environments", ADMIN, created=True),
     Operation("get_environment", "GET", P + "/environments/{name}", VIEWER),
-    Operation("delete_environment", "DELETE", P + "/environments/{name}", ADMIN),
+    # A deployer's for a challenger (CI's, when its pull request closes); the registry
+    # asks for admin for any other environment.
+    Operation("delete_environment", "DELETE", P + "/environments/{name}", DEPLOYER),
     Operation("set_promotes_to", "PUT", P + "/environments/{name}/promotes-to", ADMIN),
     # A deployer's: CI makes a challenger per pull request and promotes it on merge.
     Operation(
@@ -209,6 +211,9 @@ OPERATIONS: tuple[Operation, ...] = (
     # What `shipyard monitor drift` found; a deployer's token runs it from cron.
     Operation("record_drift", "POST", E + "/drift", DEPLOYER, created=True),
     Operation("drift_results", "GET", E + "/drift", VIEWER),
+    # What was made of an environment outside the registry: rendered manifests, built images.
+    Operation("record_deployment", "POST", E + "/deployments", DEPLOYER, created=True),
+    Operation("list_deployments", "GET", E + "/deployments", VIEWER),
 )
 
 _BY_NAME = {op.name: op for op in OPERATIONS}

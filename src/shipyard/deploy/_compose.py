@@ -1,0 +1,102 @@
+"""Compose: one ``compose.yaml`` for ``docker compose`` or ``podman compose``.
+
+    ENV/compose.yaml
+    ENV/environment-config.json   the environment config, mounted as a config
+
+When the environment has API keys, the file names a secret read from ``ENV/api-keys``,
+which the operator writes (one key a line; Shipyard never does): the image carries the
+keys' digests from its build, and the mounted file replaces them. A traffic split stays inside
+serve: Compose has no weighted routing, and each replica splits as the setting says.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._files import json_text, yaml_text
+from ._plan import (
+    API_KEYS_DIR,
+    API_KEYS_FILE,
+    CONFIG_DIR,
+    CONFIG_FILE,
+    CONTAINER_UID,
+    DATA_DIR,
+    GRACE_SECONDS,
+    PORT,
+    Plan,
+    k8s_name,
+)
+from ._pod import READY
+
+CONFIG_SOURCE = "environment-config.json"
+
+# The image has Python and no curl: the health check asks the ready route with urllib.
+HEALTH_CHECK = (
+    "import sys, urllib.request; "
+    f"sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:{PORT}{READY}', timeout=2)"
+    ".status == 200 else 1)"
+)
+
+
+def _ports(replicas: int) -> list[str]:
+    """Host ports for ``replicas`` containers of serve's port (one each, counting up)."""
+    if replicas == 1:
+        return [f"{PORT}:{PORT}"]
+    return [f"{PORT}-{PORT + replicas - 1}:{PORT}"]
+
+
+def compose_file(plan: Plan) -> dict[str, Any]:
+    """The Compose document for ``plan``'s environment."""
+    limits: dict[str, Any] = {"memory": f"{plan.resources.memory_mib}M"}
+    if plan.resources.cpu_limited:
+        limits["cpus"] = f"{plan.resources.cpu_millis / 1000:g}"
+    service: dict[str, Any] = {
+        "cap_drop": ["ALL"],
+        "configs": [{"source": "environment-config", "target": f"{CONFIG_DIR}/{CONFIG_FILE}"}],
+        "deploy": {
+            "replicas": plan.replicas,
+            "resources": {
+                "limits": limits,
+                "reservations": {
+                    "cpus": f"{plan.resources.cpu_millis / 1000:g}",
+                    "memory": f"{plan.resources.memory_mib}M",
+                },
+            },
+        },
+        "healthcheck": {
+            "interval": "10s",
+            "retries": 3,
+            "start_period": "120s",
+            "test": ["CMD", "python3", "-c", HEALTH_CHECK],
+            "timeout": "3s",
+        },
+        "image": plan.image.reference,
+        "labels": plan.pod_annotations(),
+        "ports": _ports(plan.replicas),
+        "read_only": True,
+        "security_opt": ["no-new-privileges:true"],
+        "stop_grace_period": f"{GRACE_SECONDS}s",
+        "stop_signal": "SIGTERM",
+        "tmpfs": ["/tmp"],
+        "user": f"{CONTAINER_UID}:{CONTAINER_UID}",
+        # An anonymous volume: each replica writes its own capture files.
+        "volumes": [DATA_DIR],
+    }
+    document: dict[str, Any] = {
+        "configs": {"environment-config": {"file": f"./{CONFIG_SOURCE}"}},
+        "name": k8s_name("shipyard", plan.project, plan.environment),
+        "services": {"serve": service},
+    }
+    if plan.has_api_keys:
+        service["secrets"] = [{"source": "api-keys", "target": f"{API_KEYS_DIR}/{API_KEYS_FILE}"}]
+        document["secrets"] = {"api-keys": {"file": f"./{API_KEYS_FILE}"}}
+    return document
+
+
+def render(plan: Plan) -> tuple[dict[str, str], list[str]]:
+    """``compose.yaml`` and the config file it mounts, and the folder they are in."""
+    folder = plan.environment
+    return {
+        f"{folder}/compose.yaml": yaml_text(compose_file(plan)),
+        f"{folder}/{CONFIG_SOURCE}": json_text(plan.config),
+    }, [folder]

@@ -1,0 +1,340 @@
+"""Kubernetes: a Kustomize base for the project and an overlay for each environment.
+
+    base/                 what every environment shares (depends on the project only)
+      kustomization.yaml, deployment.yaml, service.yaml, hpa.yaml, pdb.yaml,
+      configmap.yaml, networkpolicy.yaml
+    overlays/ENV/         what this environment sets: namespace, image, replicas, worker
+      kustomization.yaml  group (nodeSelector, resources), environment config;
+      namespace.yaml      with a traffic split, the other arm's Deployment, Service, HPA
+      deployment-patch.yaml, hpa-patch.yaml, configmap.yaml, [*-vN.yaml, httproute.yaml]
+
+Rendering one environment writes the base and that environment's overlay only: a
+promotion into production changes files under ``overlays/production`` and nowhere else.
+Each environment gets its own namespace, so the base's object names are the same in all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _pod
+from ._files import json_text, yaml_text
+from ._plan import CONFIG_FILE, GRACE_SECONDS, PORT, Arm, Plan, default_resources, k8s_name
+
+SERVICE_PORT = 80
+CPU_TARGET_PERCENT = 70
+
+
+def base_folder() -> str:
+    return "base"
+
+
+def overlay_folder(plan: Plan) -> str:
+    return f"overlays/{plan.environment}"
+
+
+def _meta(plan: Plan, name: str, arm: str | None = None, **extra: Any) -> dict[str, Any]:
+    labels = plan.labels() | ({"shipyard.dev/arm": arm} if arm else {})
+    return {"labels": labels, "name": name, **extra}
+
+
+def _selector(plan: Plan, arm: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": plan.app, "shipyard.dev/arm": arm}
+
+
+def deployment(
+    plan: Plan,
+    name: str,
+    arm: str,
+    *,
+    replicas: int,
+    pod: dict[str, Any],
+    annotations: dict[str, str],
+    resources: dict[str, Any],
+) -> dict[str, Any]:
+    """A Deployment of serve pods for one arm (``primary`` when there is no split)."""
+    selector = _selector(plan, arm)
+    container = {
+        "image": plan.app,  # the overlay's `images` entry names the real image
+        "imagePullPolicy": "IfNotPresent",
+        "lifecycle": _pod.lifecycle(),
+        "livenessProbe": _pod.probe(_pod.LIVE, period=10, failures=3),
+        "name": _pod.CONTAINER,
+        "ports": [{"containerPort": PORT, "name": "http", "protocol": "TCP"}],
+        "readinessProbe": _pod.probe(_pod.READY, period=5, failures=2),
+        "resources": resources,
+        "securityContext": _pod.container_security(),
+        # Loading and warming every model may take a while: up to five minutes.
+        "startupProbe": _pod.probe(_pod.LIVE, period=5, failures=60),
+        "volumeMounts": _pod.volume_mounts(),
+    }
+    template_spec = {
+        "automountServiceAccountToken": False,
+        "containers": [container],
+        "enableServiceLinks": False,
+        "securityContext": _pod.pod_security(),
+        "terminationGracePeriodSeconds": GRACE_SECONDS,
+        "topologySpreadConstraints": [
+            {
+                "labelSelector": {"matchLabels": selector},
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+            }
+        ],
+        "volumes": _pod.volumes(plan.app),
+        **pod,
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(plan, name, arm),
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 5,
+            "selector": {"matchLabels": selector},
+            "strategy": {
+                "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+                "type": "RollingUpdate",
+            },
+            "template": {
+                "metadata": {
+                    "annotations": _pod.scrape_annotations() | annotations,
+                    "labels": plan.labels() | {"shipyard.dev/arm": arm},
+                },
+                "spec": template_spec,
+            },
+        },
+    }
+
+
+def service(plan: Plan, name: str, arm: str) -> dict[str, Any]:
+    """A ClusterIP Service in front of one arm's pods."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(plan, name, arm),
+        "spec": {
+            "ports": [
+                {"name": "http", "port": SERVICE_PORT, "protocol": "TCP", "targetPort": "http"}
+            ],
+            "selector": _selector(plan, arm),
+            "type": "ClusterIP",
+        },
+    }
+
+
+def autoscaler(plan: Plan, name: str, arm: str, low: int, high: int) -> dict[str, Any]:
+    """An autoscaling/v2 HorizontalPodAutoscaler on CPU, between ``low`` and ``high`` pods."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _meta(plan, name, arm),
+        "spec": {
+            "maxReplicas": high,
+            "metrics": [
+                {
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "averageUtilization": CPU_TARGET_PERCENT,
+                            "type": "Utilization",
+                        },
+                    },
+                    "type": "Resource",
+                }
+            ],
+            "minReplicas": low,
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+        },
+    }
+
+
+def disruption_budget(plan: Plan, name: str, arm: str) -> dict[str, Any]:
+    """At most one pod of an arm down at a time for a node drain."""
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _meta(plan, name, arm),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": _selector(plan, arm)}},
+    }
+
+
+def config_map(plan: Plan, config: dict[str, Any], prefix: str | None = None) -> dict[str, Any]:
+    """The environment config as a file, for whatever in the pod wants to read it.
+
+    Its name begins with ``prefix`` (default: the app's name).
+    """
+    return {
+        "apiVersion": "v1",
+        "data": {CONFIG_FILE: json_text(config)},
+        "kind": "ConfigMap",
+        "metadata": _meta(plan, _pod.config_map_name(prefix or plan.app)),
+    }
+
+
+def network_policy(plan: Plan) -> dict[str, Any]:
+    """Only serve's port is open to other pods; nothing else reaches the pods."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(plan, plan.app),
+        "spec": {
+            "ingress": [{"ports": [{"port": PORT, "protocol": "TCP"}]}],
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": plan.app}},
+            "policyTypes": ["Ingress"],
+        },
+    }
+
+
+def _base(plan: Plan) -> dict[str, str]:
+    """The project's base: one arm, one pod, default resources, an empty config."""
+    name = plan.app
+    documents = {
+        "deployment.yaml": deployment(
+            plan,
+            name,
+            "primary",
+            replicas=1,
+            pod={},
+            annotations={},
+            resources=_pod.resources(default_resources(low_latency=False)),
+        ),
+        "service.yaml": service(plan, name, "primary"),
+        "hpa.yaml": autoscaler(plan, name, "primary", 1, 1),
+        "pdb.yaml": disruption_budget(plan, name, "primary"),
+        "configmap.yaml": config_map(plan, {}),
+        "networkpolicy.yaml": network_policy(plan),
+    }
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": list(documents),
+    }
+    files = {name: yaml_text(doc) for name, doc in documents.items()}
+    files["kustomization.yaml"] = yaml_text(kustomization)
+    return {f"{base_folder()}/{name}": text for name, text in files.items()}
+
+
+def _pod_settings(plan: Plan) -> dict[str, Any]:
+    selector = plan.node_selector()
+    return {"nodeSelector": selector} if selector else {}
+
+
+def _arm_documents(plan: Plan, arm: Arm) -> dict[str, dict[str, Any]]:
+    """The other arm of a split: a whole Deployment, Service, HPA and PDB of its own."""
+    return {
+        f"deployment-{arm.tag}.yaml": deployment(
+            plan,
+            arm.name,
+            arm.label,
+            replicas=arm.replicas,
+            pod=_pod_settings(plan),
+            annotations=plan.pod_annotations(),
+            resources=_pod.resources(plan.resources),
+        ),
+        f"service-{arm.tag}.yaml": service(plan, arm.name, arm.label),
+        f"hpa-{arm.tag}.yaml": autoscaler(
+            plan, arm.name, arm.label, arm.replicas, arm.max_replicas
+        ),
+        f"pdb-{arm.tag}.yaml": disruption_budget(plan, arm.name, arm.label),
+    }
+
+
+def http_route(plan: Plan) -> dict[str, Any]:
+    """Gateway API weights between the arms' Services: the traffic split, at the gateway."""
+    assert plan.split is not None
+    name, namespace = plan.gateway
+    parent = {"name": name} | ({"namespace": namespace} if namespace else {})
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": _meta(plan, plan.app),
+        "spec": {
+            "parentRefs": [parent],
+            "rules": [
+                {
+                    "backendRefs": [
+                        {"name": arm.name, "port": SERVICE_PORT, "weight": arm.weight}
+                        for arm in plan.split.arms
+                    ],
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                }
+            ],
+        },
+    }
+
+
+def _overlay(plan: Plan) -> dict[str, str]:
+    """This environment's overlay of the base."""
+    primary = plan.split.arms[0] if plan.split else None
+    replicas = primary.replicas if primary else plan.replicas
+    high = primary.max_replicas if primary else plan.max_replicas
+    spec: dict[str, Any] = {
+        "containers": [{"name": _pod.CONTAINER, "resources": _pod.resources(plan.resources)}],
+        **_pod_settings(plan),
+    }
+    patches = {
+        "deployment-patch.yaml": {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": plan.app},
+            "spec": {
+                "replicas": replicas,
+                "template": {"metadata": {"annotations": plan.pod_annotations()}, "spec": spec},
+            },
+        },
+        "hpa-patch.yaml": {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": plan.app},
+            "spec": {"maxReplicas": high, "minReplicas": replicas},
+        },
+        "configmap.yaml": config_map(plan, plan.config),
+    }
+    resources: dict[str, dict[str, Any]] = {
+        "namespace.yaml": {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "labels": {
+                    # The pods meet the restricted Pod Security Standard: enforce it.
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/warn": "restricted",
+                },
+                "name": plan.namespace,
+            },
+        }
+    }
+    if plan.split is not None:
+        for arm in plan.split.arms[1:]:
+            resources |= _arm_documents(plan, arm)
+        resources["httproute.yaml"] = http_route(plan)
+    image: dict[str, str] = {"name": plan.app, "newName": plan.image.name}
+    if plan.image.digest:
+        image["digest"] = plan.image.digest
+    elif plan.image.tag:
+        image["newTag"] = plan.image.tag
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "images": [image],
+        "kind": "Kustomization",
+        "labels": [
+            {
+                "includeSelectors": False,
+                "includeTemplates": True,
+                "pairs": {"shipyard.dev/environment": k8s_name(plan.environment)},
+            }
+        ],
+        "namespace": plan.namespace,
+        "patches": [{"path": name} for name in patches],
+        "resources": [f"../../{base_folder()}", *resources],
+    }
+    files = {name: yaml_text(doc) for name, doc in {**resources, **patches}.items()}
+    files["kustomization.yaml"] = yaml_text(kustomization)
+    return {f"{overlay_folder(plan)}/{name}": text for name, text in files.items()}
+
+
+def render(plan: Plan) -> tuple[dict[str, str], list[str]]:
+    """The files of the base and of ``plan``'s environment's overlay, and the folders owned."""
+    return _base(plan) | _overlay(plan), [base_folder(), overlay_folder(plan)]

@@ -1,0 +1,115 @@
+"""The pod that runs ``shipyard serve``, as Kubernetes and KServe both describe it.
+
+The container runs the image's own entrypoint and command (no ``command`` or ``args``
+here): the image decides how serve starts, the manifests only where it runs. It runs
+as a fixed non-root user with a read-only root file system and no capabilities; it may
+write only to two empty volumes, ``/tmp`` and the data folder (the image's
+``SHIPYARD_HOME``). The API keys' Secret, when there is one, is mounted where the
+image's command reads its key file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._plan import (
+    API_KEYS_DIR,
+    CONFIG_DIR,
+    CONTAINER_UID,
+    DATA_DIR,
+    PORT,
+    PRE_STOP_SECONDS,
+    Resources,
+)
+
+CONTAINER = "serve"
+READY = "/v2/health/ready"  # 503 until the models are loaded, and again while draining
+LIVE = "/v2/health/live"
+METRICS = "/metrics"
+
+
+def config_map_name(prefix: str) -> str:
+    """The ConfigMap holding the environment config."""
+    return f"{prefix}-config"
+
+
+def api_keys_secret(prefix: str) -> str:
+    """The Secret (made by the platform team, never rendered) holding the API keys."""
+    return f"{prefix}-api-keys"
+
+
+def pod_security() -> dict[str, Any]:
+    """The pod's securityContext: the image's non-root user, the runtime's seccomp profile."""
+    return {
+        "fsGroup": CONTAINER_UID,
+        "runAsGroup": CONTAINER_UID,
+        "runAsNonRoot": True,
+        "runAsUser": CONTAINER_UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security() -> dict[str, Any]:
+    """The container's securityContext: read-only root, nothing to escalate to."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def probe(path: str, period: int, failures: int, port: int | str = "http") -> dict[str, Any]:
+    """An HTTP GET probe of ``path``."""
+    return {
+        "failureThreshold": failures,
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+    }
+
+
+def resources(found: Resources) -> dict[str, Any]:
+    """A container's resources block."""
+    return {"limits": found.limits(), "requests": found.requests()}
+
+
+def volume_mounts() -> list[dict[str, Any]]:
+    """Where the container sees its volumes."""
+    return [
+        {"mountPath": "/tmp", "name": "tmp"},
+        {"mountPath": DATA_DIR, "name": "data"},
+        {"mountPath": CONFIG_DIR, "name": "environment-config", "readOnly": True},
+        {"mountPath": API_KEYS_DIR, "name": "api-keys", "readOnly": True},
+    ]
+
+
+def volumes(prefix: str) -> list[dict[str, Any]]:
+    """The pod's volumes: two scratch folders, the config, and the API keys' Secret.
+
+    ``prefix`` begins the ConfigMap's and the Secret's names. The Secret is optional: the
+    image carries the digests of the environment's API keys at build time, and a key
+    file mounted from the Secret replaces them (a rotation or revocation without a
+    rebuild). Shipyard never renders the Secret itself.
+    """
+    return [
+        {"emptyDir": {"sizeLimit": "1Gi"}, "name": "tmp"},
+        {"emptyDir": {"sizeLimit": "4Gi"}, "name": "data"},
+        {"configMap": {"name": config_map_name(prefix)}, "name": "environment-config"},
+        {"name": "api-keys", "secret": {"optional": True, "secretName": api_keys_secret(prefix)}},
+    ]
+
+
+def scrape_annotations() -> dict[str, str]:
+    """Prometheus's conventional scrape annotations for serve's /metrics."""
+    return {
+        "prometheus.io/path": METRICS,
+        "prometheus.io/port": str(PORT),
+        "prometheus.io/scrape": "true",
+    }
+
+
+def lifecycle() -> dict[str, Any]:
+    """Wait before SIGTERM, so that no new request arrives once serve starts draining."""
+    return {"preStop": {"sleep": {"seconds": PRE_STOP_SECONDS}}}

@@ -1,0 +1,97 @@
+"""Deploy fixtures: project 'demo' in production on a SQLite registry, and readers of a render.
+
+``deployed`` is a registry (SQLite file, local store) where model tumour_triage v1 has
+been promoted integration -> uat -> production, v2 is tagged, production runs 2 replicas
+on worker group ``cpu-pool`` (3 machines of cpu-4-16gb) with an API key and an
+environment config. Each test changes what it checks from there.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from shipyard.registry import LocalStore, Registry, create_engine
+
+MODEL = "tumour_triage"
+# A digest-pinned image: renders that name it differ only where the plan differs.
+IMAGE = "registry.example.com/ml/demo@sha256:" + "ab" * 32
+
+
+@pytest.fixture()
+def deployed(
+    tmp_path_factory: pytest.TempPathFactory,
+    sqlite_template: Path,
+    bundles: list[Path],
+    key_pair: tuple[Path, Path],
+) -> Iterator[Registry]:
+    """The registry described in the module's docstring, acting as 'alice' (its files are
+    outside the test's tmp_path, which renders may fill)."""
+    home = tmp_path_factory.mktemp("registry")
+    shutil.copyfile(sqlite_template, home / "registry.db")
+    engine = create_engine(f"sqlite:///{home / 'registry.db'}")
+    registry = Registry(engine, LocalStore(home / "artifacts"), actor="alice")
+    registry.trust_key("release", key_pair[1].read_text())
+    registry.create_project("demo")
+    for bundle in bundles[:2]:
+        version = registry.register_model("demo", bundle)
+        registry.tag("demo", version.model, version.version_id)
+    registry.add_component("demo", "integration", MODEL, "v1")
+    registry.promote("demo", "integration")
+    registry.promote("demo", "uat")
+    registry.create_worker_group("cpu-pool", "cpu-4-16gb", 3)
+    registry.set_setting("replicas", 2, project="demo", env="production")
+    registry.set_setting("worker_group", "cpu-pool", project="demo", env="production")
+    registry.create_api_key("demo", "production", "gateway")
+    registry.set_environment_config("demo", "production", {"reports": "s3://reports/demo"})
+    yield registry
+    registry.close()
+
+
+def read_tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder``: relative path -> bytes."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def documents(folder: Path) -> dict[str, Any]:
+    """Every YAML file under ``folder`` parsed: relative path -> document."""
+    return {
+        path: yaml.safe_load(data)
+        for path, data in read_tree(folder).items()
+        if path.endswith(".yaml")
+    }
+
+
+def leaves(value: Any, path: str = "") -> dict[str, Any]:
+    """``value`` flattened to ``{"a.b[0].c": leaf}`` (a file held in a string is one leaf)."""
+    if isinstance(value, dict):
+        found: dict[str, Any] = {}
+        for key, inner in value.items():
+            found |= leaves(inner, f"{path}.{key}" if path else str(key))
+        return found or {path: {}}
+    if isinstance(value, list):
+        found = {}
+        for index, inner in enumerate(value):
+            found |= leaves(inner, f"{path}[{index}]")
+        return found or {path: []}
+    return {path: value}
+
+
+def changes(before: Path, after: Path) -> set[str]:
+    """``file:field`` for each field that differs between two renders (files whole when one
+    side lacks them)."""
+    a, b = documents(before), documents(after)
+    changed = {f"{path}:*" for path in set(a) ^ set(b)}
+    for path in set(a) & set(b):
+        old, new = leaves(a[path]), leaves(b[path])
+        changed |= {f"{path}:{key}" for key in set(old) | set(new) if old.get(key) != new.get(key)}
+    return changed
