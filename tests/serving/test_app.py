@@ -20,6 +20,7 @@ DEMO = predict_path("tumour_triage")
 
 def test_the_public_surface() -> None:
     assert sorted(shipyard.serving.__all__) == [
+        "BakedRegistry",
         "Capture",
         "CaptureRecord",
         "CaptureSink",
