@@ -46,6 +46,11 @@ def serve(
     capture_folder: Path | None = typer.Option(
         None, "--capture-folder", help="Where capture files go (default: see docs/serving.md)."
     ),
+    allow_pickle: bool = typer.Option(
+        False,
+        "--allow-pickle",
+        help="With --bundle: let plain pickles load (loading one runs its code).",
+    ),
     tls_cert: Path | None = TLS_CERT,
     tls_key: Path | None = TLS_KEY,
     trusted_proxies: str = TRUSTED_PROXIES,
@@ -70,13 +75,18 @@ def serve(
         poll_ms=poll_ms,
         capture_rate=capture_rate,
         capture_folder=str(capture_folder) if capture_folder else None,
+        allow_pickle=allow_pickle,
     ).check()
     if bundle is not None:
         from ..runtime import Artifact
 
         # A bad bundle is refused before this says it is serving (the server checks the
-        # file again when it loads it; the signature with $SHIPYARD_PUBLIC_KEY, if set).
-        Artifact(bundle).verify()
+        # file again when it loads it; the signature with $SHIPYARD_PUBLIC_KEY, if set),
+        # and so is a pickle that --allow-pickle does not allow.
+        checked = Artifact(bundle)
+        checked.verify()
+        if not allow_pickle and checked.metadata.get("unsafe_pickle"):
+            checked.executor(allow_unsafe=False)  # ModelError naming the node, nothing unpickled
     count = workers if workers is not None else default_workers(options)
     where = f" of {options.registry_url}" if options.registry_url else ""
     what = f"bundle {bundle}" if bundle else f"{project}/{env}{where}"

@@ -97,13 +97,17 @@ class ModelRunner:
         version: str | None = None,
         digest: str = "",
         public_key: str | None = None,
+        allow_unsafe: bool = True,
     ) -> ModelRunner:
         """Load a bundle.tar.gz (verified: manifest, and signature when a key is set).
 
         ``model`` and ``version`` default to the bundle's name and version. Raises the
-        runtime's ArtifactError subclasses for a bundle that fails verification.
+        runtime's ArtifactError subclasses for a bundle that fails verification, and
+        ModelError for a pickle (or a skops type beyond the allow-list) when
+        ``allow_unsafe`` is False, as ``shipyard serve --bundle`` loads.
         """
-        return cls.from_artifact(Artifact(path, public_key), model, version, digest)
+        artifact = Artifact(path, public_key)
+        return cls.from_artifact(artifact, model, version, digest, allow_unsafe=allow_unsafe)
 
     @classmethod
     def from_artifact(

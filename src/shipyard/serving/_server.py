@@ -65,6 +65,9 @@ class ServeOptions:
     inline_rows: int = 64
     seed: int | None = None
     drain_seconds: float = 30.0
+    # --bundle: let a plain pickle load (loading one runs its code); an environment's
+    # versions follow its allow_pickle setting instead.
+    allow_pickle: bool = False
 
     def check(self) -> ServeOptions:
         """These options, or UsageError saying what is missing or contradictory."""
@@ -76,6 +79,11 @@ class ServeOptions:
             raise UsageError("--bundle serves one file without the registry: drop --project/--env")
         if self.bundle is not None and self.registry_url:
             raise UsageError("--bundle serves one file without the registry: drop registry_url")
+        if self.allow_pickle and self.bundle is None:
+            raise UsageError(
+                "--allow-pickle is for --bundle; an environment's versions load pickles where "
+                "its allow_pickle setting allows them"
+            )
         if self.api_key_file is not None and self.bundle is None:
             raise UsageError(
                 "--api-key-file is for --bundle; an environment's keys are in the registry "
@@ -132,7 +140,9 @@ def build_app(
     metrics = Metrics(os.environ.get(MULTIPROCESS_ENV) or None)
     public_key = os.environ.get("SHIPYARD_PUBLIC_KEY") or None
     if options.bundle is not None:
-        runner = ModelRunner.from_bundle(options.bundle, public_key=public_key)
+        runner = ModelRunner.from_bundle(
+            options.bundle, public_key=public_key, allow_unsafe=options.allow_pickle
+        )
         runner.warm_up()
         table = bundle_table([runner], capture_rate=options.capture_rate or 0.0)
         keys = KeyRing()
