@@ -16,6 +16,7 @@ from ..runtime import Artifact
 from . import _registry_steps
 from ._batch_step import batch_step
 from ._display import Display
+from ._genai_step import genai_step
 from ._monitor_step import monitor_step
 from ._pipeline import build_pipeline, reference
 from ._serve_step import serve_step
@@ -112,6 +113,8 @@ def run_demo(workdir: Path, display: Display) -> None:
     batch_step(workdir, bundle, console, display.progress)
     console.rule("[bold]12. serve production on localhost and ask it for one prediction")
     serve_step(workdir, _registry_steps.PROJECT, "production", console, public_key=public)
+    console.rule("[bold]13. GenAI: retrieve -> prompt -> llm -> rule, on a local stand-in endpoint")
+    genai_step(workdir, console)
     console.rule("[bold]14. monitor production: drifted traffic, its drift table, the report")
     monitor_step(workdir, _registry_steps.PROJECT, "production", console, public_key=public)
     console.rule("[bold]done")

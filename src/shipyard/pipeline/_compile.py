@@ -20,6 +20,7 @@ from .._version import __version__
 from ..errors import UsageError
 from ..runtime import FORMAT_VERSION, Executor, parse_dataset, table_specs
 from ._flavors import fitted_on_frame, save_model
+from ._genai import GenAINode
 from ._nodes import FunctionNode, ModelNode, needs_frame
 from ._onnx import BACKENDS, choose_backends
 from ._profile import example_input, profile_tables, reference_tables
@@ -38,6 +39,11 @@ RUNTIME_MODULES = (
     "_source.py",
     "_models.py",
     "_arrow.py",
+    "_answers.py",
+    "_retrieval.py",
+    "_prompt.py",
+    "_llm.py",
+    "_genai.py",
     "_executor.py",
     "_loading.py",
     "_spark.py",
@@ -179,7 +185,7 @@ def _json(document: Any) -> bytes:
 def _node_files(
     pipeline: Pipeline,
 ) -> tuple[list[dict[str, Any]], dict[str, bytes], dict[str, list[str]]]:
-    """Node specs in run order, their object files, and the packages each model needs."""
+    """Node specs in run order, their object files, and the packages each node needs."""
     files: dict[str, bytes] = {}
     nodes: list[dict[str, Any]] = []
     packages: dict[str, list[str]] = {}
@@ -218,6 +224,12 @@ def _node_files(
             spec["backend"] = "onnx" if spec["flavor"] == "onnx" else "native"
             files[path] = saved.data
             packages[name] = saved.packages + (["pandas"] if frame else [])
+        elif isinstance(node, GenAINode):
+            extra, node_files, needs = node.bundle_files(refs, pipeline.nodes)
+            spec.update(extra)
+            files.update(node_files)
+            if needs:
+                packages[name] = needs
         nodes.append(spec)
     return nodes, files, packages
 
@@ -231,6 +243,7 @@ def _bundle_metadata(
         for c in t.columns
     ] + [{"id": n["name"], "kind": n["kind"], "dtype": n["dtype"]} for n in nodes]
     edges = [[ref, n["name"]] for n in nodes for ref in n["inputs"]]
+    edges += [[n["knowledge"], n["name"]] for n in nodes if n["kind"] == "retrieve"]
     used = {ref for ref, _ in edges}
     lineage_nodes = [n for n in lineage_nodes if n["kind"] != "input" or n["id"] in used]
     models = [n for n in nodes if n["kind"] == "model"]
@@ -313,11 +326,18 @@ def compile_files(
     files["pyspark_dataframe/versions.json"] = _json(spark_versions)
     files["requirements.txt"] = _requirements(dict_versions, spark_versions)
 
-    if reference_columns is not None:
+    # Scoring the reference rows would call an llm node's endpoint at export: a GenAI
+    # bundle's reference is the profile of its inputs, without examples.
+    calls_endpoint = any(n["kind"] == "llm" for n in nodes)
+    if reference_columns is not None and calls_endpoint:
         files["reference/profile.json"] = _json(profile_tables(reference_columns, rows))
+    if reference_columns is not None and not calls_endpoint:
+        executor = Executor(files)
+        # What the pipeline returns for the reference rows is the baseline of prediction drift.
+        outputs = executor.run_arrays(reference_columns)
+        files["reference/profile.json"] = _json(profile_tables(reference_columns, rows, outputs))
         example = example_input(reference_columns, input_info, rows=min(rows, 5))
         files["reference/example_input.json"] = _json(example)
-        executor = Executor(files)
         files["reference/example_output.json"] = _json(executor.run_dict(example))
     return files
 

@@ -19,7 +19,10 @@ import numpy as np
 from . import _dataset
 from ._arrow import EMPTY, arrow_array, arrow_values
 from ._errors import GraphError, IncompatibleArtifact, ModelError, SchemaError, UsageError
+from ._genai import KINDS as GENAI_KINDS
+from ._genai import load_genai
 from ._models import load_model
+from ._retrieval import Bm25Index
 from ._source import load_function
 
 FORMAT_VERSION = 1
@@ -66,6 +69,7 @@ class Executor:
         self.tables = _dataset.table_specs(self.input_info)
         self.nodes: dict[str, dict[str, Any]] = {n["name"]: n for n in self.metadata["nodes"]}
         self.outputs: tuple[str, ...] = tuple(self.metadata["outputs"])
+        self._indexes: dict[str, Bm25Index] = {}  # knowledge nodes' indexes, loaded once
         self._callables = {name: self._load_node(spec, files) for name, spec in self.nodes.items()}
         # Each node input as (table, column) or (None, node): resolved once, not per request.
         self._sources = {
@@ -92,6 +96,8 @@ class Executor:
     def _load_node(self, spec: Mapping[str, Any], files: Mapping[str, bytes]) -> Any:
         if spec["kind"] == "model":
             return load_model(spec, files, signed=self.signed, allow_unsafe=self.allow_unsafe)
+        if spec["kind"] in GENAI_KINDS:
+            return load_genai(spec, files, self.nodes, self._indexes)
         return load_function(files[spec["file"]], spec["file"], spec["function"])
 
     def plan(self, outputs: Sequence[str] | None = None) -> Plan:
@@ -107,6 +113,11 @@ class Executor:
             if name not in self.nodes:
                 known = ", ".join(self.nodes)
                 raise UsageError(f"unknown output '{name}' (nodes: {known})")
+            if self.nodes[name]["kind"] == "knowledge":
+                raise UsageError(
+                    f"knowledge '{name}' is a set of documents, not an output: "
+                    "name a retrieve node that reads it"
+                )
         needed: set[str] = set()
         columns: dict[str, list[str]] = {}
         stack = list(wanted)
