@@ -54,6 +54,30 @@ def test_the_serve_step_serves_predicts_and_stops(
     assert (tmp_path / "api-key.txt").read_text().strip() not in shown
 
 
+def test_the_deploy_step_renders_production_and_says_what_an_image_needs(
+    tmp_path: Path, signed_bundle: Path, key_pair: tuple[Path, Path]
+) -> None:
+    from shipyard.demo._deploy_step import deploy_step
+
+    home = tmp_path / ".shipyard"
+    engine = create_engine(f"sqlite:///{home / 'registry.db'}")
+    migrate(engine)
+    with Registry(engine, LocalStore(home / "artifacts"), "demo") as registry:
+        registry.trust_key("demo", key_pair[1].read_text())
+        registry.create_project("demo")
+        version = registry.register_model("demo", signed_bundle)
+        registry.tag("demo", version.model, version.version_id)
+        registry.add_component("demo", "production", version.model)
+    console = Console(record=True, width=200)
+    overlay = deploy_step(tmp_path, "demo", "production", console)
+    assert (overlay / "kustomization.yaml").exists()
+    shown = console.export_text()
+    assert f"kubectl apply -k {overlay}" in shown and "image:" in shown
+    with Registry(engine, LocalStore(home / "artifacts"), "demo") as registry:
+        [render] = registry.list_deployments("demo", "production")
+        assert (render.target, render.action) == ("kubernetes", "render")
+
+
 def test_the_public_names_of_shipyard_demo() -> None:
     assert sorted(shipyard.demo.__all__) == [
         "Display",

@@ -15,6 +15,7 @@ from ..errors import ShipyardError
 from ..runtime import Artifact
 from . import _registry_steps
 from ._batch_step import batch_step
+from ._deploy_step import deploy_step
 from ._display import Display
 from ._genai_step import genai_step
 from ._monitor_step import monitor_step
@@ -117,5 +118,7 @@ def run_demo(workdir: Path, display: Display) -> None:
     genai_step(workdir, console)
     console.rule("[bold]14. monitor production: drifted traffic, its drift table, the report")
     monitor_step(workdir, _registry_steps.PROJECT, "production", console, public_key=public)
+    console.rule("[bold]15. render production for Kubernetes (Kustomize overlay)")
+    deploy_step(workdir, _registry_steps.PROJECT, "production", console)
     console.rule("[bold]done")
     console.print(f"inspect it: shipyard artifact inspect {bundle} --public-key {public}")
