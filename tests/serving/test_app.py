@@ -13,7 +13,7 @@ from openapi_spec_validator import validate
 import shipyard.serving
 from shipyard.serving import KeyRing, ModelRunner, ServingApp, bundle_table
 
-from .conftest import live_server, predict_path, rows_of
+from .conftest import guarded_server, live_server, predict_path, rows_of
 
 DEMO = predict_path("tumour_triage")
 
@@ -294,3 +294,20 @@ def test_big_requests_run_off_the_event_loop_and_get_the_same_answer(
     answer = client.post(DEMO, json=rows).json()
     assert answer == demo_runner.executor.run_dict(rows)
     assert len(answer["decision"]["values"]) == 200
+
+
+def test_health_says_an_environment_emptied_under_it_is_unhealthy(
+    demo_runner: ModelRunner,
+) -> None:
+    app = ServingApp(bundle_table([demo_runner]), seed=1)
+    with guarded_server(app) as base:
+        assert httpx.get(base + "/health", timeout=30).json()["status"] == "ok"
+        app.swap(bundle_table([]))  # what a rollback to a revision with no components loads
+        emptied = httpx.get(base + "/health", timeout=30)
+        assert emptied.status_code == 503
+        assert emptied.json()["status"] == "no_models" and emptied.json()["models"] == {}
+        ready = httpx.get(base + "/v2/health/ready", timeout=30)
+        assert ready.status_code == 503
+    never = ServingApp(bundle_table([]), seed=1)
+    with guarded_server(never) as base:  # an environment that has held nothing yet
+        assert httpx.get(base + "/health", timeout=30).status_code == 200

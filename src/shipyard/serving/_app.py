@@ -119,6 +119,9 @@ class ServingApp:
         self.draining = False
         # The newest revision the follower could not load, and why (shown by /health).
         self.not_loaded: dict[str, Any] | None = None
+        # Whether any table served so far held a model: an environment emptied later (a
+        # rollback or removal) is then unhealthy, not "ok" with no models.
+        self.held_models = False
         self.table = table
         self.swap(table)
         self._info = InfoRoutes(self)
@@ -133,6 +136,7 @@ class ServingApp:
         """Serve ``table`` from the next request on (requests in flight keep the old one)."""
         previous, self.table = self.table, table
         self.not_loaded = None
+        self.held_models = self.held_models or bool(table.models)
         if self.capture is not None and table.capture_rate is not None:
             self.capture.rate = table.capture_rate
         if table is not previous:

@@ -141,6 +141,13 @@ class InfoRoutes:
         if served.not_loaded is not None:
             # Still serving what it has; a newer revision was refused (e.g. a revoked key).
             document["not_loaded"] = served.not_loaded
+        if not table.models and served.held_models:
+            document["status"] = "no_models"
+            document["reason"] = (
+                "this server held models and its environment now holds none (a rollback or a "
+                "removal): every prediction is a 404"
+            )
+            return _json(document, 503)
         return _json(document)
 
     async def _metrics(self, _request: Request) -> Response:
