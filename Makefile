@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -c 'from shipyard.web._swagger import main; main()'  # /docs, served locally
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -191,6 +191,7 @@ def test_the_web_surface() -> None:
         "Scope",
         "Send",
         "decode_json",
+        "docs_page",
         "error_body",
         "error_headers",
         "error_response",
@@ -201,6 +202,7 @@ def test_the_web_surface() -> None:
         "read_body",
         "redact_access_log",
         "send_response",
+        "swagger_asset",
         "too_large",
     ]
     for name in shipyard.web.__all__:

@@ -30,14 +30,16 @@ from ..web import (
     Receive,
     Scope,
     Send,
+    docs_page,
     error_body,
     error_response,
     send_response,
+    swagger_asset,
 )
 from ._keys import KeyRing
 from ._lookup import model_not_found, runner_of
 from ._metrics import Metrics
-from ._openapi import DOCS_HTML, openapi
+from ._openapi import openapi
 from ._payloads import model_metadata
 from ._routes import ModelRoute, RouteTable
 from ._runner import ModelRunner
@@ -61,6 +63,7 @@ class Served(Protocol):
     draining: bool
     metrics: Metrics
     not_loaded: dict[str, Any] | None
+    held_models: bool
 
 
 def _json(document: Any, status: int = 200, version: str | None = None) -> Response:
@@ -82,6 +85,7 @@ class InfoRoutes:
             Route("/metrics", self._metrics),
             Route("/openapi.json", self._openapi_json),
             Route("/docs", self._docs),
+            Route("/docs/assets/{name}", self._docs_asset),
             Route("/v2", self._server_metadata),
             Route("/v2/health/live", self._live),
             Route("/v2/health/ready", self._ready),
@@ -162,7 +166,15 @@ class InfoRoutes:
         return Response(self._openapi[2], media_type="application/json")
 
     async def _docs(self, _request: Request) -> Response:
-        return HTMLResponse(DOCS_HTML)
+        return HTMLResponse(docs_page("Shipyard API"))
+
+    async def _docs_asset(self, request: Request) -> Response:
+        found = swagger_asset(request.path_params["name"])
+        if found is None:
+            name = request.path_params["name"]
+            return _error(request, HttpError(404, "NotFound", f"no docs asset '{name}'"))
+        data, media_type = found
+        return Response(data, media_type=media_type, headers={"cache-control": "max-age=86400"})
 
     async def _server_metadata(self, _request: Request) -> Response:
         return _json(

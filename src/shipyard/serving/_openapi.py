@@ -536,13 +536,3 @@ def openapi(table: RouteTable, secured: bool = True) -> dict[str, Any]:
             },
         },
     }
-
-
-DOCS_HTML = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Shipyard API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
-</head><body><div id="docs"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#docs"});</script>
-</body></html>
-"""

@@ -34,6 +34,8 @@ from ._errors import (
     http_status,
 )
 from ._logging import QueryRedactor, redact_access_log
+from ._swagger import asset as swagger_asset
+from ._swagger import docs_page
 
 __all__ = [
     "JSON_TYPE",
@@ -47,6 +49,7 @@ __all__ = [
     "Scope",
     "Send",
     "decode_json",
+    "docs_page",
     "error_body",
     "error_headers",
     "error_response",
@@ -57,5 +60,6 @@ __all__ = [
     "read_body",
     "redact_access_log",
     "send_response",
+    "swagger_asset",
     "too_large",
 ]
