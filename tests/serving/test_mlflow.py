@@ -79,3 +79,26 @@ def test_schema_violations_in_an_mlflow_payload_name_column_and_row(client: http
 def test_a_dataframe_split_without_data_is_400(client: httpx.Client) -> None:
     response = client.post(FRAME, json={"dataframe_split": {"columns": ["a"]}})
     assert response.status_code == 400
+
+
+def test_invocations_scores_the_one_model_as_mlflow_clients_call_it(
+    toy_runners: dict,
+) -> None:
+    from shipyard.serving import ServingApp, bundle_table
+
+    from .conftest import guarded_server
+
+    one = ServingApp(bundle_table([toy_runners["frame"]]), seed=1)
+    with guarded_server(one) as base:
+        response = httpx.post(base + "/invocations", json=SPLIT, timeout=30)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": [{"total": 6.0}, {"total": 15.0}]}
+        wrong_method = httpx.get(base + "/invocations", timeout=30)
+        assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+
+
+def test_invocations_with_several_models_names_them(client: httpx.Client) -> None:
+    response = client.post("/invocations", json=SPLIT)
+    assert response.status_code == 400
+    message = response.json()["message"]
+    assert "/invocations needs exactly one model" in message and "frame_total" in message

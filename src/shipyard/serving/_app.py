@@ -180,6 +180,9 @@ class ServingApp:
                 if _is_predict(parts):
                     await self._model_request(scope, receive, send, parts[8], None, False, parts)
                     return
+                if scope["path"] == "/invocations":
+                    await self._invocations(scope, receive, send)
+                    return
                 if parts[-1] == "infer" and parts[1:3] == ["v2", "models"]:
                     if len(parts) == 5:
                         await self._model_request(scope, receive, send, parts[3], None, True)
@@ -190,6 +193,27 @@ class ServingApp:
             await self._cold(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _invocations(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """MLflow's scoring route: the one model of the environment, in MLflow's formats.
+
+        MLflow's clients and scripts call exactly ``POST /invocations``; with several models
+        the request cannot say which, so it is a 400 naming them (use the predict route).
+        """
+        names = sorted(self.table.models)
+        if len(names) == 1:
+            await self._model_request(scope, receive, send, names[0], None, False)
+            return
+        request_id = self._request_id(scope)
+        detail = (
+            f"it serves {len(names)} models ({', '.join(names)}): call one's predict route, "
+            f"/api/v1/projects/{self.table.project}/environments/{self.table.environment}"
+            "/models/MODEL/predict"
+            if names
+            else "it serves no model"
+        )
+        error = HttpError(400, "AmbiguousModel", f"/invocations needs exactly one model; {detail}")
+        await self._send_error(send, error, request_id, None, False)
 
     def _request_id(self, scope: Scope) -> str:
         given = header(scope, REQUEST_ID_HEADER)

@@ -52,6 +52,7 @@ MODEL_ROUTES = (
     "/api/v1/projects/{project}/environments/{environment}/models/{model}/predict",
     "/v2/models/{model}/infer",
     "/v2/models/{model}/versions/{version}/infer",
+    "/invocations",
 )
 
 
