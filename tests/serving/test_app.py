@@ -311,3 +311,19 @@ def test_health_says_an_environment_emptied_under_it_is_unhealthy(
     never = ServingApp(bundle_table([]), seed=1)
     with guarded_server(never) as base:  # an environment that has held nothing yet
         assert httpx.get(base + "/health", timeout=30).status_code == 200
+
+
+def test_strict_inputs_refuses_an_undeclared_column_naming_it(demo_runner: ModelRunner) -> None:
+    rows = rows_of(demo_runner, 2)
+    table = next(iter(rows))
+    extra = {table: {**rows[table], "patient_name": ["a", "b"]}}
+    lenient = ServingApp(bundle_table([demo_runner]), seed=1)
+    strict = ServingApp(bundle_table([demo_runner]), seed=1, strict=True)
+    path = predict_path(demo_runner.model)
+    with guarded_server(lenient) as base:
+        assert httpx.post(base + path, json=extra, timeout=30).status_code == 200
+    with guarded_server(strict) as base:
+        refused = httpx.post(base + path, json=extra, timeout=30)
+        assert refused.status_code == 422
+        assert "unknown column(s) patient_name" in refused.json()["message"]
+        assert httpx.post(base + path, json=rows, timeout=30).status_code == 200

@@ -14,6 +14,8 @@ from the next, and ``default`` is used when no level sets it.
 | ``allow_pickle`` | true or false (default false): serve and batch may load a plain pickle |
 | ``drift_thresholds`` | ``{"psi": 0.2, "ks_pvalue": 0.01, "chi2_pvalue": 0.01, "js": 0.1}``: |
 |  | where ``shipyard monitor drift`` flags a column; a level may set some of them |
+| ``strict_inputs`` | true or false (default false): serving refuses a request naming a |
+|  | column no input table declares (422 naming it) instead of ignoring it |
 | ``approvals_required`` | 0 to 10 (default 0): how many people other than the requester |
 |  | must approve a promotion or rollback into the environment (see ``_approvals``) |
 
@@ -48,6 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "allow_pickle": False,
     "drift_thresholds": {"psi": 0.2, "ks_pvalue": 0.01, "chi2_pvalue": 0.01, "js": 0.1},
     "approvals_required": 0,
+    "strict_inputs": False,
 }
 # Settings that govern who may change what: only the admin role may set them.
 POLICY_KEYS = ("require_signature", "allow_pickle", "approvals_required")
@@ -134,7 +137,7 @@ def validate(
     check_key(key)
     if key == "replicas":
         return _replicas(value)
-    if key in ("low_latency_mode", "allow_pickle"):
+    if key in ("low_latency_mode", "allow_pickle", "strict_inputs"):
         return _boolean(key, value)
     if key == "require_signature":
         if isinstance(value, str) and value.strip().lower() == "auto":

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
 
-from ..errors import ClientGone, HttpError
+from ..errors import ClientGone, HttpError, SchemaError
 from ..web import (
     JSON_TYPE,
     REQUEST_ID_HEADER,
@@ -101,6 +101,7 @@ class ServingApp:
         low_latency: bool = False,
         seed: int | None = None,
         drain_seconds: float = 30.0,
+        strict: bool = False,
     ) -> None:
         self.metrics = metrics or Metrics()
         self.keys = keys or KeyRing()
@@ -110,6 +111,8 @@ class ServingApp:
         self.background = [*background, self.shadow, *([capture] if capture else [])]
         self.max_body_bytes = max_body_bytes
         self.inline_rows = inline_rows
+        # The strict_inputs setting: a column no input table declares is a 422, not ignored.
+        self.strict = strict
         self.low_latency = low_latency
         self.drain_seconds = drain_seconds
         self._draw = random.Random(seed).random
@@ -269,6 +272,8 @@ class ServingApp:
             body = await read_body(scope, receive, self.max_body_bytes)
             bool_free = b"true" not in body and b"false" not in body
             decoded = self._decode(scope, body, runner, oip, bool_free)
+            if self.strict:
+                _refuse_undeclared(runner, decoded)
             plan = runner.plan_for(decoded.outputs)
             if self.low_latency or decoded.rows <= self.inline_rows:
                 values = runner.run(decoded.tables, decoded.rows, plan)
@@ -429,3 +434,31 @@ def _capture_record(
     return CaptureRecord(
         runner.model, runner.version, request_id, time.time(), inputs, outputs, "live", latency_ms
     )
+
+
+def _refuse_undeclared(runner: ModelRunner, decoded: Decoded) -> None:
+    """SchemaError (422) naming the columns of a request that no input table declares."""
+    tables = runner.executor.tables
+    given = decoded.given
+    if not isinstance(given, dict):
+        return
+    if len(tables) == 1:
+        [(name, spec)] = tables.items()
+        # The dict format names the table; MLflow's and OIP's give the columns themselves.
+        columns = given[name] if isinstance(given.get(name), dict) else given
+        extra = sorted(str(c) for c in columns if c not in spec.columns)
+    else:
+        name = None
+        extra = sorted(
+            f"{t}.{c}"
+            for t, columns in given.items()
+            if t in tables and isinstance(columns, dict)
+            for c in columns
+            if c not in tables[t].columns
+        )
+    if extra:
+        raise SchemaError(
+            f"unknown column(s) {', '.join(extra)}: this environment takes only the declared "
+            "columns (setting strict_inputs)",
+            name,
+        )

@@ -196,6 +196,7 @@ def build_app(
         max_body_bytes=options.max_body_bytes,
         inline_rows=options.inline_rows,
         low_latency=bool(low_latency),
+        strict=bool(settings.get("strict_inputs")),
         seed=options.seed,
         drain_seconds=options.drain_seconds,
     )
