@@ -53,6 +53,9 @@ def main() -> None:
     print("\nbatch scoring, 1,000,000 rows …", flush=True)
     batch = [sys.executable, str(ROOT / "benchmarks" / "batch.py"), str(WORK), str(python)]
     subprocess.run(batch, check=True, env=env)
+    print("\ncontainer images: shipyard deploy image vs MLflow's Dockerfile …", flush=True)
+    image = [sys.executable, str(ROOT / "benchmarks" / "image.py"), str(WORK)]
+    subprocess.run([*image, "--bench-python", str(python)], check=True, env=env)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""``shipyard serve``: serve an environment from the registry, or one bundle file.
+"""``shipyard serve``: serve an environment from the registry, one bundle file, or a baked
+environment (``--bundle-dir``: what ``shipyard deploy image`` puts into an image).
 
 The registry is the one every registry command uses: the server at ``SHIPYARD_URL``
 (with ``SHIPYARD_TOKEN``, role deployer), else the embedded one.
@@ -20,17 +21,28 @@ def serve(
     bundle: Path | None = typer.Option(
         None, "--bundle", help="Serve this bundle.tar.gz alone, without the registry."
     ),
+    bundle_dir: Path | None = typer.Option(
+        None,
+        "--bundle-dir",
+        help="Serve the environment baked into this folder (shipyard deploy image), "
+        "without the registry.",
+    ),
     project: str | None = typer.Option(
         None, "--project", "-p", envvar="SHIPYARD_PROJECT", help="Project (with --env)."
     ),
     env: str | None = typer.Option(None, "--env", "-e", help="Environment to serve and follow."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
-    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    port: int = typer.Option(8000, "--port", envvar="SHIPYARD_PORT", help="Port to listen on."),
     workers: int | None = typer.Option(
-        None, "--workers", help="Worker processes (default: the environment's replicas setting)."
+        None,
+        "--workers",
+        envvar="SHIPYARD_WORKERS",
+        help="Worker processes (default: the environment's replicas setting).",
     ),
     api_key_file: Path | None = typer.Option(
-        None, "--api-key-file", help="With --bundle: accept the keys in this file (one a line)."
+        None,
+        "--api-key-file",
+        help="With --bundle or --bundle-dir: accept the keys in this file (one a line).",
     ),
     max_body_bytes: int = typer.Option(
         5 * 1024 * 1024, "--max-body-bytes", help="Larger request bodies get 413."
@@ -64,12 +76,16 @@ def serve(
     """
     from ..serving import ServeOptions, default_workers, run
 
+    registry_url = None if bundle or bundle_dir else os.environ.get(URL_ENV) or None
+    if bundle_dir is not None:
+        project, env = _baked(bundle_dir, project, env)
     listening = server_options(tls_cert, tls_key, trusted_proxies)
     options = ServeOptions(
         bundle=str(bundle) if bundle else None,
+        bundle_dir=str(bundle_dir) if bundle_dir else None,
         project=None if bundle else project,
         environment=env,
-        registry_url=None if bundle else os.environ.get(URL_ENV) or None,
+        registry_url=registry_url,
         api_key_file=str(api_key_file) if api_key_file else None,
         max_body_bytes=max_body_bytes,
         poll_ms=poll_ms,
@@ -90,6 +106,8 @@ def serve(
     count = workers if workers is not None else default_workers(options)
     where = f" of {options.registry_url}" if options.registry_url else ""
     what = f"bundle {bundle}" if bundle else f"{project}/{env}{where}"
+    if bundle_dir is not None:
+        what = f"{project}/{env} baked into {bundle_dir}"
     console.print(
         f"serving {what} on {scheme(listening)}://{host}:{port} "
         f"({count} worker{'s' if count > 1 else ''}); "
@@ -97,3 +115,20 @@ def serve(
         soft_wrap=True,
     )
     run(options, host=host, port=port, workers=count, settings=listening)
+
+
+def _baked(folder: Path, project: str | None, env: str | None) -> tuple[str, str]:
+    """The project and environment baked into ``folder`` (UsageError if others were asked)."""
+    from ..errors import UsageError
+    from ..serving import BakedRegistry
+
+    baked = BakedRegistry(folder)
+    for flag, asked, found in (
+        ("--project", project, baked.project),
+        ("--env", env, baked.environment),
+    ):
+        if asked is not None and asked != found:
+            raise UsageError(
+                f"{folder} holds {baked.project}/{baked.environment}: drop {flag} {asked}"
+            )
+    return baked.project, baked.environment

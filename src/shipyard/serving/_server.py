@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import UsageError
 from ._app import MAX_BODY_BYTES, ServingApp
@@ -43,6 +43,10 @@ logger = logging.getLogger("shipyard.serving")
 class ServeOptions:
     """What to serve and how: a ``bundle`` file, or a ``project`` and ``environment``.
 
+    ``bundle_dir``: serve the ``project``/``environment`` baked into that folder
+    (``BakedRegistry``, written by ``shipyard deploy image``), with no registry; its
+    ``api_key_file``, when the file exists, replaces the API keys baked into it.
+
     ``registry_url``: follow the registry server there (its token comes from
     ``$SHIPYARD_TOKEN``, role deployer) instead of the embedded registry.
     ``capture_rate`` None takes the environment config's ``capture.rate`` (0 when unset);
@@ -53,6 +57,7 @@ class ServeOptions:
     """
 
     bundle: str | None = None
+    bundle_dir: str | None = None  # a baked environment (``BakedRegistry``): no registry
     project: str | None = None
     environment: str | None = None
     registry_url: str | None = None
@@ -84,7 +89,9 @@ class ServeOptions:
                 "--allow-pickle is for --bundle; an environment's versions load pickles where "
                 "its allow_pickle setting allows them"
             )
-        if self.api_key_file is not None and self.bundle is None:
+        if self.bundle_dir is not None and (self.bundle is not None or self.registry_url):
+            raise UsageError("--bundle-dir serves a baked environment: drop --bundle/registry_url")
+        if self.api_key_file is not None and self.bundle is None and self.bundle_dir is None:
             raise UsageError(
                 "--api-key-file is for --bundle; an environment's keys are in the registry "
                 "(shipyard apikey create)"
@@ -117,6 +124,11 @@ def open_registry(options: ServeOptions) -> Registry | RegistryClient:
 
     Close it after use (both are context managers).
     """
+    if options.bundle_dir:
+        from ._baked import BakedRegistry
+
+        # It answers the calls EnvironmentLoader and LoadPolicy make, from the baked folder.
+        return cast("Registry", BakedRegistry(options.bundle_dir))
     if options.registry_url:
         from ..registry_http import RegistryClient
 
@@ -182,6 +194,9 @@ def build_app(
         _capture_folder(options, configured_folder), metrics, table.capture_rate or 0.0
     )
     keys = loader.keys()
+    if options.bundle_dir and options.api_key_file and os.path.exists(options.api_key_file):
+        # A key file mounted where the image looks for one replaces the keys baked into it.
+        keys = KeyRing.from_keys(Path(options.api_key_file).read_text().splitlines())
     if not keys:
         logger.warning(
             "%s/%s has no API keys: its predict and infer routes are open "
@@ -200,6 +215,9 @@ def build_app(
         seed=options.seed,
         drain_seconds=options.drain_seconds,
     )
+
+    if options.bundle_dir:
+        return app  # a baked environment never changes: there is nothing to follow
 
     def refused(revision: int, exc: Exception) -> None:
         metrics.swaps.labels("failed").inc()
