@@ -429,6 +429,7 @@ def test_multiclass_probability_is_a_list_per_row(wine_classifier: LogisticRegre
     assert len(result["values"]) == 3
     assert all(len(row) == 3 for row in result["values"])
     assert np.asarray(result["values"]) == pytest.approx(wine_classifier.predict_proba(rows))
+    assert result["classes"] == [0, 1, 2]  # the column each probability belongs to
 
 
 def test_multiclass_label_output_keeps_integer_classes(

@@ -328,3 +328,33 @@ def test_zero_rows_infer_to_zero_rows_of_each_output(
         "data": [],
     }
     assert outputs["decision"]["shape"] == [0]
+
+
+def test_a_multiclass_output_names_its_classes_in_both_formats(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+
+    import shipyard as sy
+    from shipyard.serving import ModelRunner, ServingApp, bundle_table
+
+    from .conftest import guarded_server, predict_path
+
+    wine = load_wine()
+    columns = [f"x{i}" for i in range(wine.data.shape[1])]
+    fitted = LogisticRegression(max_iter=5000).fit(wine.data, wine.target)
+    pipeline = sy.Pipeline(
+        "cultivar",
+        "1.0.0",
+        inputs=[sy.Table("wines", [sy.Column(c, "float64") for c in columns])],
+        nodes=[sy.model("p", fitted, features=columns)],
+    )
+    runner = ModelRunner.from_bundle(pipeline.export(tmp_path, backend="native"))
+    row = {c: [float(v)] for c, v in zip(columns, wine.data[0], strict=True)}
+    with guarded_server(ServingApp(bundle_table([runner]), seed=1)) as base:
+        typed = httpx.post(base + predict_path("cultivar"), json={"wines": row}, timeout=30)
+        assert typed.json()["p"]["classes"] == [0, 1, 2]
+        inputs = [{"name": c, "datatype": "FP64", "shape": [1], "data": row[c]} for c in columns]
+        infer = httpx.post(base + "/v2/models/cultivar/infer", json={"inputs": inputs}, timeout=30)
+        assert infer.status_code == 200, infer.text
+        [output] = infer.json()["outputs"]
+        assert output["parameters"]["classes"] == [0, 1, 2] and output["shape"] == [1, 3]

@@ -175,9 +175,23 @@ class Executor:
         plan = self.plan(outputs)
         tables, rows = _dataset.parse_dataset(data, self.tables, plan.columns)
         values = self.run_columns(tables, rows, plan)
-        return {
-            name: _dataset.encode(self.nodes[name]["dtype"], values[name]) for name in plan.outputs
-        }
+        return {name: self.typed(name, values[name]) for name in plan.outputs}
+
+    def classes(self, name: str) -> list[Any] | None:
+        """The class labels of a multi-class probability output, in column order, or None."""
+        node = self.nodes[name]
+        if node.get("kind") == "model" and node.get("dtype") == "list[float64]":
+            labels = node.get("classes")
+            return list(labels) if labels else None
+        return None
+
+    def typed(self, name: str, values: Any) -> dict[str, Any]:
+        """One output in the dict format's typed form; a multi-class one names its classes."""
+        entry = _dataset.encode(self.nodes[name]["dtype"], values)
+        labels = self.classes(name)
+        if labels is not None:
+            entry["classes"] = labels
+        return entry
 
     def run_arrays(
         self, data: Mapping[str, Mapping[str, Any]], outputs: Sequence[str] | None = None

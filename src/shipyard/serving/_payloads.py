@@ -363,9 +363,12 @@ def encode_infer(
             datatype = "FP64"  # a nullable int64 holding nulls comes back as floats with NaN
         shape = list(array.shape) if dtype == "list[float64]" else [len(array)]
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": shape}
+        labels = runner.executor.classes(name)
+        if labels is not None:  # the columns of a multi-class probability tensor
+            entry["parameters"] = {"classes": labels}
         if decoded.binary_all or name in decoded.binary_outputs:
             blob = _binary(datatype, dtype, array)
-            entry["parameters"] = {"binary_data_size": len(blob)}
+            entry.setdefault("parameters", {})["binary_data_size"] = len(blob)
             blobs.append(blob)
         else:
             typed = runner.typed({name: array})[name]["values"]

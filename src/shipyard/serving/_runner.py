@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SchemaError
-from ..runtime import Artifact, ColumnSpec, Executor, Plan, encode, parse_dataset, to_array
+from ..runtime import Artifact, ColumnSpec, Executor, Plan, parse_dataset, to_array
 
 Tables = dict[str, dict[str, np.ndarray]]
 
@@ -241,7 +241,7 @@ class ModelRunner:
 
     def typed(self, values: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
         """Outputs in the dict format's typed form ``{name: {"type", "values"}}``."""
-        return {name: encode(self.executor.dtype(name), array) for name, array in values.items()}
+        return {name: self.executor.typed(name, array) for name, array in values.items()}
 
     def warm_up(self, repeat: int = 3) -> float | None:
         """Run the bundle's example input ``repeat`` times; the best time in seconds.
