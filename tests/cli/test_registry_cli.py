@@ -387,6 +387,10 @@ def test_app_config_files_are_read_strictly_and_a_no_op_says_unchanged(
     line = shipyard.fails(2, "component", "add", MODEL, "--app-config", str(listed), *at)
     assert "must hold a mapping, not list" in line
 
+    saved.write_text(saved.read_text() + f"- name: {MODEL}\n  version: v1\n  version: v1\n")
+    line = shipyard.fails(2, "component-config", "apply", str(saved), *at, "--yes")
+    assert "key 'version' appears twice" in line
+
 
 def test_audit_verify_names_the_event_edited_in_the_database(
     shipyard: Shipyard, bundles: list[Path], database_url: str

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from . import _yaml
 from ._types import DeployedComponent
 
 _FIELDS = ("name", "kind", "version", "digest", "app_config")
@@ -60,7 +61,7 @@ def dump(
     return header + yaml.safe_dump({"components": items}, sort_keys=False, allow_unicode=True)
 
 
-class _PlainLoader(yaml.SafeLoader):
+class _PlainLoader(_yaml.UniqueKeys):
     """Safe YAML without aliases (``*name``): an alias can make a document that contains
     itself, or expand a small file into an enormous one; a component config needs none."""
 
@@ -92,7 +93,8 @@ def _not_plain(document: Any) -> str | None:
 def parse(text: str) -> tuple[list[ComponentSpec], list[str]]:
     """The components a file lists, and every problem with its shape (empty when none)."""
     try:
-        document = yaml.load(text, Loader=_PlainLoader)  # a SafeLoader, without aliases
+        # A SafeLoader refusing aliases and a key given twice in one mapping.
+        document = yaml.load(text, Loader=_PlainLoader)  # noqa: S506
     except yaml.YAMLError as exc:
         return [], [f"not valid YAML ({exc})".replace("\n", " ")]
     except RecursionError:  # PyYAML builds nested collections recursively

@@ -12,11 +12,11 @@ from typing import Any
 import yaml
 
 
-class _UniqueKeys(yaml.SafeLoader):
+class UniqueKeys(yaml.SafeLoader):
     """SafeLoader that refuses a mapping holding one key twice."""
 
 
-def _mapping(loader: _UniqueKeys, node: yaml.MappingNode, deep: bool = False) -> Any:
+def _mapping(loader: UniqueKeys, node: yaml.MappingNode, deep: bool = False) -> Any:
     lines: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
@@ -36,9 +36,9 @@ def _mapping(loader: _UniqueKeys, node: yaml.MappingNode, deep: bool = False) ->
     return loader.construct_mapping(node, deep=deep)
 
 
-_UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+UniqueKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
 def load(text: str) -> Any:
     """``yaml.safe_load`` that raises yaml.YAMLError for a key repeated in one mapping."""
-    return yaml.load(text, Loader=_UniqueKeys)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=UniqueKeys)  # noqa: S506 - a SafeLoader subclass
