@@ -358,3 +358,27 @@ def test_a_multiclass_output_names_its_classes_in_both_formats(tmp_path) -> None
         assert infer.status_code == 200, infer.text
         [output] = infer.json()["outputs"]
         assert output["parameters"]["classes"] == [0, 1, 2] and output["shape"] == [1, 3]
+
+
+def name_length(name):  # type: ignore[no-untyped-def]
+    """A feature of the test below: the length of a nullable text (0 for null)."""
+    import numpy as np
+
+    return np.array([0.0 if v is None else float(len(v)) for v in name])
+
+
+def test_a_null_in_a_bytes_tensor_is_a_null_of_a_nullable_column(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import shipyard as sy
+    from shipyard.serving import ModelRunner, ServingApp, bundle_table
+
+    from .conftest import guarded_server
+
+    table = sy.Table("people", [sy.Column("name", "string", nullable=True)])
+    node = sy.feature(name_length, inputs={"name": "people.name"}, dtype="float64")
+    pipeline = sy.Pipeline("nulls", "1.0.0", inputs=[table], nodes=[node])
+    runner = ModelRunner.from_bundle(pipeline.export(tmp_path))
+    body = {"inputs": [{"name": "name", "datatype": "BYTES", "shape": [2], "data": ["ab", None]}]}
+    with guarded_server(ServingApp(bundle_table([runner]), seed=1)) as base:
+        answer = httpx.post(base + "/v2/models/nulls/infer", json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outputs"][0]["data"] == [2.0, 0.0]  # output named name_length
