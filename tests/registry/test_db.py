@@ -24,7 +24,7 @@ from shipyard.registry._rows import Base
 
 from .conftest import BACKENDS, Postgres
 
-HEAD = "0009"  # the newest migration in src/shipyard/registry/migrations/versions
+HEAD = "0010"  # the newest migration in src/shipyard/registry/migrations/versions
 
 
 @pytest.fixture(params=BACKENDS)

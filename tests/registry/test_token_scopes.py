@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from shipyard.errors import InvalidInput
 from shipyard.registry import Registry
-from shipyard.registry._rows import ApiTokenRow
+from shipyard.registry._rows import ApiTokenRow, EnvironmentApiKeyRow
 from shipyard.registry_http import create_app
 
 from ..conftest import serving
@@ -97,3 +97,20 @@ def test_a_token_with_a_bad_limit_is_not_made(
     with pytest.raises(InvalidInput, match=message):
         demo.create_token("bad", "viewer", **arguments)
     assert [t.name for t in demo.list_tokens()] == []
+
+
+def test_an_expired_serving_key_leaves_what_servers_accept(demo: Registry) -> None:
+    live, _ = demo.create_api_key("demo", "production", "web")
+    short, _ = demo.create_api_key("demo", "production", "temp", expires_in_days=1)
+    assert short.expires_at is not None and live.expires_at is None
+    ids = [d.id for d in demo.api_key_digests("demo", "production")]
+    assert ids == [live.id, short.id]
+    with demo.engine.begin() as connection:  # a day later
+        connection.execute(
+            update(EnvironmentApiKeyRow)
+            .where(EnvironmentApiKeyRow.id == short.id)
+            .values(expires_at=datetime(2026, 1, 1, tzinfo=UTC))
+        )
+    assert [d.id for d in demo.api_key_digests("demo", "production")] == [live.id]
+    with pytest.raises(InvalidInput, match="from 1 to 3650"):
+        demo.create_api_key("demo", "production", "bad", expires_in_days=0)

@@ -19,11 +19,14 @@ def create(
     project: str = PROJECT,
     env: str = ENV,
     name: str = typer.Option("default", "--name", help="Who or what uses it."),
+    expires_in_days: int | None = typer.Option(
+        None, "--expires-in-days", help="Servers stop accepting it after this many days."
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Make an API key for ENV; it is printed once and only its hash is kept."""
     with open_backend() as backend:
-        info, key = backend.create_api_key(project, env, name)
+        info, key = backend.create_api_key(project, env, name, expires_in_days)
     if as_json:
         print_json({**plain(info), "key": key})
         return
@@ -39,7 +42,9 @@ def list_keys(project: str = PROJECT, env: str = ENV, as_json: bool = JSON) -> N
     """Every API key of ENV (never the key itself)."""
     with open_backend() as backend:
         result = backend.list_api_keys(project, env)
-    emit(result, as_json, listing("id", "name", "revoked", "created_at", "created_by"))
+    emit(
+        result, as_json, listing("id", "name", "revoked", "expires_at", "created_at", "created_by")
+    )
 
 
 @app.command("revoke")

@@ -332,7 +332,9 @@ class RegistryAPI(Protocol):
         """Every API key of ``env`` (revoked ones too), oldest first; never the key itself."""
         ...
 
-    def create_api_key(self, project: str, env: str, name: str = "default") -> Any:
+    def create_api_key(
+        self, project: str, env: str, name: str = "default", expires_in_days: int | None = None
+    ) -> Any:
         """Make an API key for serving ``env``; returns its record and the key, shown only now."""
         ...
 

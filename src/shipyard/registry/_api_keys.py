@@ -9,14 +9,17 @@ presented keys in memory.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..errors import NotFound
+from ..errors import InvalidInput, NotFound
 from . import _audit, _lookup
 from ._core import RegistryCore
 from ._credentials import SECRET, Credential, new_secret
 from ._rows import EnvironmentApiKeyRow
+from ._tokens import aware
 from ._types import ApiKey, ApiKeyDigest
 
 PREFIX = "sya"
@@ -36,6 +39,7 @@ def _info(project: str, env: str, row: EnvironmentApiKeyRow) -> ApiKey:
         created_at=_audit.utc_text(row.created_at),
         created_by=row.created_by,
         revoked=row.revoked_at is not None,
+        expires_at=_audit.utc_text(row.expires_at) if row.expires_at else None,
     )
 
 
@@ -51,13 +55,22 @@ def _rows(session: Session, project: str, env: str) -> list[EnvironmentApiKeyRow
 class ApiKeysMixin(RegistryCore):
     """Serving API keys: one set per environment, shown once, stored as a digest, audited."""
 
-    def create_api_key(self, project: str, env: str, name: str = "default") -> tuple[ApiKey, str]:
+    def create_api_key(
+        self, project: str, env: str, name: str = "default", expires_in_days: int | None = None
+    ) -> tuple[ApiKey, str]:
         """Make an API key for serving ``env``; returns its record and the key, shown only now.
 
-        The key reads ``sya_<id>_<secret>``; only sha256 of the secret is stored. Raises
-        NotFound for an unknown project or environment, InvalidInput for a bad name.
+        The key reads ``sya_<id>_<secret>``; only sha256 of the secret is stored.
+        ``expires_in_days`` (1 to 3650): servers following the environment stop accepting
+        it then, from their next poll. Raises NotFound for an unknown project or
+        environment, InvalidInput for a bad name or expiry.
         """
         _lookup.check_name("API key", name)
+        expires_at = None
+        if expires_in_days is not None:
+            if isinstance(expires_in_days, bool) or not 1 <= expires_in_days <= 3650:
+                raise InvalidInput("expires_in_days must be a whole number from 1 to 3650")
+            expires_at = _lookup.now() + timedelta(days=expires_in_days)
         secret, secret_hash = new_secret()
         with self._write() as session:
             environment = _lookup.environment(session, _lookup.project(session, project), env)
@@ -68,6 +81,7 @@ class ApiKeysMixin(RegistryCore):
                 hash_scheme=SECRET,
                 created_at=_lookup.now(),
                 created_by=self.actor,
+                expires_at=expires_at,
             )
             session.add(row)
             session.flush()  # gives the id the key text carries
@@ -110,11 +124,13 @@ class ApiKeysMixin(RegistryCore):
     def api_key_digests(self, project: str, env: str) -> list[ApiKeyDigest]:
         """The digests of ``env``'s live API keys: what a server checks presented keys against.
 
-        Each names its key's id and hash scheme; revoked keys are left out.
+        Each names its key's id and hash scheme; revoked and expired keys are left out.
         """
+        moment = _lookup.now()
         with self._read() as session:
             return [
                 ApiKeyDigest(id=row.id, scheme=row.hash_scheme, digest=row.secret_hash)
                 for row in _rows(session, project, env)
                 if row.revoked_at is None
+                and (row.expires_at is None or aware(row.expires_at) > moment)
             ]

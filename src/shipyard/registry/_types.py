@@ -270,6 +270,7 @@ class ApiKey:
     created_at: str
     created_by: str
     revoked: bool
+    expires_at: str | None = None  # servers stop accepting it then (None: until revoked)
 
 
 @dataclass(frozen=True)
