@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from shipyard.serving import ModelRunner, ServingApp, bundle_table
+from shipyard.errors import UsageError
+from shipyard.serving import ModelRunner, ServeOptions, ServingApp, bundle_table
 from shipyard.serving._protocol import ReadLimits
 
-from .conftest import guarded_server
+from .conftest import guarded_server, serve_process
 
 LIMITS = ReadLimits(header_seconds=1.0, body_seconds=1.0)
 CLOSE_BOUND = 30.0  # seconds to wait for the server to close: only turns a hang into a failure
@@ -110,3 +112,30 @@ def test_an_upgrade_to_websocket_is_served_as_plain_http(slow_server: tuple[str,
     sock = _connect(slow_server, request + b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
     answer = _until_closed(sock)  # answered, then closed by the keep-alive timeout
     assert answer.startswith(b"HTTP/1.1 200 ") and b'{"live":true}' in answer
+
+
+def test_shipyard_serve_takes_its_limits_from_its_flags(
+    toy_bundles: dict[str, Path], tmp_path: Path
+) -> None:
+    args = ["--bundle", str(toy_bundles["frame"]), "--header-timeout", "1"]
+    args += ["--capture-folder", str(tmp_path)]
+    with serve_process(args) as (base, _):
+        host, port = base.removeprefix("http://").split(":")
+        answer = _until_closed(_connect((host, int(port)), b"GET /health HTTP/1.1\r\n"))
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"within 1 s" in answer
+
+
+@pytest.mark.parametrize(
+    ("change", "flag"),
+    [
+        ({"header_timeout": 0}, "--header-timeout"),
+        ({"body_timeout": -1}, "--body-timeout"),
+        ({"keep_alive_timeout": 0}, "--keep-alive-timeout"),
+        ({"max_connections": 0}, "--max-connections"),
+        ({"max_header_bytes": 10}, "--max-header-bytes"),
+    ],
+)
+def test_serve_refuses_limits_that_would_refuse_everything(change: dict, flag: str) -> None:
+    with pytest.raises(UsageError, match=flag):
+        ServeOptions(bundle="b.tar.gz", **change).check()

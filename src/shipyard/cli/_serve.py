@@ -58,6 +58,21 @@ def serve(
     capture_folder: Path | None = typer.Option(
         None, "--capture-folder", help="Where capture files go (default: see docs/serving.md)."
     ),
+    header_timeout: float = typer.Option(
+        10.0, "--header-timeout", help="Seconds a request's line and headers may take (then 408)."
+    ),
+    body_timeout: float = typer.Option(
+        15.0, "--body-timeout", help="Seconds a request body may take after its headers (408)."
+    ),
+    keep_alive_timeout: int = typer.Option(
+        5, "--keep-alive-timeout", help="Seconds an idle kept-alive connection stays open."
+    ),
+    max_connections: int = typer.Option(
+        1024, "--max-connections", help="Open connections per worker past which requests get 503."
+    ),
+    max_header_bytes: int = typer.Option(
+        64 * 1024, "--max-header-bytes", help="A larger request line plus headers gets 431."
+    ),
     allow_pickle: bool = typer.Option(
         False,
         "--allow-pickle",
@@ -91,6 +106,11 @@ def serve(
         poll_ms=poll_ms,
         capture_rate=capture_rate,
         capture_folder=str(capture_folder) if capture_folder else None,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        keep_alive_timeout=keep_alive_timeout,
+        max_connections=max_connections,
+        max_header_bytes=max_header_bytes,
         allow_pickle=allow_pickle,
     ).check()
     if bundle is not None:

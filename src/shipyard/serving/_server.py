@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from ._capture import Capture, ParquetFolder
 from ._environment import EnvironmentLoader, Follower, capture_settings
 from ._keys import KeyRing
 from ._metrics import Metrics
+from ._protocol import GuardedConfig, ReadLimits
 from ._routes import bundle_table
 from ._runner import ModelRunner
 
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 OPTIONS_ENV = "SHIPYARD_SERVE_OPTIONS"
 TOKEN_ENV = "SHIPYARD_TOKEN"  # the registry server's API token; never in the options
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client reads it at import
+STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
 logger = logging.getLogger("shipyard.serving")
 
 
@@ -53,7 +56,10 @@ class ServeOptions:
     ``capture_folder`` None takes its ``capture.folder`` under the capture root
     (``$SHIPYARD_CAPTURE_ROOT``, else ``$SHIPYARD_HOME/capture``), else
     ``ROOT/PROJECT/ENVIRONMENT``. ``low_latency`` None takes the
-    environment's ``low_latency_mode`` setting.
+    environment's ``low_latency_mode`` setting. The connection limits
+    (``header_timeout``, ``body_timeout``, ``keep_alive_timeout`` in seconds,
+    ``max_connections``, ``max_header_bytes``) are what ``run`` gives uvicorn and
+    ``GuardedProtocol``: a client slow to send a request does not hold its connection.
     """
 
     bundle: str | None = None
@@ -70,6 +76,11 @@ class ServeOptions:
     inline_rows: int = 64
     seed: int | None = None
     drain_seconds: float = 30.0
+    header_timeout: float = ReadLimits.header_seconds
+    body_timeout: float = ReadLimits.body_seconds
+    keep_alive_timeout: int = 5
+    max_connections: int = 1024
+    max_header_bytes: int = ReadLimits.max_header_bytes
     # --bundle: let a plain pickle load (loading one runs its code); an environment's
     # versions follow its allow_pickle setting instead.
     allow_pickle: bool = False
@@ -84,13 +95,13 @@ class ServeOptions:
             raise UsageError("--bundle serves one file without the registry: drop --project/--env")
         if self.bundle is not None and self.registry_url:
             raise UsageError("--bundle serves one file without the registry: drop registry_url")
+        if self.bundle_dir is not None and (self.bundle is not None or self.registry_url):
+            raise UsageError("--bundle-dir serves a baked environment: drop --bundle/registry_url")
         if self.allow_pickle and self.bundle is None:
             raise UsageError(
                 "--allow-pickle is for --bundle; an environment's versions load pickles where "
                 "its allow_pickle setting allows them"
             )
-        if self.bundle_dir is not None and (self.bundle is not None or self.registry_url):
-            raise UsageError("--bundle-dir serves a baked environment: drop --bundle/registry_url")
         if self.api_key_file is not None and self.bundle is None and self.bundle_dir is None:
             raise UsageError(
                 "--api-key-file is for --bundle; an environment's keys are in the registry "
@@ -100,7 +111,29 @@ class ServeOptions:
             raise UsageError("--max-body-bytes must be at least 1")
         if self.capture_rate is not None and not 0.0 <= self.capture_rate <= 1.0:
             raise UsageError("--capture-rate is a share between 0 and 1")
+        for flag, value in (
+            ("--header-timeout", self.header_timeout),
+            ("--body-timeout", self.body_timeout),
+            ("--keep-alive-timeout", self.keep_alive_timeout),
+        ):
+            if not value > 0:
+                raise UsageError(f"{flag} is a number of seconds above 0")
+        if self.max_connections < 1:
+            raise UsageError("--max-connections must be at least 1")
+        if self.max_header_bytes < 1024:
+            raise UsageError("--max-header-bytes must be at least 1024")
         return self
+
+    def server_config(self, app: Any, **uvicorn_options: Any) -> GuardedConfig:
+        """The uvicorn config serving ``app`` (an app or an import string) with these limits."""
+        limits = ReadLimits(self.header_timeout, self.body_timeout, self.max_header_bytes)
+        return GuardedConfig(
+            app,
+            limits=limits,
+            timeout_keep_alive=self.keep_alive_timeout,
+            limit_concurrency=self.max_connections,
+            **uvicorn_options,
+        )
 
     def to_env(self) -> str:
         """These options as the JSON ``worker_app`` reads."""
@@ -218,6 +251,7 @@ def build_app(
 
     if options.bundle_dir:
         return app  # a baked environment never changes: there is nothing to follow
+    metrics.follow_drift(loader.drift_scores)
 
     def refused(revision: int, exc: Exception) -> None:
         metrics.swaps.labels("failed").inc()
@@ -276,6 +310,7 @@ def run(
     settings (TLS files, trusted proxies; see ``shipyard serve --tls-cert``).
     """
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     options.check()
     log_to_stderr()
@@ -287,7 +322,6 @@ def run(
         "host": host,
         "port": port,
         "loop": "uvloop",
-        "http": "httptools",
         "access_log": False,  # an access log would print query strings; keys must never be logged
         "log_level": "info",
         "timeout_graceful_shutdown": int(options.drain_seconds),
@@ -296,10 +330,16 @@ def run(
         **(settings or {}),
     }
     if workers <= 1:
-        uvicorn.run(build_app(options), **common)
+        server = uvicorn.Server(options.server_config(build_app(options), **common))
+        server.run()
+        if not server.started:
+            sys.exit(STARTUP_FAILURE)  # as uvicorn.run: the port was taken, or startup failed
         return
     os.environ[OPTIONS_ENV] = options.to_env()
     with tempfile.TemporaryDirectory(prefix="shipyard-metrics-") as folder:
         # Set before the workers start (and import prometheus-client): /metrics sums them all.
         os.environ[MULTIPROCESS_ENV] = folder
-        uvicorn.run("shipyard.serving._server:worker_app", factory=True, workers=workers, **common)
+        config = options.server_config(
+            "shipyard.serving._server:worker_app", factory=True, workers=workers, **common
+        )
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
