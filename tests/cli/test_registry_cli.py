@@ -357,6 +357,8 @@ def test_app_config_files_are_read_strictly_and_a_no_op_says_unchanged(
     defaults.write_text("threshold: 0.4\nteam: risk\n")
     version = shipyard.json("model", "register", str(bundles[0]), "--app-config", str(defaults))
     assert version["app_config"] == {"threshold": 0.4, "team": "risk"}
+    again = shipyard.ok("model", "register", str(bundles[0]))
+    assert again.startswith("unchanged: this bundle is already registered, tumour_triage")
     shipyard.ok("model", "tag", MODEL, "1")
     at = ("--env", "integration", "--project", "demo")
 

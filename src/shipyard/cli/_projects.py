@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from ..errors import ShipyardError
 from ._backend import JSON, PROJECT, YES, confirm, open_backend
 from ._files import APP_CONFIG, MODEL_CARD, read_app_config, read_mapping
-from ._output import emit, listing
+from ._output import emit, listing, plain
 from ._views import card_view, version_line
 
 projects = typer.Typer(help="Projects and their chains of environments.", no_args_is_help=True)
@@ -75,8 +77,46 @@ def register(
     config = read_app_config(app_config)
     card = read_mapping(model_card, "model card")
     with open_backend() as backend:
+        known = _registered_before(backend, project, bundle)
         result = backend.register_model(project, bundle, config, card)
-    emit(result, as_json, lambda v: f"registered {version_line(v)}")
+    emit(
+        result,
+        as_json,
+        lambda v: (
+            f"unchanged: this bundle is already registered, {version_line(v)}"
+            if known
+            else f"registered {version_line(v)}"
+        ),
+    )
+
+
+def _registered_before(backend: Any, project: str, bundle: Path) -> bool:
+    """Whether the model already holds this exact bundle (so registering changes nothing).
+
+    Reads only the bundle's metadata.json (it comes before the model files in the archive)
+    and its sha256; any doubt (an unreadable file, no such model yet) answers False and
+    leaves the refusal, if any, to the registry.
+    """
+    import hashlib
+    import json
+    import tarfile
+
+    try:
+        with tarfile.open(bundle, mode="r:gz") as archive:
+            name = None
+            for member in archive:
+                if member.isfile() and member.name.endswith("/metadata.json"):
+                    handle = archive.extractfile(member)
+                    name = json.loads(handle.read(1 << 20))["name"] if handle else None
+                    break
+        with bundle.open("rb") as file:
+            digest = hashlib.file_digest(file, "sha256").hexdigest()
+        if not isinstance(name, str):
+            return False
+        versions = plain(backend.versions(project, name))
+    except (OSError, ValueError, KeyError, tarfile.TarError, ShipyardError):
+        return False
+    return any(v.get("digest") == digest for v in versions)
 
 
 @models.command("card")
