@@ -12,8 +12,9 @@ from rich.console import Console
 import shipyard
 import shipyard.demo
 from shipyard.demo._batch_step import batch_step
-from shipyard.demo._serve_step import serve_step
-from shipyard.registry import LocalStore, Registry, create_engine, migrate
+from shipyard.demo._serve_step import open_registry, serve_step
+
+from ._production import production_registry
 
 PACKAGE = Path(shipyard.__file__).parent
 
@@ -35,15 +36,7 @@ def test_the_batch_step_scores_100_000_rows_and_shows_the_four_broken_ones(
 def test_the_serve_step_serves_predicts_and_stops(
     tmp_path: Path, signed_bundle: Path, key_pair: tuple[Path, Path]
 ) -> None:
-    home = tmp_path / ".shipyard"
-    engine = create_engine(f"sqlite:///{home / 'registry.db'}")
-    migrate(engine)
-    with Registry(engine, LocalStore(home / "artifacts"), "demo") as registry:
-        registry.trust_key("demo", key_pair[1].read_text())
-        registry.create_project("demo")
-        version = registry.register_model("demo", signed_bundle)
-        registry.tag("demo", version.model, version.version_id)
-        registry.add_component("demo", "production", version.model)
+    production_registry(tmp_path, signed_bundle, key_pair[1])
     console = Console(record=True, width=200)
     answer = serve_step(tmp_path, "demo", "production", console)
     assert answer["decision"]["values"] == ["refer"]
@@ -59,21 +52,13 @@ def test_the_deploy_step_renders_production_and_says_what_an_image_needs(
 ) -> None:
     from shipyard.demo._deploy_step import deploy_step
 
-    home = tmp_path / ".shipyard"
-    engine = create_engine(f"sqlite:///{home / 'registry.db'}")
-    migrate(engine)
-    with Registry(engine, LocalStore(home / "artifacts"), "demo") as registry:
-        registry.trust_key("demo", key_pair[1].read_text())
-        registry.create_project("demo")
-        version = registry.register_model("demo", signed_bundle)
-        registry.tag("demo", version.model, version.version_id)
-        registry.add_component("demo", "production", version.model)
+    production_registry(tmp_path, signed_bundle, key_pair[1])
     console = Console(record=True, width=200)
     overlay = deploy_step(tmp_path, "demo", "production", console)
     assert (overlay / "kustomization.yaml").exists()
     shown = console.export_text()
     assert f"kubectl apply -k {overlay}" in shown and "image:" in shown
-    with Registry(engine, LocalStore(home / "artifacts"), "demo") as registry:
+    with open_registry(tmp_path) as registry:
         [render] = registry.list_deployments("demo", "production")
         assert (render.target, render.action) == ("kubernetes", "render")
 

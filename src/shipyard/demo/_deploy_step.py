@@ -8,6 +8,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ._serve_step import open_registry
+
 
 def deploy_step(workdir: Path, project: str, env: str, console: Console) -> Path:
     """Render ``env``'s Kubernetes manifests into ``workdir/deploy``; return the overlay.
@@ -17,16 +19,13 @@ def deploy_step(workdir: Path, project: str, env: str, console: Console) -> Path
     image``; this step says whether a builder and the base image are at hand for it.
     """
     from ..deploy import default_base_image, find_builder, render_environment
-    from ..registry import LocalStore, Registry, create_engine
 
-    home = (workdir / ".shipyard").resolve()
     folder = workdir / "deploy" / project / "kubernetes"
     console.print(
         f"[dim]$ shipyard deploy render --project {project} --env {env} "
         f"--target kubernetes -o {folder}[/]"
     )
-    engine = create_engine(f"sqlite:///{home / 'registry.db'}")
-    with Registry(engine, LocalStore(home / "artifacts"), "demo") as registry:
+    with open_registry(workdir) as registry:
         render = render_environment(registry, project, env, "kubernetes", folder)
     overlay = folder / "overlays" / env
     console.print(

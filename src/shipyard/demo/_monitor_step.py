@@ -22,7 +22,7 @@ from rich.table import Table as RichTable
 
 from ..errors import ShipyardError
 from ._pipeline import reference
-from ._serve_step import _free_port, _shipyard, _stop, _wait_for
+from ._serve_step import _free_port, _shipyard, _stop, _wait_for, open_registry
 
 REQUESTS, ROWS = 40, 25  # 1,000 captured rows: enough for every test to speak
 GROWN = {"mean_radius": 1.25, "mean_perimeter": 1.25, "mean_area": 1.55, "worst_area": 1.55}
@@ -56,14 +56,10 @@ def monitor_step(
     Raises ShipyardError when serving fails or drift misses the columns made to drift.
     """
     from ..monitoring import build_report
-    from ..registry import LocalStore, Registry, create_engine
 
     home = (workdir / ".shipyard").resolve()
     capture_root = (workdir / "capture").resolve()
-    registry = Registry(
-        create_engine(f"sqlite:///{home / 'registry.db'}"), LocalStore(home / "artifacts"), "demo"
-    )
-    with registry:
+    with open_registry(workdir) as registry:
         config = dict(registry.get_environment_config(project, env))
         config["capture"] = {"rate": 1.0}
         console.print(
@@ -110,9 +106,7 @@ def monitor_step(
     )
 
     console.print(f"[dim]$ shipyard monitor drift --project {project} --env {env}[/]")
-    with Registry(
-        create_engine(f"sqlite:///{home / 'registry.db'}"), LocalStore(home / "artifacts"), "demo"
-    ) as registry:
+    with open_registry(workdir) as registry:
         folder = capture_root / project / env
         html, run = build_report(registry, project, env, folder=folder)
     report = workdir / "monitoring-report.html"

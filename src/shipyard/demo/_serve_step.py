@@ -16,13 +16,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
 
 from ..errors import ShipyardError
 from ._pipeline import reference
+
+if TYPE_CHECKING:
+    from ..registry import Registry
 
 START_TIMEOUT = 90.0
 
@@ -36,6 +39,15 @@ def _free_port() -> int:
 def _shipyard() -> list[str]:
     found = Path(sys.executable).with_name("shipyard")
     return [str(found)] if found.exists() else [shutil.which("shipyard") or "shipyard"]
+
+
+def open_registry(workdir: Path) -> Registry:
+    """The demo's embedded registry (``WORKDIR/.shipyard``), acting as 'demo'."""
+    from ..registry import LocalStore, Registry, create_engine
+
+    home = (workdir / ".shipyard").resolve()
+    engine = create_engine(f"sqlite:///{home / 'registry.db'}")
+    return Registry(engine, LocalStore(home / "artifacts"), "demo")
 
 
 def serve_step(
@@ -52,13 +64,8 @@ def serve_step(
     Raises ShipyardError when the server does not start, the prediction fails, or the
     server does not stop cleanly; the server process is always stopped.
     """
-    from ..registry import LocalStore, Registry, create_engine
-
     home = (workdir / ".shipyard").resolve()
-    registry = Registry(
-        create_engine(f"sqlite:///{home / 'registry.db'}"), LocalStore(home / "artifacts"), "demo"
-    )
-    with registry:
+    with open_registry(workdir) as registry:
         model = registry.status(project, env).components[0].name
         console.print(f"[dim]$ shipyard apikey create --project {project} --env {env}[/]")
         info, key = registry.create_api_key(project, env, "demo")
