@@ -253,23 +253,37 @@ def serving(app: Any) -> Iterator[str]:
     """
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    with uvicorn_in_thread(config, sock, "the test API server", 10, 10) as url:
+        yield url
+
+
+@contextmanager
+def uvicorn_in_thread(
+    config: Any, sock: socket.socket, what: str, start_timeout: float, stop_timeout: float
+) -> Iterator[str]:
+    """Serve ``config`` (a uvicorn Config) on the bound ``sock`` in a thread; its base URL.
+
+    Waits until the server has started (failing after ``start_timeout`` seconds, or when its
+    thread ends first) and stops it on exit, failing when it has not stopped in time.
+    """
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + start_timeout
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             sock.close()
-            pytest.fail("the test API server did not start", pytrace=False)
+            pytest.fail(f"{what} did not start", pytrace=False)
         time.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
-        thread.join(timeout=10)
+        thread.join(stop_timeout)
         sock.close()
-        assert not thread.is_alive(), "the test API server did not stop"
+        assert not thread.is_alive(), f"{what} did not stop"
 
 
 @dataclass

@@ -14,7 +14,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import pytest
 from shipyard.ci import CIOptions, render_ci
 from shipyard.registry import Registry
 from shipyard.registry_http import RegistryClient
+from tests.serving._hold import wait_until
 
 from ._play import GitHubWorkflow, GitLabFile, JobRun, runner_environment
 
@@ -99,16 +99,15 @@ def server(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
+
+        def healthy() -> bool:
             assert process.poll() is None, (tmp_path / "server.log").read_text()
-            assert time.monotonic() < deadline, "shipyard server did not start"
-            time.sleep(0.2)
+            try:
+                return httpx.get(f"{url}/health", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(healthy, "shipyard server started", timeout=60)
         yield Server(url, deployer, viewer)
     finally:
         process.terminate()

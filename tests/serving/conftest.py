@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,11 +23,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from shipyard.serving import ModelRunner, ServingApp, bundle_table
 from shipyard.serving._protocol import GuardedConfig, ReadLimits
 from tests.conftest import serving as live_server  # noqa: F401  (tests import it from here)
+from tests.conftest import uvicorn_in_thread
 from tests.registry.conftest import bare_registry, demo, registry  # noqa: F401  (fixtures used here)
 
 from . import _pipelines
@@ -53,8 +52,6 @@ def guarded_server(
 
     ``limits``: how long a request's head and body may take (default: serve's).
     """
-    sock = free_socket()
-    port = sock.getsockname()[1]
     config = GuardedConfig(
         app,
         limits=limits,
@@ -62,22 +59,9 @@ def guarded_server(
         log_level="warning",
         lifespan="on",
     )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + START_TIMEOUT
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            sock.close()
-            pytest.fail("the test model server did not start", pytrace=False)
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(STOP_TIMEOUT)
-        sock.close()
-        assert not thread.is_alive(), "the test model server did not stop"
+    what = "the test model server"
+    with uvicorn_in_thread(config, free_socket(), what, START_TIMEOUT, STOP_TIMEOUT) as url:
+        yield url
 
 
 @contextmanager
