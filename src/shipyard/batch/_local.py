@@ -182,9 +182,15 @@ PROVENANCE_KEY = b"shipyard.provenance"
 
 
 def provenance(artifact: Artifact, options: BatchOptions) -> dict[str, Any]:
-    """What scored a run: the bundle's name, version and sha256, then ``options.provenance``."""
-    with open(artifact.path, "rb") as file:
-        digest = hashlib.file_digest(file, "sha256").hexdigest()
+    """What scored a run: the bundle's name, version and sha256, then ``options.provenance``.
+
+    The file is hashed only when ``options.provenance`` does not already hold the digest
+    (a batch job's worker checked it against the job before the run).
+    """
+    digest = (options.provenance or {}).get("digest")
+    if digest is None:
+        with open(artifact.path, "rb") as file:
+            digest = hashlib.file_digest(file, "sha256").hexdigest()
     metadata = artifact.metadata
     found = {"bundle": metadata["name"], "bundle_version": metadata["version"], "digest": digest}
     return {**found, **(options.provenance or {})}

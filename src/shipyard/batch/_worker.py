@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -86,7 +87,8 @@ def _bundle(
     trusted = check_loadable(
         registry, job.project, job.environment, job.model, str(job.version), bundle, options
     )
-    return bundle, trusted
+    checked = {**(trusted.provenance or {}), "digest": digest}  # the run need not hash it again
+    return bundle, replace(trusted, provenance=checked)
 
 
 class _Heartbeat:

@@ -56,10 +56,10 @@ def read_folder(root: str | os.PathLike[str]) -> dict[str, bytes]:
         for name in names:
             path = here / name
             relative = PurePosixPath(path.relative_to(base).as_posix()).as_posix()
-            mode = os.lstat(path).st_mode
-            if not stat.S_ISREG(mode):
+            found = os.lstat(path)
+            if not stat.S_ISREG(found.st_mode):
                 raise TamperedArtifact(f"'{relative}' is a link or device, not a file", relative)
-            total += os.lstat(path).st_size
+            total += found.st_size
             if total > limit:
                 raise TamperedArtifact(
                     f"'{relative}' takes the bundle's files beyond {limit} bytes "
