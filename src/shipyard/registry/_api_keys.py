@@ -9,17 +9,14 @@ presented keys in memory.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..errors import InvalidInput, NotFound
+from ..errors import NotFound
 from . import _audit, _lookup
 from ._core import RegistryCore
-from ._credentials import SECRET, Credential, new_secret
+from ._credentials import SECRET, Credential, aware, expires_at, new_secret
 from ._rows import EnvironmentApiKeyRow
-from ._tokens import aware
 from ._types import ApiKey, ApiKeyDigest
 
 PREFIX = "sya"
@@ -66,11 +63,7 @@ class ApiKeysMixin(RegistryCore):
         environment, InvalidInput for a bad name or expiry.
         """
         _lookup.check_name("API key", name)
-        expires_at = None
-        if expires_in_days is not None:
-            if isinstance(expires_in_days, bool) or not 1 <= expires_in_days <= 3650:
-                raise InvalidInput("expires_in_days must be a whole number from 1 to 3650")
-            expires_at = _lookup.now() + timedelta(days=expires_in_days)
+        expiry = expires_at(expires_in_days)
         secret, secret_hash = new_secret()
         with self._write() as session:
             environment = _lookup.environment(session, _lookup.project(session, project), env)
@@ -81,7 +74,7 @@ class ApiKeysMixin(RegistryCore):
                 hash_scheme=SECRET,
                 created_at=_lookup.now(),
                 created_by=self.actor,
-                expires_at=expires_at,
+                expires_at=expiry,
             )
             session.add(row)
             session.flush()  # gives the id the key text carries

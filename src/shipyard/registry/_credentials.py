@@ -17,9 +17,11 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import ClassVar
 
+from ..errors import InvalidInput
 from ._db import storable_id
 
 SECRET = "sha256-secret"  # sha256 of the secret part: every credential made now
@@ -100,3 +102,23 @@ class Credential:
         candidate = self.digest(scheme)
         same = hmac.compare_digest(candidate, stored or NO_DIGEST)
         return same and candidate != NO_DIGEST and stored is not None
+
+
+MAX_DAYS = 3650  # ten years: past that, a credential is forever by another name
+
+
+def expires_at(expires_in_days: int | None) -> datetime | None:
+    """When a credential made now with ``expires_in_days`` stops working (None: never).
+
+    Raises InvalidInput unless it is a whole number from 1 to MAX_DAYS.
+    """
+    if expires_in_days is None:
+        return None
+    if isinstance(expires_in_days, bool) or not 1 <= expires_in_days <= MAX_DAYS:
+        raise InvalidInput(f"expires_in_days must be a whole number from 1 to {MAX_DAYS}")
+    return datetime.now(UTC) + timedelta(days=expires_in_days)
+
+
+def aware(moment: datetime) -> datetime:
+    """``moment`` with its time zone (SQLite gives back naive UTC times)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

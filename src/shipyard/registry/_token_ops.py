@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from sqlalchemy import select
 
 from ..errors import InvalidInput, NotFound
 from . import _audit, _tokens
 from ._core import RegistryCore
-from ._credentials import new_secret
+from ._credentials import expires_at, new_secret
 from ._db import storable_id
 from ._lookup import check_name, now
 from ._rows import ApiTokenRow
 from ._types import ApiToken
-
-MAX_DAYS = 3650  # ten years: past that, a token is forever by another name
 
 
 class TokensMixin(RegistryCore):
@@ -45,11 +41,7 @@ class TokensMixin(RegistryCore):
         for what, names in scope.items():
             if names is not None and not names:
                 raise InvalidInput(f"{what}: give at least one name, or none to allow any")
-        expires_at = None
-        if expires_in_days is not None:
-            if isinstance(expires_in_days, bool) or not 1 <= expires_in_days <= MAX_DAYS:
-                raise InvalidInput(f"expires_in_days must be a whole number from 1 to {MAX_DAYS}")
-            expires_at = now() + timedelta(days=expires_in_days)
+        expiry = expires_at(expires_in_days)
         secret, secret_hash = new_secret()
         with self._write() as session:
             token = ApiTokenRow(
@@ -60,12 +52,12 @@ class TokensMixin(RegistryCore):
                 created_by=self.actor,
                 projects=scope["projects"],
                 environments=scope["environments"],
-                expires_at=expires_at,
+                expires_at=expiry,
             )
             session.add(token)
             session.flush()
             recorded = {"name": name, "role": role, **scope}
-            recorded["expires_at"] = _audit.utc_text(expires_at) if expires_at else None
+            recorded["expires_at"] = _audit.utc_text(expiry) if expiry else None
             self._record(session, "token.create", f"token/{token.id}", None, recorded)
             return _tokens.info(token), _tokens.token_text(token, secret)
 

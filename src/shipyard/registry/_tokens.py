@@ -7,13 +7,11 @@ costs the same comparison. Roles are ordered: each may do what those before it m
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidInput, PermissionDenied
 from . import _audit
-from ._credentials import SECRET, Credential
+from ._credentials import SECRET, Credential, aware
 from ._lookup import now
 from ._rows import ApiTokenRow
 from ._types import ApiToken
@@ -50,11 +48,6 @@ def find(session: Session, presented: str) -> ApiTokenRow:
             f"API token '{found.name}' expired at {_audit.utc_text(found.expires_at)}"
         )
     return found
-
-
-def aware(moment: datetime) -> datetime:
-    """``moment`` with its time zone (SQLite gives back naive UTC times)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def require(token: ApiTokenRow, role: str) -> None:
