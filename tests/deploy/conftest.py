@@ -4,6 +4,10 @@
 been promoted integration -> uat -> production, v2 is tagged, production runs 2 replicas
 on worker group ``cpu-pool`` (3 machines of cpu-4-16gb) with an API key and an
 environment config. Each test changes what it checks from there.
+
+``home`` is an empty embedded registry home ($SHIPYARD_HOME, what the CLI opens) and
+``open_registry(home, ...)`` opens it; ``toy_environment`` puts the small frame_total model
+(numpy only) into its production, signed and trusted, with an API key.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ import yaml
 
 from shipyard.registry import LocalStore, Registry, create_engine
 
+from ..serving import _pipelines
+
 MODEL = "tumour_triage"
+PROJECT, ENV = "demo", "production"
 # A digest-pinned image: renders that name it differ only where the plan differs.
 IMAGE = "registry.example.com/ml/demo@sha256:" + "ab" * 32
 
@@ -51,6 +58,49 @@ def deployed(
     registry.set_environment_config("demo", "production", {"reports": "s3://reports/demo"})
     yield registry
     registry.close()
+
+
+@pytest.fixture()
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty embedded registry home that the CLI uses ($SHIPYARD_HOME), nothing else."""
+    folder = tmp_path / "home"
+    folder.mkdir()
+    for name in ("SHIPYARD_URL", "SHIPYARD_DATABASE_URL", "SHIPYARD_ARTIFACT_STORE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SHIPYARD_HOME", str(folder))
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    return folder
+
+
+def open_registry(home: Path, sqlite_template: Path) -> Registry:
+    """A registry in ``home`` (the files Registry.open() reads there), acting as 'alice'."""
+    if not (home / "registry.db").exists():
+        shutil.copyfile(sqlite_template, home / "registry.db")
+    engine = create_engine(f"sqlite:///{home / 'registry.db'}")
+    return Registry(engine, LocalStore(home / "artifacts"), actor="alice")
+
+
+@pytest.fixture()
+def toy_environment(
+    home: Path, sqlite_template: Path, key_pair: tuple[Path, Path], tmp_path: Path
+) -> Iterator[str]:
+    """Production of project 'demo' runs the small frame_total model (numpy only), signed and
+    trusted, with one API key; yields the key."""
+    bundle = _pipelines.export(
+        _pipelines.frame_pipeline(),
+        tmp_path / "dist",
+        {"frame": {"a": [1.0, 4.0], "b": [2.0, 5.0], "c": [3.0, 6.0]}},
+        key_pair[0],
+    )
+    registry = open_registry(home, sqlite_template)
+    registry.trust_key("release", key_pair[1].read_text())
+    registry.create_project(PROJECT)
+    version = registry.register_model(PROJECT, bundle)
+    registry.tag(PROJECT, version.model, version.version_id)
+    registry.add_component(PROJECT, ENV, version.model, "v1")
+    _, key = registry.create_api_key(PROJECT, ENV, "gateway")
+    registry.close()
+    yield key
 
 
 def read_tree(folder: Path) -> dict[str, bytes]:

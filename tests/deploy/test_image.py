@@ -28,38 +28,17 @@ from shipyard.cli import main
 from shipyard.deploy import bake_environment
 from shipyard.deploy._image import containerfile, created_epoch, hashed_requirements, image_labels
 from shipyard.errors import SignatureRequired
-from shipyard.registry import LocalStore, Registry, create_engine
+from shipyard.registry import Registry
 from shipyard.serving import BakedRegistry, ServeOptions, build_app
 from shipyard.serving._baked import FORMAT, STATE_FILE
 
 from .._hostile_bundles import MODEL as MODEL_FILE
 from .._hostile_bundles import one_byte_changed, rewrite
-from ..serving import _pipelines
 from ._containers import APT, BASE_IMAGE, container_settings, ensure_base_image, missing_tools
+from .conftest import ENV, PROJECT, open_registry
 
 MODEL = "tumour_triage"
-PROJECT, ENV = "demo", "production"
 PREDICT = f"/api/v1/projects/{PROJECT}/environments/{ENV}/models/{MODEL}/predict"
-
-
-@pytest.fixture()
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty embedded registry home that the CLI uses ($SHIPYARD_HOME), nothing else."""
-    folder = tmp_path / "home"
-    folder.mkdir()
-    for name in ("SHIPYARD_URL", "SHIPYARD_DATABASE_URL", "SHIPYARD_ARTIFACT_STORE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SHIPYARD_HOME", str(folder))
-    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
-    return folder
-
-
-def open_registry(home: Path, sqlite_template: Path) -> Registry:
-    """A registry in ``home`` (the files Registry.open() reads there), acting as 'alice'."""
-    if not (home / "registry.db").exists():
-        shutil.copyfile(sqlite_template, home / "registry.db")
-    engine = create_engine(f"sqlite:///{home / 'registry.db'}")
-    return Registry(engine, LocalStore(home / "artifacts"), actor="alice")
 
 
 @pytest.fixture()
@@ -357,29 +336,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture()
-def toy_environment(
-    home: Path, sqlite_template: Path, key_pair: tuple[Path, Path], tmp_path: Path
-) -> Iterator[str]:
-    """Production of project 'demo' runs the small frame_total model (numpy only), signed and
-    trusted, with one API key; yields the key."""
-    bundle = _pipelines.export(
-        _pipelines.frame_pipeline(),
-        tmp_path / "dist",
-        {"frame": {"a": [1.0, 4.0], "b": [2.0, 5.0], "c": [3.0, 6.0]}},
-        key_pair[0],
-    )
-    registry = open_registry(home, sqlite_template)
-    registry.trust_key("release", key_pair[1].read_text())
-    registry.create_project(PROJECT)
-    version = registry.register_model(PROJECT, bundle)
-    registry.tag(PROJECT, version.model, version.version_id)
-    registry.add_component(PROJECT, ENV, version.model, "v1")
-    _, key = registry.create_api_key(PROJECT, ENV, "gateway")
-    registry.close()
-    yield key
 
 
 @pytest.mark.slow

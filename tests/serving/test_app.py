@@ -27,6 +27,7 @@ def test_the_public_surface() -> None:
         "EnvironmentLoader",
         "Follower",
         "KeyRing",
+        "LambdaHandler",
         "Metrics",
         "ModelRoute",
         "ModelRunner",

@@ -51,6 +51,8 @@ STATE = "/var/lib/shipyard"  # $SHIPYARD_HOME: capture files; a volume
 API_KEYS = "/run/secrets/shipyard/api-keys"  # one key a line, when mounted
 LABEL_PREFIX = "io.shipyard"
 READY_ROUTE = "/v2/health/ready"  # the Open Inference Protocol's server-ready route
+# What the Lambda image's runtime interface client loads (shipyard.serving.aws_lambda).
+LAMBDA_HANDLER = "shipyard.serving.aws_lambda.handler"
 
 _HEALTH = (
     "import os, sys, urllib.request; "

@@ -8,8 +8,10 @@ Protocol v2 (KServe and Triton clients), /health, /metrics, /openapi.json and /d
 A server follows its environment's revision (embedded, or a registry server at
 ``ServeOptions.registry_url``) and swaps warm versions in atomically; it checks API keys
 (made by ``Registry.create_api_key``) against a ``KeyRing``. ``ServeOptions.bundle_dir``
-serves an environment baked into a folder (``BakedRegistry``) with no registry. See
-docs/serving.md.
+serves an environment baked into a folder (``BakedRegistry``) with no registry.
+``LambdaHandler`` answers AWS Lambda's HTTP events (API Gateway HTTP APIs, function URLs)
+with the same app, in-process; ``shipyard.serving.aws_lambda.handler`` is the Lambda
+image's handler. See docs/serving.md and docs/deploying.md.
 """
 
 from ._app import ServingApp
@@ -17,6 +19,7 @@ from ._baked import BakedRegistry
 from ._capture import Capture, CaptureRecord, CaptureSink, ParquetFolder
 from ._environment import EnvironmentLoader, Follower
 from ._keys import KeyRing
+from ._lambda import LambdaHandler
 from ._metrics import Metrics
 from ._routes import ModelRoute, RouteTable, bundle_table
 from ._runner import ModelRunner
@@ -31,6 +34,7 @@ __all__ = [
     "EnvironmentLoader",
     "Follower",
     "KeyRing",
+    "LambdaHandler",
     "Metrics",
     "ModelRoute",
     "ModelRunner",
