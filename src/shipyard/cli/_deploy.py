@@ -1,8 +1,10 @@
 """``shipyard deploy``: what a platform team needs to run an environment beyond one machine.
 
 ``render`` writes deployment manifests (Kubernetes with Kustomize, a KServe
-InferenceService, a Compose file) from the registry's state of one environment; the
-same environment revision always renders the same bytes. See docs/deploying.md.
+InferenceService, a Compose file, a Cloud Run service) or, for AWS Lambda, an image's
+build context, from the registry's state of one environment; the same environment
+revision always renders the same bytes. ``image`` writes the serve image's build context
+and builds it. See docs/deploying.md.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ def render(
     project: str = PROJECT,
     env: str = ENV,
     target: str = typer.Option(
-        ..., "--target", "-t", help="What to render for: kubernetes, kserve or compose."
+        ...,
+        "--target",
+        "-t",
+        help="What to render for: kubernetes, kserve, compose, cloudrun or lambda.",
     ),
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Folder to write into (default: deploy/PROJECT/TARGET)."
@@ -34,20 +39,44 @@ def render(
         None,
         "--image",
         help="Container image to run, a tag or a digest (name@sha256:…) "
-        "(default: shipyard-PROJECT-ENV:REVISION).",
+        "(default: shipyard-PROJECT-ENV:REVISION; for lambda, the tag to build).",
+    ),
+    find_links: list[Path] = typer.Option(
+        [], "--find-links", help="lambda: also take wheels from this folder (pip --find-links)."
     ),
     as_json: bool = JSON,
 ) -> None:
     """Write TARGET's manifests for ENV as it is now, and record the render in the audit log.
 
-    Rendering the same environment revision again writes byte-identical files.
+    Rendering the same environment revision again writes byte-identical files. lambda
+    writes an image's build context instead: the bundles, verified against the registry's
+    trusted keys first, and the wheels, collected from this machine's package index.
     """
     from ..deploy import render_environment
 
     folder = output if output is not None else Path("deploy") / project / target
     with open_backend() as backend:
-        result = render_environment(backend, project, env, target, folder, image=image)
+        result = render_environment(
+            backend,
+            project,
+            env,
+            target,
+            folder,
+            image=image,
+            source=_source(project, env),
+            find_links=[str(p) for p in find_links],
+        )
     emit(result, as_json, _rendered)
+
+
+def _source(project: str, env: str) -> str | None:
+    """The registry server's URL of the environment (an image's source label), if any."""
+    import os
+
+    from ._backend import URL_ENV
+
+    url = os.environ.get(URL_ENV)
+    return f"{url.rstrip('/')}/projects/{project}/environments/{env}" if url else None
 
 
 def _rendered(render: dict[str, Any]) -> str:
@@ -62,6 +91,18 @@ def _rendered(render: dict[str, Any]) -> str:
         lines.append(f"apply: kubectl apply -k {folder / 'overlays' / render['environment']}")
     elif render["target"] == "kserve":
         lines.append(f"apply: kubectl apply -f {folder / render['environment']}")
+    elif render["target"] == "cloudrun":
+        service = folder / render["environment"] / "service.yaml"
+        lines.append(f"apply: gcloud run services replace {service} --region REGION")
+    elif render["target"] == "lambda":
+        context = folder / render["environment"]
+        lines += [
+            f"build: buildah bud --format docker --network none -t {render['image']} {context}"
+            " (or podman build, docker build)",
+            "then push it to Amazon ECR and: aws lambda create-function --package-type Image "
+            "--code ImageUri=ECR_IMAGE --role ROLE_ARN --function-name NAME "
+            "(see docs/deploying.md)",
+        ]
     else:
         compose = folder / render["environment"] / "compose.yaml"
         lines.append(f"run: docker compose -f {compose} up (or podman compose)")
@@ -104,15 +145,11 @@ def image(
     runs with --network none and never pulls, and is recorded in the audit log. The image
     serves the environment from its baked bundles, needing no registry.
     """
-    import os
-
     from ..deploy import build_image, find_builder, write_image_context
-    from ._backend import URL_ENV
 
     folder = output if output is not None else Path("deploy") / project / "image"
     builder = None if no_build else find_builder()
     with open_backend() as backend:
-        url = os.environ.get(URL_ENV)
         context = write_image_context(
             backend,
             project,
@@ -120,7 +157,7 @@ def image(
             folder,
             base_image=base_image,
             tag=tag,
-            source=f"{url.rstrip('/')}/projects/{project}/environments/{env}" if url else None,
+            source=_source(project, env),
             find_links=[str(p) for p in find_links],
         )
         built = build_image(context, builder) if builder is not None else None

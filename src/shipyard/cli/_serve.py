@@ -32,7 +32,12 @@ def serve(
     ),
     env: str | None = typer.Option(None, "--env", "-e", help="Environment to serve and follow."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
-    port: int = typer.Option(8000, "--port", envvar="SHIPYARD_PORT", help="Port to listen on."),
+    port: int = typer.Option(
+        8000,
+        "--port",
+        envvar=["SHIPYARD_PORT", "PORT"],
+        help="Port to listen on ($SHIPYARD_PORT, else $PORT: Cloud Run's and Knative's).",
+    ),
     workers: int | None = typer.Option(
         None,
         "--workers",

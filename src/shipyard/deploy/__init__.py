@@ -4,10 +4,12 @@
     render_environment(registry, "demo", "production", "kubernetes", Path("deploy"))
 
 Targets: ``kubernetes`` (a Kustomize base and one overlay per environment), ``kserve``
-(an InferenceService) and ``compose`` (a Compose file). The same environment revision,
-with the same inherited settings and worker groups, renders byte-identical files. Each
-render is recorded in the registry's audit log (``record_deployment``). See
-docs/deploying.md.
+(an InferenceService), ``compose`` (a Compose file), ``cloudrun`` (a Cloud Run service,
+Knative's Service) and ``lambda`` (the build context of an AWS Lambda image, whose handler
+is serve's app: ``LAMBDA_HANDLER``). The same environment revision, with the same
+inherited settings and worker groups, renders byte-identical files (for ``lambda``, the
+Containerfile, the baked environment and the hashed requirements). Each render is
+recorded in the registry's audit log (``record_deployment``). See docs/deploying.md.
 """
 
 from ._bake import BakedBundle, BakedEnvironment, bake_environment

@@ -15,12 +15,20 @@ package index the build machine uses, so the image build itself needs no network
 (``--network none``). The wheels are for the build machine's Python version and platform;
 the Containerfile stops early, saying so, on a base image with another Python.
 
-The image runs ``shipyard serve --bundle-dir`` as UID ``UID`` on port ``PORT`` with a
-read-only root filesystem in mind: it writes only under the declared volumes (``/tmp``,
-and ``STATE`` for capture files). API keys: those of the environment when the image was
+The ``serve`` image runs ``shipyard serve --bundle-dir`` as UID ``UID`` on port ``PORT``
+(``$SHIPYARD_PORT``, else ``$PORT``: what Cloud Run and Knative set) with a read-only
+root filesystem in mind: it writes only under the declared volumes (``/tmp``, and
+``STATE`` for capture files). API keys: those of the environment when the image was
 built, unless a key file is mounted at ``API_KEYS`` (the rendered manifests mount their
 Secret there), whose keys then replace them. The paths and the user are the rendered
 manifests' (``_plan.py``).
+
+The ``lambda`` image is the same two stages with awslambdaric among the wheels: its
+entrypoint is that runtime interface client with ``LAMBDA_HANDLER`` (serve's app answering
+Lambda's HTTP events; ``shipyard.serving.aws_lambda``), it writes only under ``/tmp`` (all
+that Lambda lets a function write), and its build ends by running one cold start of the
+handler, so an image whose bundles do not verify or whose libraries do not load is never
+made.
 """
 
 from __future__ import annotations
@@ -50,13 +58,18 @@ BAKED = "/opt/shipyard/bundles"  # the baked environment inside the image (read-
 STATE = "/var/lib/shipyard"  # $SHIPYARD_HOME: capture files; a volume
 API_KEYS = "/run/secrets/shipyard/api-keys"  # one key a line, when mounted
 LABEL_PREFIX = "io.shipyard"
+WHEEL_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry holds
 READY_ROUTE = "/v2/health/ready"  # the Open Inference Protocol's server-ready route
-# What the Lambda image's runtime interface client loads (shipyard.serving.aws_lambda).
+KINDS = ("serve", "lambda")
+# What the Lambda image's runtime interface client loads (shipyard.serving.aws_lambda),
+# and the library it is, which the Lambda image adds to the wheels.
 LAMBDA_HANDLER = "shipyard.serving.aws_lambda.handler"
+LAMBDA_CLIENT = "awslambdaric"
+LAMBDA_HOME = "/tmp/shipyard"  # Lambda lets a function write under /tmp only
 
 _HEALTH = (
     "import os, sys, urllib.request; "
-    "port = os.environ.get('SHIPYARD_PORT', '{port}'); "
+    "port = os.environ.get('SHIPYARD_PORT') or os.environ.get('PORT') or '{port}'; "
     "answer = urllib.request.urlopen('http://127.0.0.1:' + port + '{route}', timeout=4); "
     "sys.exit(0 if answer.status == 200 else 1)"
 )
@@ -89,13 +102,17 @@ class ImageContext:
         return self.folder / "Containerfile"
 
 
-def image_labels(baked: BakedEnvironment, source: str, created_epoch: int) -> dict[str, str]:
+def image_labels(
+    baked: BakedEnvironment, source: str, created_epoch: int, kind: str = "serve"
+) -> dict[str, str]:
     """The image's labels: OCI annotations, and ours naming the revision and every bundle."""
     created = _dt.datetime.fromtimestamp(created_epoch, _dt.UTC)
+    what = "shipyard serve" if kind == "serve" else "an AWS Lambda function (awslambdaric)"
+    title = f"shipyard-{baked.project}-{baked.environment}"
     labels = {
-        "org.opencontainers.image.title": f"shipyard-{baked.project}-{baked.environment}",
+        "org.opencontainers.image.title": title if kind == "serve" else f"{title}-{kind}",
         "org.opencontainers.image.description": (
-            f"shipyard serve for {baked.project}/{baked.environment}, "
+            f"{what} for {baked.project}/{baked.environment}, "
             f"revision {baked.revision}, from baked bundles"
         ),
         "org.opencontainers.image.source": source,
@@ -128,17 +145,23 @@ def containerfile(
     python: tuple[int, int],
     epoch: int,
     installers: Sequence[str] = ("pip", "setuptools"),
+    kind: str = "serve",
 ) -> str:
-    """The Containerfile's text (two stages; see the module's docstring).
+    """The Containerfile's text for an image of ``kind`` (see the module's docstring).
 
     ``installers``: what the new venv brings that the image does not run, removed once the
-    wheels are in (none of them may be among the wheels).
+    wheels are in (none of them may be among the wheels). UsageError for another kind.
     """
-    health = _HEALTH.format(port=PORT, route=READY_ROUTE)
+    if kind not in KINDS:
+        raise UsageError(f"unknown image kind {kind!r} (known: {', '.join(KINDS)})")
     check = _PYTHON_CHECK.format(wanted=python, shown=f"{python[0]}.{python[1]}")
+    serve = kind == "serve"
+    writer = "shipyard deploy image" if serve else "shipyard deploy render --target lambda"
+    runs = "served by `shipyard serve --bundle-dir`" if serve else "answered through awslambdaric"
+    home = STATE if serve else LAMBDA_HOME
     lines = [
-        "# Written by `shipyard deploy image`: the environment revision of the labels below,",
-        "# served by `shipyard serve --bundle-dir` with no registry at run time.",
+        f"# Written by `{writer}`: the environment revision",
+        f"# of the labels below, {runs} with no registry at run time.",
         "",
         "# Build stage: a virtual environment from the vendored wheels, offline, hashes",
         "# checked (this build needs no network: build with --network none).",
@@ -154,27 +177,62 @@ def containerfile(
         "# Runtime stage: the same base, the venv and the baked environment, nothing else.",
         f"FROM {base_image}",
         f"RUN groupadd --system --gid {UID} shipyard \\",
-        f" && useradd --system --no-log-init --uid {UID} --gid {UID} --home-dir {STATE} \\",
-        "    --no-create-home --shell /usr/sbin/nologin shipyard \\",
-        f" && mkdir -p {STATE} && chown {UID}:{UID} {STATE}",
+        f" && useradd --system --no-log-init --uid {UID} --gid {UID} --home-dir {home} \\",
+        "    --no-create-home --shell /usr/sbin/nologin shipyard"
+        + (f" \\\n && mkdir -p {STATE} && chown {UID}:{UID} {STATE}" if serve else ""),
         f"COPY --from=build {VENV} {VENV}",
         f"COPY bundles/ {BAKED}/",
+        *(_serve_stage() if serve else _lambda_stage()),
+        "LABEL "
+        + " \\\n      ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in labels.items()),
+        *(_serve_start() if serve else _lambda_start()),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _serve_stage() -> list[str]:
+    health = _HEALTH.format(port=PORT, route=READY_ROUTE)
+    return [
+        # No SHIPYARD_PORT here: serve listens on $SHIPYARD_PORT, else on $PORT (which Cloud
+        # Run and Knative set), else on 8000.
         f"ENV PATH={VENV}/bin:$PATH HOME={STATE} SHIPYARD_HOME={STATE} \\",
-        f"    SHIPYARD_PORT={PORT} SHIPYARD_WORKERS=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
+        "    SHIPYARD_WORKERS=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
         "# The only writable paths with a read-only root filesystem.",
         f'VOLUME ["/tmp", "{STATE}"]',
         f"USER {UID}:{UID}",
         f"EXPOSE {PORT}",
         "HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \\",
         f"    CMD {json.dumps([f'{VENV}/bin/python', '-c', health])}",
-        "LABEL "
-        + " \\\n      ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in labels.items()),
+    ]
+
+
+def _serve_start() -> list[str]:
+    return [
         f"ENTRYPOINT {json.dumps([f'{VENV}/bin/shipyard', 'serve'])}",
         "CMD "
         + json.dumps(["--bundle-dir", BAKED, "--api-key-file", API_KEYS, "--host", "0.0.0.0"]),
-        "",
     ]
-    return "\n".join(lines)
+
+
+def _lambda_stage() -> list[str]:
+    cold_start = f"import {LAMBDA_CLIENT}.bootstrap, {LAMBDA_HANDLER.rsplit('.', 1)[0]}"
+    return [
+        # Lambda lets a function write under /tmp only; the handler reads the baked folder.
+        f"ENV PATH={VENV}/bin:$PATH HOME=/tmp SHIPYARD_HOME={LAMBDA_HOME} \\",
+        f"    SHIPYARD_BUNDLE_DIR={BAKED} PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
+        f"USER {UID}:{UID}",
+        "# One cold start at build time: bundles that do not verify, or libraries that do not",
+        "# load, fail the build instead of the function's first invocation.",
+        f"RUN {json.dumps([f'{VENV}/bin/python', '-c', cold_start])}",
+    ]
+
+
+def _lambda_start() -> list[str]:
+    return [
+        f"ENTRYPOINT {json.dumps([f'{VENV}/bin/python', '-m', LAMBDA_CLIENT])}",
+        f"CMD {json.dumps([LAMBDA_HANDLER])}",
+    ]
 
 
 def _source_tree() -> Path | None:
@@ -185,9 +243,15 @@ def _source_tree() -> Path | None:
     return None
 
 
-def _pip(args: Sequence[str], what: str) -> None:
+def _pip(args: Sequence[str], what: str, env: dict[str, str] | None = None) -> None:
     command = [sys.executable, "-m", "pip", *args]
-    done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    done = subprocess.run(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **env} if env else None,
+    )
     if done.returncode != 0:
         tail = "\n".join(done.stdout.strip().splitlines()[-15:])
         raise ShipyardError(f"{what} failed (pip exit {done.returncode}):\n{tail}")
@@ -216,6 +280,9 @@ def shipyard_wheel(into: Path, find_links: Sequence[str] = ()) -> Path:
         _pip(
             ["wheel", "--quiet", "--no-deps", "--wheel-dir", str(into), str(copy)],
             "building Shipyard's wheel",
+            # The wheel's entries then carry one fixed time, not the build's: the same
+            # sources make the same wheel, so a context's requirements pin it alike.
+            {"SOURCE_DATE_EPOCH": str(WHEEL_EPOCH)},
         )
     (wheel,) = into.glob(f"shipyard-{__version__}-*.whl")
     return wheel
@@ -298,31 +365,36 @@ def write_image_context(
     tag: str | None = None,
     source: str | None = None,
     find_links: Sequence[str] = (),
+    kind: str = "serve",
 ) -> ImageContext:
-    """Write the build context of ``env``'s revision into ``folder``.
+    """Write the build context of ``env``'s revision, for an image of ``kind``, into ``folder``.
 
     The bundles are fetched and verified first (``bake_environment``: a tampered or
     untrusted bundle raises before anything else is done), then the wheels are collected
-    and the Containerfile written. ``source`` is the registry the revision came from (the
-    ``org.opencontainers.image.source`` label). ``folder``'s ``wheels/``, ``bundles/``
-    and ``Containerfile`` are replaced; nothing else in it is touched.
+    (with awslambdaric for the ``lambda`` kind) and the Containerfile written. ``source`` is
+    the registry the revision came from (the ``org.opencontainers.image.source`` label).
+    ``folder``'s ``wheels/``, ``bundles/`` and ``Containerfile`` are replaced; nothing else
+    in it is touched. UsageError for an unknown ``kind``.
     """
+    if kind not in KINDS:
+        raise UsageError(f"unknown image kind {kind!r} (known: {', '.join(KINDS)})")
     baked = bake_environment(registry, project, env, folder / "bundles")
-    requirements = baked.requirements()
+    requirements = baked.requirements() + ([LAMBDA_CLIENT] if kind == "lambda" else [])
     lock = vendor_wheels(requirements, folder / "wheels", find_links)
     epoch = created_epoch(baked)
     base = base_image or default_base_image()
     origin = source or f"shipyard:{project}/{env}"
-    labels = image_labels(baked, origin, epoch)
+    labels = image_labels(baked, origin, epoch, kind)
     python = (sys.version_info[0], sys.version_info[1])
     wheels = tuple(line.split(" ", 1)[0] for line in lock.read_text().splitlines()[1:])
     names = {pin.split("==", 1)[0] for pin in wheels}
     installers = [tool for tool in ("pip", "setuptools") if tool not in names]
-    text = containerfile(base, labels, python, epoch, installers)
+    text = containerfile(base, labels, python, epoch, installers, kind)
     (folder / "Containerfile").write_text(text, encoding="utf-8")
+    suffix = "" if kind == "serve" else f"-{kind}"
     return ImageContext(
         folder,
-        tag or f"shipyard-{project}-{env}:{baked.revision}",
+        tag or f"shipyard-{project}-{env}{suffix}:{baked.revision}",
         base,
         baked,
         labels,

@@ -103,9 +103,11 @@ def k8s_name(*parts: str) -> str:
     return f"{name}-{suffix}"
 
 
-def default_image(project: str, env: str, revision: int) -> str:
-    """The image a render names when given none: ``shipyard-PROJECT-ENV:REVISION``."""
-    return f"{k8s_name('shipyard', project, env)}:{revision}"
+def default_image(project: str, env: str, revision: int, kind: str = "serve") -> str:
+    """The image a render names when given none: ``shipyard-PROJECT-ENV:REVISION``, and
+    ``shipyard-PROJECT-ENV-KIND:REVISION`` for another kind of image (``lambda``)."""
+    suffix = "" if kind == "serve" else f"-{kind}"
+    return f"{k8s_name('shipyard', project, env)}{suffix}:{revision}"
 
 
 @dataclass(frozen=True)

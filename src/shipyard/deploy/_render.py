@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
 from ..registry import RegistryAPI, to_json
-from . import _compose, _kserve, _kubernetes
+from . import _cloudrun, _compose, _kserve, _kubernetes, _lambda
 from ._files import tree_digest, write_tree
-from ._plan import Plan, read_plan
+from ._plan import Plan, default_image, parse_image, read_plan
 
 Renderer = Callable[[Plan], tuple[dict[str, str], list[str]]]
 RENDERERS: dict[str, Renderer] = {
     "kubernetes": _kubernetes.render,
     "kserve": _kserve.render,
     "compose": _compose.render,
+    "cloudrun": _cloudrun.render,
 }
-TARGETS = tuple(RENDERERS)
+# Targets whose render is an image's build context (it bakes the bundles and collects
+# the wheels) rather than manifests alone.
+CONTEXTS = ("lambda",)
+TARGETS = (*RENDERERS, *CONTEXTS)
+# What a target says, besides the plan's notes, about settings it cannot honour as set.
+NOTES: dict[str, Callable[[Plan], list[str]]] = {
+    "cloudrun": _cloudrun.notes,
+    "lambda": _lambda.notes,
+}
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,8 @@ def render_files(plan: Plan, target: str) -> tuple[dict[str, str], list[str]]:
     """
     renderer = RENDERERS.get(target)
     if renderer is None:
-        raise UsageError(f"--target {target!r} is not one of {', '.join(TARGETS)}")
+        known = ", ".join(RENDERERS)
+        raise UsageError(f"--target {target!r} renders no manifests here (those that do: {known})")
     return renderer(plan)
 
 
@@ -61,21 +72,38 @@ def render_environment(
     target: str,
     folder: Path,
     image: str | None = None,
+    *,
+    source: str | None = None,
+    find_links: Sequence[str] = (),
 ) -> Render:
     """Write ``target``'s deployment of ``env`` as it is now into ``folder``, and record it.
 
     ``image`` (a tag or ``name@sha256:…`` reference) defaults to
-    ``shipyard-PROJECT-ENV:REVISION``. The files are written first, then the render is
-    recorded in the audit log with the revision it came from (which needs the deployer
-    role on a registry server). Raises UsageError, NotFound, InvalidInput (see
-    ``read_plan``), PermissionDenied, and OSError when ``folder`` cannot be written.
+    ``shipyard-PROJECT-ENV:REVISION`` (``…-lambda:REVISION`` for the Lambda image). The
+    files are written first, then the render is recorded in the audit log with the
+    revision it came from (which needs the deployer role on a registry server). ``lambda``
+    writes an image's build context: its bundles are verified first (``write_image_context``,
+    whose ``source`` and ``find_links`` these are) and its digest is that of the files
+    pinning the rest. Raises UsageError, NotFound, InvalidInput (see ``read_plan``),
+    PermissionDenied, what baking raises for a bundle that does not verify, and OSError
+    when ``folder`` cannot be written.
     """
-    if target not in RENDERERS:
+    if target not in TARGETS:
         raise UsageError(f"--target {target!r} is not one of {', '.join(TARGETS)}")
     plan = read_plan(registry, project, env, image)
-    files, owned = render_files(plan, target)
-    written = write_tree(folder, files, owned)
-    digest = tree_digest(files)
+    extra = NOTES.get(target)
+    notes = [*plan.notes, *(extra(plan) if extra else [])]
+    if target in CONTEXTS:
+        if image is None:
+            reference = default_image(project, env, plan.revision, _lambda.KIND)
+            plan = dataclasses.replace(plan, image=parse_image(reference))
+        _, written, digest = _lambda.render(
+            registry, plan, folder, source=source, find_links=find_links
+        )
+    else:
+        files, owned = render_files(plan, target)
+        written = write_tree(folder, files, owned)
+        digest = tree_digest(files)
     record = registry.record_deployment(
         project, env, "render", target, plan.revision, plan.image.reference, digest
     )
@@ -88,6 +116,6 @@ def render_environment(
         folder=str(folder),
         files=written,
         digest=digest,
-        notes=list(plan.notes),
+        notes=notes,
         deployment=to_json(record),
     )
