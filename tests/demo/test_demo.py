@@ -4,6 +4,7 @@ rule that only the command line imports it."""
 from __future__ import annotations
 
 import ast
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -47,20 +48,91 @@ def test_the_serve_step_serves_predicts_and_stops(
     assert (tmp_path / "api-key.txt").read_text().strip() not in shown
 
 
-def test_the_deploy_step_renders_production_and_says_what_an_image_needs(
-    tmp_path: Path, signed_bundle: Path, key_pair: tuple[Path, Path]
-) -> None:
+def _deploy_step(tmp_path: Path, signed_bundle: Path, public_key: Path) -> tuple[Path, str]:
     from shipyard.demo._deploy_step import deploy_step
 
-    production_registry(tmp_path, signed_bundle, key_pair[1])
-    console = Console(record=True, width=200)
+    production_registry(tmp_path, signed_bundle, public_key)
+    console = Console(record=True, width=400)
     overlay = deploy_step(tmp_path, "demo", "production", console)
+    return overlay, console.export_text()
+
+
+def test_the_deploy_step_renders_production_and_says_a_builder_is_missing(
+    tmp_path: Path,
+    signed_bundle: Path,
+    key_pair: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # no buildah, podman or docker
+    overlay, shown = _deploy_step(tmp_path / "work", signed_bundle, key_pair[1])
     assert (overlay / "kustomization.yaml").exists()
-    shown = console.export_text()
-    assert f"kubectl apply -k {overlay}" in shown and "image:" in shown
-    with open_registry(tmp_path) as registry:
+    assert "image: not built: no image builder (buildah, podman or docker) on PATH" in shown
+    assert "apt-get install buildah podman runc" in shown
+    assert (
+        shown.rstrip()
+        .splitlines()[-1]
+        .startswith(f"apply on a cluster: kubectl apply -k {overlay}")
+    )
+    assert not (tmp_path / "work" / "deploy" / "demo" / "image").exists()
+    with open_registry(tmp_path / "work") as registry:
         [render] = registry.list_deployments("demo", "production")
         assert (render.target, render.action) == ("kubernetes", "render")
+
+
+@pytest.mark.integration  # the step asks the builder (a script here) about its store
+def test_the_deploy_step_says_which_base_image_is_missing_and_how_to_make_one(
+    tmp_path: Path,
+    signed_bundle: Path,
+    key_pair: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shipyard.deploy import LOCAL_BASE_IMAGE, default_base_image
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    asked = tmp_path / "asked"
+    # A builder whose store holds no image: it notes what it was asked, and has nothing.
+    builder = tools / "buildah"
+    builder.write_text(f'#!/bin/sh\necho "$@" >> {asked}\nexit 1\n')
+    builder.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tools))
+    monkeypatch.setenv("SHIPYARD_BASE_IMAGE", "localhost/our-base:1")
+    overlay, shown = _deploy_step(tmp_path / "work", signed_bundle, key_pair[1])
+    assert "image: not built: buildah is here, but none of the base images" in shown
+    bases = ["localhost/our-base:1", default_base_image(), LOCAL_BASE_IMAGE]
+    assert ", ".join(bases) in shown
+    assert f"podman import - {LOCAL_BASE_IMAGE}" in shown and "debootstrap" in shown
+    assert asked.read_text().splitlines() == [f"inspect --type image {b}" for b in bases]
+    assert f"kubectl apply -k {overlay}" in shown
+    assert not (tmp_path / "work" / "deploy" / "demo" / "image").exists()
+
+
+@pytest.mark.slow  # collects the wheels and builds the image with buildah (minutes)
+def test_the_deploy_step_builds_the_image_where_a_builder_and_a_base_are_at_hand(
+    containers: dict[str, str],
+    tmp_path: Path,
+    signed_bundle: Path,
+    key_pair: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shipyard.deploy import LOCAL_BASE_IMAGE
+
+    for name, value in containers.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SHIPYARD_BASE_IMAGE", raising=False)
+    overlay, shown = _deploy_step(tmp_path / "work", signed_bundle, key_pair[1])
+    with open_registry(tmp_path / "work") as registry:
+        builds = [d for d in registry.list_deployments("demo", "production") if d.action == "build"]
+    for build in builds:
+        subprocess.run(["podman", "rmi", "-f", build.image], capture_output=True)
+    (build,) = builds
+    assert f"--base-image {LOCAL_BASE_IMAGE}" in shown
+    assert f"image: built {build.image} with buildah" in shown
+    assert f"digest {build.digest}" in shown and " MB, " in shown
+    last = shown.rstrip().splitlines()[-1]
+    assert last.startswith(f"apply on a cluster: kubectl apply -k {overlay}")
 
 
 def test_the_public_names_of_shipyard_demo() -> None:

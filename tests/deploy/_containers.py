@@ -12,7 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-BASE_IMAGE = "localhost/shipyard-test-base:bookworm"
+from shipyard.deploy import LOCAL_BASE_IMAGE as BASE_IMAGE
+
 BASE_CACHE = Path(os.environ.get("SHIPYARD_TEST_BASE_CACHE", "~/.cache/shipyard-test-base"))
 # This sandbox runs containers with runc and cgroupfs, and cannot raise the default limits.
 CONTAINERS_CONF = """\

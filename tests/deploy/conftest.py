@@ -7,11 +7,14 @@ environment config. Each test changes what it checks from there.
 
 ``home`` is an empty embedded registry home ($SHIPYARD_HOME, what the CLI opens) and
 ``open_registry(home, ...)`` opens it; ``toy_environment`` puts the small frame_total model
-(numpy only) into its production, signed and trusted, with an API key.
+(numpy only) into its production, signed and trusted, with an API key. ``containers`` is
+what podman and buildah need here, with the local base image in place (tests that build
+images are skipped, saying what to install, where the tools are absent).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +26,7 @@ import yaml
 from shipyard.registry import LocalStore, Registry, create_engine
 
 from ..serving import _pipelines
+from ._containers import APT, container_settings, ensure_base_image, missing_tools
 
 MODEL = "tumour_triage"
 PROJECT, ENV = "demo", "production"
@@ -101,6 +105,20 @@ def toy_environment(
     _, key = registry.create_api_key(PROJECT, ENV, "gateway")
     registry.close()
     yield key
+
+
+@pytest.fixture(scope="session")
+def containers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """What podman and buildah need in their environment here, with the base image in place
+    (see _containers.py: no image registry is reachable, so it is made locally)."""
+    missing = missing_tools()
+    if missing:
+        pytest.skip(f"building images needs {', '.join(missing)} (Debian: {APT}; .ci/run does)")
+    if os.geteuid() != 0:
+        pytest.skip("debootstrap and rootful podman need root here")
+    settings = container_settings(tmp_path_factory.mktemp("containers"))
+    ensure_base_image({**os.environ, **settings})
+    return settings
 
 
 def read_tree(folder: Path) -> dict[str, bytes]:

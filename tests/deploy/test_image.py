@@ -34,7 +34,7 @@ from shipyard.serving._baked import FORMAT, STATE_FILE
 
 from .._hostile_bundles import MODEL as MODEL_FILE
 from .._hostile_bundles import one_byte_changed, rewrite
-from ._containers import APT, BASE_IMAGE, container_settings, ensure_base_image, missing_tools
+from ._containers import BASE_IMAGE
 from .conftest import ENV, PROJECT, open_registry
 
 MODEL = "tumour_triage"
@@ -316,20 +316,6 @@ def test_the_containerfile_passes_hadolint_with_no_rule_ignored(
 # --- the real image: built and run on this machine -----------------------------------------
 
 START_TIMEOUT = 120.0
-
-
-@pytest.fixture(scope="session")
-def containers(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """What podman and buildah need in their environment here, with the base image in place
-    (see _containers.py: no image registry is reachable, so it is made locally)."""
-    missing = missing_tools()
-    if missing:
-        pytest.skip(f"building images needs {', '.join(missing)} (Debian: {APT}; .ci/run does)")
-    if os.geteuid() != 0:
-        pytest.skip("debootstrap and rootful podman need root here")
-    settings = container_settings(tmp_path_factory.mktemp("containers"))
-    ensure_base_image({**os.environ, **settings})
-    return settings
 
 
 def free_port() -> int:

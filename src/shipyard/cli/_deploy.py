@@ -145,7 +145,7 @@ def image(
     runs with --network none and never pulls, and is recorded in the audit log. The image
     serves the environment from its baked bundles, needing no registry.
     """
-    from ..deploy import build_image, find_builder, write_image_context
+    from ..deploy import build_image, find_builder, record_build, write_image_context
 
     folder = output if output is not None else Path("deploy") / project / "image"
     builder = None if no_build else find_builder()
@@ -162,9 +162,7 @@ def image(
         )
         built = build_image(context, builder) if builder is not None else None
         if built is not None:  # the audit log keeps the build with the revision it came from
-            revision = context.baked.revision
-            digest = f"sha256:{built.image_id}"
-            backend.record_deployment(project, env, "build", "image", revision, context.tag, digest)
+            record_build(backend, context, built)
     result: dict[str, Any] = {
         "project": project,
         "environment": env,

@@ -13,7 +13,15 @@ recorded in the registry's audit log (``record_deployment``). See docs/deploying
 """
 
 from ._bake import BakedBundle, BakedEnvironment, bake_environment
-from ._builders import BUILDERS, BuiltImage, build_image, find_builder
+from ._builders import (
+    BUILDERS,
+    LOCAL_BASE_IMAGE,
+    BuiltImage,
+    build_image,
+    find_builder,
+    image_present,
+    record_build,
+)
 from ._files import tree_digest
 from ._image import LAMBDA_HANDLER, ImageContext, default_base_image, write_image_context
 from ._plan import (
@@ -31,6 +39,7 @@ from ._render import TARGETS, Render, render_environment, render_files
 
 __all__ = [
     "BUILDERS",
+    "LOCAL_BASE_IMAGE",
     "BakedBundle",
     "BakedEnvironment",
     "BuiltImage",
@@ -40,6 +49,8 @@ __all__ = [
     "build_image",
     "default_base_image",
     "find_builder",
+    "image_present",
+    "record_build",
     "write_image_context",
     "BUNDLE_DIR",
     "CONTAINER_UID",

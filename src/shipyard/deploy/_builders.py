@@ -16,11 +16,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import ShipyardError, UsageError
 from ._image import ImageContext, created_epoch
 
 BUILDERS = ("buildah", "podman", "docker")
+# The base image made on a machine that reaches no image registry (Debian bookworm with
+# python3, from debootstrap; docs/deploying.md): the tests make it, and the demo uses it.
+LOCAL_BASE_IMAGE = "localhost/shipyard-test-base:bookworm"
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,23 @@ class BuiltImage:
 def find_builder() -> str | None:
     """The first of buildah, podman and docker on PATH, or None."""
     return next((name for name in BUILDERS if shutil.which(name)), None)
+
+
+def image_present(builder: str, image: str) -> bool:
+    """Whether ``image`` is in ``builder``'s store (asked of the builder; False if it fails)."""
+    if shutil.which(builder) is None:
+        return False
+    if builder == "podman":
+        command = ["podman", "image", "exists", image]
+    elif builder == "buildah":
+        command = ["buildah", "inspect", "--type", "image", image]
+    else:
+        command = [builder, "image", "inspect", image]
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def build_command(builder: str, context: ImageContext, iidfile: Path) -> list[str]:
@@ -95,3 +116,13 @@ def build_image(context: ImageContext, builder: str | None = None) -> BuiltImage
             )
         image_id = iidfile.read_text().strip().removeprefix("sha256:")
     return BuiltImage(chosen, context.tag, image_id, image_size(image_id, chosen), seconds)
+
+
+def record_build(registry: Any, context: ImageContext, built: BuiltImage) -> Any:
+    """Record ``built`` in the audit log with the revision its context came from (target
+    ``image``, the tag, and the image id as its digest); returns the registry's record."""
+    baked = context.baked
+    digest = f"sha256:{built.image_id}"
+    return registry.record_deployment(
+        baked.project, baked.environment, "build", "image", baked.revision, context.tag, digest
+    )
