@@ -623,3 +623,103 @@ def test_a_lambda_render_is_a_verified_deterministic_build_context(
         assert answer(handler(event, None)) == {"total": {"type": "float64", "values": [6.0]}}
     finally:
         handler.close()
+
+
+@pytest.mark.slow  # builds the Lambda image with buildah from the local base, and runs it
+def test_the_lambda_image_builds_offline_and_answers_a_runtime_api_read_only_as_its_user(
+    containers: dict[str, str],
+    toy_environment: str,
+    home: Path,
+    sqlite_template: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shipyard.deploy import build_image, write_image_context
+
+    from ._containers import BASE_IMAGE
+
+    for name, value in containers.items():
+        monkeypatch.setenv(name, value)
+    tag = f"localhost/shipyard-test-lambda:{os.getpid()}"
+    with open_registry(home, sqlite_template) as registry:
+        context = write_image_context(
+            registry,
+            PROJECT,
+            ENV,
+            tmp_path / "context",
+            base_image=BASE_IMAGE,
+            tag=tag,
+            kind="lambda",
+        )
+    name = f"shipyard-test-lambda-{os.getpid()}"
+    podman = ["podman", "--log-level", "error"]
+    try:
+        built = build_image(context, "buildah")  # --network none --pull=never
+        predict = http_event("POST", PREDICT, json.dumps(ROW).encode(), auth(toy_environment))
+        with RuntimeAPI([predict, http_event("GET", "/v2/health/ready")]) as api:
+            subprocess.run(
+                [*podman, "run", "-d", "--name", name, "--network=host", "--read-only"]
+                + ["--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+                + ["-e", f"AWS_LAMBDA_RUNTIME_API={api.address}", tag],
+                check=True,
+                capture_output=True,
+            )
+            wait_until(lambda: len(api.posted) == 2, "the image answered two invocations", 120)
+            pid = subprocess.run(
+                [*podman, "inspect", "--format", "{{.State.Pid}}", name],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            status = Path(f"/proc/{pid}/status").read_text()
+        answered = api.posted["/invocation/request-0/response"]
+        assert answered["statusCode"] == 200, answered
+        assert json.loads(answered["body"]) == {"total": {"type": "float64", "values": [6.0]}}
+        assert api.posted["/invocation/request-1/response"]["statusCode"] == 200
+        uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1:]
+        assert set(uids) == {"10001"}
+        assert built.size_bytes is not None
+    finally:
+        subprocess.run([*podman, "rm", "-f", "-t", "5", name], capture_output=True)
+        subprocess.run([*podman, "rmi", "-f", tag], capture_output=True)
+
+
+@pytest.mark.slow  # runs buildah on a context whose bundle was changed after the render
+def test_a_lambda_context_changed_after_its_render_fails_its_build(
+    containers: dict[str, str],
+    toy_environment: str,
+    home: Path,
+    sqlite_template: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from shipyard.deploy import build_image, write_image_context
+    from shipyard.errors import ShipyardError
+
+    from ._containers import BASE_IMAGE
+
+    for name, value in containers.items():
+        monkeypatch.setenv(name, value)
+    tag = f"localhost/shipyard-test-lambda-changed:{os.getpid()}"
+    with open_registry(home, sqlite_template) as registry:
+        context = write_image_context(
+            registry,
+            PROJECT,
+            ENV,
+            tmp_path / "context",
+            base_image=BASE_IMAGE,
+            tag=tag,
+            kind="lambda",
+        )
+    source = MARKER_SOURCE.format(marker=str(tmp_path / "feature-ran")).encode()
+    _swap_baked_bundle(
+        context.folder / "bundles", lambda b, t: rewrite(b, t, with_file(FEATURE, source))
+    )
+    try:
+        with pytest.raises(ShipyardError, match="buildah failed to build"):
+            build_image(context, "buildah")
+    finally:
+        subprocess.run(["podman", "rmi", "-f", tag], capture_output=True)
+    # The build's cold start refused it: its manifest does not list the changed file.
+    assert f"TamperedArtifact: file '{FEATURE}'" in capfd.readouterr().err
