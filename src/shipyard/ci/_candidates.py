@@ -50,10 +50,10 @@ def register_candidates(backend: Any, project: str, env: str, folder: Path) -> l
 
 
 def tag_candidates(backend: Any, project: str, env: str) -> list[dict[str, Any]]:
-    """Tag every candidate ``env`` holds with its model's next vN; tagged ones stay as
-    they are. Returns the versions tagged now."""
+    """Tag every candidate ``env`` holds (a model's or an app's) with its component's next
+    vN; tagged ones stay as they are. Returns the versions tagged now."""
     tagged = []
     for component in to_json(backend.list_components(project, env)):
-        if component["kind"] == "model" and component["tag"] is None:
+        if component["tag"] is None:
             tagged.append(to_json(backend.tag(project, component["name"], component["version_id"])))
     return tagged
