@@ -11,6 +11,7 @@ from ..errors import ShipyardError
 from . import (
     _admin,
     _apikey,
+    _app_templates,
     _artifact,
     _batch,
     _ci,
@@ -55,6 +56,7 @@ app.add_typer(_config.config, name="config")
 _projects.projects.command("select")(_config.select_project)
 _environments.app.command("select")(_config.select_environment)
 app.add_typer(_ci.app, name="ci")
+app.add_typer(_app_templates.app, name="app")
 
 
 @app.callback()
