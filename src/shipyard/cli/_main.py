@@ -12,6 +12,7 @@ from . import (
     _admin,
     _apikey,
     _app_templates,
+    _apps,
     _artifact,
     _batch,
     _ci,
@@ -40,6 +41,7 @@ app.add_typer(_batch.app, name="batch")
 app.add_typer(_keys.app, name="key")
 app.add_typer(_projects.projects, name="project")
 app.add_typer(_projects.models, name="model")
+app.add_typer(_apps.app, name="app")
 app.add_typer(_environments.app, name="env")
 app.add_typer(_components.components, name="component")
 app.add_typer(_components.component_config, name="component-config")
@@ -56,7 +58,8 @@ app.add_typer(_config.config, name="config")
 _projects.projects.command("select")(_config.select_project)
 _environments.app.command("select")(_config.select_environment)
 app.add_typer(_ci.app, name="ci")
-app.add_typer(_app_templates.app, name="app")
+_apps.app.command("templates")(_app_templates.list_templates)
+_apps.app.command("create")(_app_templates.create)
 
 
 @app.callback()

@@ -170,7 +170,8 @@ class Plan:
     resources: Resources
     low_latency: bool
     config: dict[str, Any]
-    components: dict[str, str]  # name -> the version label deployed
+    components: dict[str, str]  # model name -> the version label deployed
+    apps: dict[str, str]  # app name -> the version label deployed (each its own Deployment)
     has_api_keys: bool
     split: Split | None
     gateway: tuple[str, str | None]  # (name, namespace) of the Gateway an HTTPRoute joins
@@ -253,7 +254,14 @@ def read_plan(registry: RegistryAPI, project: str, env: str, image: str | None =
         max_replicas = max(replicas, per_machine * int(groups[group]["count"]))
     keys = to_json(registry.list_api_keys(project, env))
     app = k8s_name("shipyard", project)
-    components = {c["name"]: c["tag"] or str(c["version_id"]) for c in status["components"]}
+    # The serving Deployment runs the models; apps run beside it, each in its own.
+    models = [c for c in status["components"] if c.get("kind", "model") == "model"]
+    components = {c["name"]: c["tag"] or str(c["version_id"]) for c in models}
+    apps = {
+        c["name"]: c["tag"] or str(c["version_id"])
+        for c in status["components"]
+        if c.get("kind", "model") == "app"
+    }
     return Plan(
         project=project,
         environment=env,
@@ -268,10 +276,11 @@ def read_plan(registry: RegistryAPI, project: str, env: str, image: str | None =
         low_latency=low_latency,
         config=dict(status["config"]),
         components=components,
+        apps=apps,
         has_api_keys=any(not k["revoked"] for k in keys),
-        split=_split(app, status["components"], replicas, max_replicas),
+        split=_split(app, models, replicas, max_replicas),
         gateway=_gateway(status["config"]),
-        notes=tuple(_notes(status, settings)),
+        notes=tuple(_notes(models, settings)),
     )
 
 
@@ -333,10 +342,10 @@ def _gateway(config: dict[str, Any]) -> tuple[str, str | None]:
     return name, namespace or None
 
 
-def _notes(status: dict[str, Any], settings: dict[str, Any]) -> list[str]:
-    """What a render cannot honour as set, said once each."""
+def _notes(models: list[dict[str, Any]], settings: dict[str, Any]) -> list[str]:
+    """What a render cannot honour as set on the models, said once each."""
     notes = []
-    for component in status["components"]:
+    for component in models:
         for key in ("replicas", "worker_group", "low_latency_mode"):
             setting = component["settings"][key]
             if setting["level"] == "component" and setting["value"] != settings[key]:

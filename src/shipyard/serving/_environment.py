@@ -113,6 +113,8 @@ class EnvironmentLoader:
         self._status = status
         routes: dict[str, ModelRoute] = {}
         for component in status["components"]:
+            if component.get("kind", "model") != "model":
+                continue  # an app is no model route (its bundle holds no pipeline)
             name = component["name"]
             deployed = component["tag"] or str(component["version_id"])
             traffic = component["settings"].get("traffic", {}).get("value")
