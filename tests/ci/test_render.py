@@ -4,6 +4,7 @@ workflow schema; check-jsonschema's GitLab CI schema, and shellcheck on every sc
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -147,3 +148,73 @@ def test_candidates_needs_bundles_in_the_folder(capsys, tmp_path: Path, monkeypa
         capsys, "ci", "candidates", str(tmp_path / "empty"), "-p", "demo", "-e", "integration"
     )
     assert code == 2 and "no bundles (*.tar.gz)" in err and "the bundle step must write them" in err
+
+
+def test_an_apps_repository_registers_its_app_instead_of_building_bundles(
+    tmp_path: Path, capsys
+) -> None:
+    args = ["ci", "render", "--provider", "github", "-o", str(tmp_path), "-p", "demo"]
+    code, _, err = run_cli(capsys, *args, "--no-bundles", "--app", "web")
+    assert code == 0, err
+    workflow = tmp_path / ".github/workflows/shipyard.yml"
+    steps = yaml.safe_load(workflow.read_text())["jobs"]["challenger"]["steps"]
+    runs = {s.get("name"): s.get("run") for s in steps}
+    assert runs["Register the app as a candidate and deploy it to the challenger"] == (
+        'shipyard app register web --env "$CHALLENGER"'
+    )
+    assert not any("ci candidates" in (r or "") for r in runs.values())
+    assert _tool("actionlint", "-no-color", str(workflow)).returncode == 0
+    both = render_files(CIOptions("gitlab", "demo", app_dir="apps/web"))[".gitlab-ci.yml"]
+    assert 'shipyard ci candidates "$SHIPYARD_BUNDLE_DIR" --env "$CHALLENGER"' in both
+    assert 'shipyard app register apps/web --env "$CHALLENGER"' in both
+    assert "App bundles go here" not in render_files(CIOptions("gitlab", "demo"))[".gitlab-ci.yml"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (CIOptions("github", "demo", bundle_command=None), "nothing to deploy"),
+        (CIOptions("github", "demo", app_dir="/srv/app"), "--app must be a relative path"),
+        (CIOptions("github", "demo", app_dir="a b"), "--app must be a relative path"),
+        (CIOptions("github", "demo", app_dir="--x"), "--app must be a relative path"),
+    ],
+)
+def test_an_app_folder_that_cannot_go_into_a_workflow_is_refused(
+    options: CIOptions, message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        render_files(options)
+
+
+def test_the_gitlab_stop_job_sees_a_merge_at_the_top_of_a_long_history(tmp_path: Path) -> None:
+    # Its check pipes git log into grep under pipefail: a grep that quit at the first
+    # match would end git log with SIGPIPE (here, with more log than a pipe holds after
+    # the match) and read as "not merged", deleting a challenger the merge still needs.
+    document = yaml.safe_load(render_files(CIOptions("gitlab", "demo"))[".gitlab-ci.yml"])
+    [check] = [s for s in document["close-challenger"]["script"] if "git fetch" in s]
+    origin, clone = tmp_path / "origin", tmp_path / "clone"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "--quiet", "-b", "main", str(origin)], check=True)
+    long_message = tmp_path / "message"
+    long_message.write_text("New model\n\n" + "x" * 200_000)  # logged after the merge line
+    subprocess.run(
+        [*git, "-C", str(origin), "commit", "--quiet", "--allow-empty", "-F", str(long_message)],
+        check=True,
+    )
+    merge = "Merge branch 'feature-7' into 'main'\n\nSee merge request acme/models!7"
+    subprocess.run(
+        [*git, "-C", str(origin), "commit", "--quiet", "--allow-empty", "-m", merge], check=True
+    )
+    subprocess.run(["git", "clone", "--quiet", str(origin), str(clone)], check=True)
+    script = tmp_path / "check.sh"
+    script.write_text("set -eo pipefail\n" + check + "\necho 'not merged'\n")
+    done = subprocess.run(
+        ["bash", str(script)],
+        cwd=clone,
+        env={**os.environ, "CI_MERGE_REQUEST_IID": "7", "CHALLENGER": "pr-7"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "was merged" in done.stdout and "not merged" not in done.stdout

@@ -65,11 +65,13 @@ def render(options: CIOptions) -> dict[str, str]:
             'echo "merge request !$PR: challenger $CHALLENGER"',
         ]
     )
+    # grep reads the whole log (no -q): quitting at the first match would end git log
+    # with SIGPIPE, which pipefail (GitLab's bash runs with it) turns into "not merged".
     was_merged = "\n".join(
         [
             f"git fetch --quiet --depth=200 origin {target}",
             "if git log --format=%B FETCH_HEAD | "
-            f'grep -Eq "{_MERGE_LINE}$CI_MERGE_REQUEST_IID\\$"; then',
+            f'grep -E "{_MERGE_LINE}$CI_MERGE_REQUEST_IID\\$" > /dev/null; then',
             '  echo "merge request !$CI_MERGE_REQUEST_IID was merged: the '
             f'{o.main_branch} pipeline takes $CHALLENGER into {o.first} and deletes it"',
             "  exit 0",

@@ -11,6 +11,7 @@ from ..errors import ShipyardError
 from . import (
     _admin,
     _apikey,
+    _app_templates,
     _apps,
     _artifact,
     _batch,
@@ -57,6 +58,8 @@ app.add_typer(_config.config, name="config")
 _projects.projects.command("select")(_config.select_project)
 _environments.app.command("select")(_config.select_environment)
 app.add_typer(_ci.app, name="ci")
+_apps.app.command("templates")(_app_templates.list_templates)
+_apps.app.command("create")(_app_templates.create)
 
 
 @app.callback()

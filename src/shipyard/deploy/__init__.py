@@ -23,7 +23,13 @@ from ._builders import (
     record_build,
 )
 from ._files import tree_digest
-from ._image import LAMBDA_HANDLER, ImageContext, default_base_image, write_image_context
+from ._image import (
+    LAMBDA_HANDLER,
+    ImageContext,
+    app_containerfile,
+    default_base_image,
+    write_image_context,
+)
 from ._plan import (
     BUNDLE_DIR,
     CONTAINER_UID,
@@ -45,6 +51,7 @@ __all__ = [
     "BuiltImage",
     "ImageContext",
     "LAMBDA_HANDLER",
+    "app_containerfile",
     "bake_environment",
     "build_image",
     "default_base_image",

@@ -29,6 +29,10 @@ Lambda's HTTP events; ``shipyard.serving.aws_lambda``), it writes only under ``/
 that Lambda lets a function write), and its build ends by running one cold start of the
 handler, so an image whose bundles do not verify or whose libraries do not load is never
 made.
+
+``app_containerfile`` writes the Containerfile of an app folder (``shipyard app create``):
+the serve image's runtime stage (user, volumes, health check) around the app's code,
+served by uvicorn.
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ KINDS = ("serve", "lambda")
 LAMBDA_HANDLER = "shipyard.serving.aws_lambda.handler"
 LAMBDA_CLIENT = "awslambdaric"
 LAMBDA_HOME = "/tmp/shipyard"  # Lambda lets a function write under /tmp only
+APP_DIR = "/opt/shipyard/app"  # an app image's folder: shipyard-app.toml and the code
+APP_HEALTH_ROUTE = "/health"  # what an app made from a template answers
 
 _HEALTH = (
     "import os, sys, urllib.request; "
@@ -176,34 +182,53 @@ def containerfile(
         "",
         "# Runtime stage: the same base, the venv and the baked environment, nothing else.",
         f"FROM {base_image}",
-        f"RUN groupadd --system --gid {UID} shipyard \\",
-        f" && useradd --system --no-log-init --uid {UID} --gid {UID} --home-dir {home} \\",
-        "    --no-create-home --shell /usr/sbin/nologin shipyard"
-        + (f" \\\n && mkdir -p {STATE} && chown {UID}:{UID} {STATE}" if serve else ""),
+        *_user_lines(home, state=serve),
         f"COPY --from=build {VENV} {VENV}",
         f"COPY bundles/ {BAKED}/",
         *(_serve_stage() if serve else _lambda_stage()),
-        "LABEL "
-        + " \\\n      ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in labels.items()),
+        _label_line(labels),
         *(_serve_start() if serve else _lambda_start()),
         "",
     ]
     return "\n".join(lines)
 
 
-def _serve_stage() -> list[str]:
-    health = _HEALTH.format(port=PORT, route=READY_ROUTE)
+def _user_lines(home: str, state: bool = True) -> list[str]:
+    """The runtime stage's non-root user, and with ``state`` its state folder (a volume)."""
+    made = f" \\\n && mkdir -p {STATE} && chown {UID}:{UID} {STATE}" if state else ""
     return [
-        # No SHIPYARD_PORT here: serve listens on $SHIPYARD_PORT, else on $PORT (which Cloud
-        # Run and Knative set), else on 8000.
-        f"ENV PATH={VENV}/bin:$PATH HOME={STATE} SHIPYARD_HOME={STATE} \\",
-        "    SHIPYARD_WORKERS=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
+        f"RUN groupadd --system --gid {UID} shipyard \\",
+        f" && useradd --system --no-log-init --uid {UID} --gid {UID} --home-dir {home} \\",
+        "    --no-create-home --shell /usr/sbin/nologin shipyard" + made,
+    ]
+
+
+def _label_line(labels: dict[str, str]) -> str:
+    return "LABEL " + " \\\n      ".join(
+        f"{json.dumps(k)}={json.dumps(v)}" for k, v in labels.items()
+    )
+
+
+def _run_lines(route: str) -> list[str]:
+    """From the volumes to the health check (on ``route``): what a served image runs with."""
+    health = _HEALTH.format(port=PORT, route=route)
+    return [
         "# The only writable paths with a read-only root filesystem.",
         f'VOLUME ["/tmp", "{STATE}"]',
         f"USER {UID}:{UID}",
         f"EXPOSE {PORT}",
         "HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \\",
         f"    CMD {json.dumps([f'{VENV}/bin/python', '-c', health])}",
+    ]
+
+
+def _serve_stage() -> list[str]:
+    return [
+        # No SHIPYARD_PORT here: serve listens on $SHIPYARD_PORT, else on $PORT (which Cloud
+        # Run and Knative set), else on 8000.
+        f"ENV PATH={VENV}/bin:$PATH HOME={STATE} SHIPYARD_HOME={STATE} \\",
+        "    SHIPYARD_WORKERS=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
+        *_run_lines(READY_ROUTE),
     ]
 
 
@@ -233,6 +258,61 @@ def _lambda_start() -> list[str]:
         f"ENTRYPOINT {json.dumps([f'{VENV}/bin/python', '-m', LAMBDA_CLIENT])}",
         f"CMD {json.dumps([LAMBDA_HANDLER])}",
     ]
+
+
+def app_containerfile(
+    name: str,
+    version: str,
+    entry: str,
+    base_image: str | None = None,
+    requirements: str = "requirements.txt",
+) -> str:
+    """The Containerfile of an app folder (its build context): the app served by uvicorn.
+
+    The build stage installs this version of Shipyard and the app's ``requirements`` from
+    the package index the builder is set up with (pip reads PIP_INDEX_URL), so unlike the
+    environment image's build it needs that index. The runtime stage is the environment
+    image's: the same non-root user, volumes and health check (on the app's ``/health``),
+    with the folder at APP_DIR and ``entry`` (``module:attribute``) served on PORT.
+    """
+    base = base_image or default_base_image()
+    labels = {
+        "org.opencontainers.image.title": name,
+        "org.opencontainers.image.version": version,
+        f"{LABEL_PREFIX}.version": __version__,  # Shipyard's
+        f"{LABEL_PREFIX}.app": name,
+        f"{LABEL_PREFIX}.app.version": version,
+    }
+    lines = [
+        "# Written by `shipyard app create`: the app of shipyard-app.toml, served by uvicorn.",
+        "# Build it with this folder as the context: podman build -t IMAGE .",
+        "",
+        "# Build stage: a virtual environment with Shipyard and the app's requirements, from",
+        "# the package index the builder is set up with.",
+        f"FROM {base} AS build",
+        "ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1",
+        f"COPY {requirements} /build/requirements.txt",
+        f"RUN python3 -m venv {VENV} \\",
+        f" && {VENV}/bin/python -m pip install --no-cache-dir 'shipyard=={__version__}' \\",
+        "    --requirement /build/requirements.txt \\",
+        f" && {VENV}/bin/python -m pip uninstall --yes pip setuptools",
+        "",
+        "# Runtime stage: the same base, the venv and the app's folder, nothing else.",
+        f"FROM {base}",
+        *_user_lines(STATE),
+        f"COPY --from=build {VENV} {VENV}",
+        f"COPY . {APP_DIR}/",
+        f"WORKDIR {APP_DIR}",
+        f"ENV PATH={VENV}/bin:$PATH HOME={STATE} SHIPYARD_HOME={STATE} \\",
+        f"    SHIPYARD_PORT={PORT} SHIPYARD_APP_NAME={json.dumps(name)} \\",
+        "    PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
+        *_run_lines(APP_HEALTH_ROUTE),
+        _label_line(labels),
+        f"ENTRYPOINT {json.dumps([f'{VENV}/bin/uvicorn', entry])}",
+        "CMD " + json.dumps(["--host", "0.0.0.0", "--port", str(PORT)]),
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _source_tree() -> Path | None:
