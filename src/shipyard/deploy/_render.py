@@ -54,6 +54,17 @@ def render_files(plan: Plan, target: str) -> tuple[dict[str, str], list[str]]:
     return renderer(plan)
 
 
+def target_notes(plan: Plan, target: str) -> list[str]:
+    """What ``target`` leaves out of ``plan``, said once each."""
+    if target == "kserve" and plan.apps:
+        names = ", ".join(app.name for app in plan.apps)
+        return [
+            f"kserve renders the models only: app(s) {names} are not in the InferenceService; "
+            "render them with --target kubernetes or compose"
+        ]
+    return []
+
+
 def render_environment(
     registry: RegistryAPI,
     project: str,
@@ -74,6 +85,7 @@ def render_environment(
         raise UsageError(f"--target {target!r} is not one of {', '.join(TARGETS)}")
     plan = read_plan(registry, project, env, image)
     files, owned = render_files(plan, target)
+    notes = [*plan.notes, *target_notes(plan, target)]
     written = write_tree(folder, files, owned)
     digest = tree_digest(files)
     record = registry.record_deployment(
@@ -88,6 +100,6 @@ def render_environment(
         folder=str(folder),
         files=written,
         digest=digest,
-        notes=list(plan.notes),
+        notes=notes,
         deployment=to_json(record),
     )
