@@ -53,6 +53,15 @@ class RegistryAPI(Protocol):
         """Verify a bundle, store it, and add it to its model as a new candidate version."""
         ...
 
+    def register_app(
+        self,
+        project: str,
+        bundle_path: str | os.PathLike[str],
+        app_config: dict[str, Any] | None = None,
+    ) -> Any:
+        """Verify an app bundle, store it, and add it to its app as a new candidate version."""
+        ...
+
     def versions(self, project: str, model: str) -> Any:
         """Every version of a model, oldest first."""
         ...

@@ -109,19 +109,26 @@ def environment_names(session: Session, project: ProjectRow) -> list[str]:
 
 
 def component(session: Session, project: ProjectRow, name: str, lock: bool = False) -> ComponentRow:
-    """A component of ``project`` by name; NotFound listing its models."""
+    """A component (model or app) of ``project`` by name; NotFound listing what it has."""
     query = select(ComponentRow).where(
         ComponentRow.project_id == project.id, ComponentRow.name == name
     )
     found = one(session, query, lock)
     if found is None:
-        names = session.execute(
-            select(ComponentRow.name)
+        rows = session.execute(
+            select(ComponentRow.name, ComponentRow.kind)
             .where(ComponentRow.project_id == project.id)
             .order_by(ComponentRow.name)
-        ).scalars()
+        ).all()
+        models = [row.name for row in rows if row.kind == "model"]
+        apps = [row.name for row in rows if row.kind != "model"]
+        if apps:
+            raise NotFound(
+                f"project '{project.name}' has no model or app '{name}' "
+                f"(models: {listing(models)}; apps: {listing(apps)})"
+            )
         raise NotFound(
-            f"project '{project.name}' has no model '{name}' (models: {listing(list(names))})"
+            f"project '{project.name}' has no model '{name}' (models: {listing(models)})"
         )
     return found
 
@@ -144,8 +151,8 @@ def version(
         default = default_version(session, component, known)
         if default is None:
             raise NotFound(
-                f"model '{component.name}' has no tagged version to use by default: "
-                "tag one (shipyard model tag) or name a version"
+                f"{component.kind} '{component.name}' has no tagged version to use by default: "
+                f"tag one (shipyard {component.kind} tag) or name a version"
             )
         return default
     if isinstance(ref, str) and ref.strip().isdigit():
@@ -160,7 +167,7 @@ def version(
     tags = [v.tag for v in known if v.tag]
     candidates = [str(v.number) for v in known if v.tag is None]
     raise NotFound(
-        f"model '{component.name}' has no version {ref} "
+        f"{component.kind} '{component.name}' has no version {ref} "
         f"(tags: {listing(tags)}; candidates: {listing(candidates)})"
     )
 

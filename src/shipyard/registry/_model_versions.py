@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from ..apps import AppBundle, bundle_kind
 from ..errors import Conflict, InvalidInput, NotFound, UsageError
 from ..runtime import Artifact, check_model_card, merge_model_cards, signature_key
 from . import _audit, _lookup, _signing
@@ -25,6 +26,26 @@ from ._types import (
     Model,
     ModelVersion,
 )
+
+
+def _a(kind: str) -> str:
+    """``an app``, ``a model``."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
+
+
+def _check_app_config(app_config: Any) -> None:
+    if app_config is not None and not isinstance(app_config, dict):
+        raise InvalidInput("app config must be a mapping")
+
+
+def _check_kind(metadata: dict[str, Any], kind: str) -> None:
+    """Refuse a bundle of another kind, saying which command registers it."""
+    found = bundle_kind(metadata)
+    if found != kind:
+        what = f"{metadata.get('name')} {metadata.get('version')}"
+        raise InvalidInput(
+            f"{what} is {_a(found)} bundle, not {_a(kind)}: use shipyard {found} register"
+        )
 
 
 class ModelsMixin(RegistryCore):
@@ -55,6 +76,7 @@ class ModelsMixin(RegistryCore):
             tagged_by=version.tagged_by,
             signer_key_id=version.signer_key_id,
             model_card=copy.deepcopy(version.model_card or {}),
+            kind=component.kind,
         )
 
     def _version_info(
@@ -87,29 +109,75 @@ class ModelsMixin(RegistryCore):
         default app config; ``model_card`` completes the card the bundle carries (its fields
         win, approvals add up), and InvalidInput names a field that is wrong.
         """
-        if app_config is not None and not isinstance(app_config, dict):
-            raise InvalidInput("app config must be a mapping")
+        _check_app_config(app_config)
         try:
             given = check_model_card(model_card or {}, "the model card given")
         except UsageError as exc:
             raise InvalidInput(str(exc)) from None
         artifact = Artifact(bundle_path)
+        _check_kind(artifact.metadata, "model")
         report = artifact.verify()
         metadata = artifact.metadata
-        name, bundle_version = str(metadata["name"]), str(metadata["version"])
         try:
             exported = check_model_card(metadata.get("model_card") or {}, "the bundle's model card")
         except UsageError as exc:
             raise InvalidInput(str(exc)) from None
         card = merge_model_cards(exported, given)
-        check_name("model", name)
+        name, version = metadata.get("name"), metadata.get("version")
+        return self._add_version(
+            project, "model", name, version, bundle_path, artifact, report, app_config, card
+        )
+
+    def register_app(
+        self,
+        project: str,
+        bundle_path: str | os.PathLike[str],
+        app_config: dict[str, Any] | None = None,
+    ) -> ModelVersion:
+        """Verify an app bundle, store it, and add it to its app as a new candidate version.
+
+        What ``register_model`` does for a model bundle (``shipyard.apps.build_app_bundle``
+        makes one): the app is named after the bundle, created on first registration;
+        registering the same bundle again returns its existing version; a different bundle
+        of an already registered app version raises Conflict. InvalidInput for a model
+        bundle, or a name a model already has in the project; the runtime's
+        TamperedArtifact / SignatureError for a bundle that fails verification.
+        """
+        _check_app_config(app_config)
+        bundle = AppBundle(bundle_path)
+        _check_kind(bundle.metadata, "app")
+        report = bundle.verify()
+        spec = bundle.spec  # TamperedArtifact when its shipyard-app.toml and metadata differ
+        return self._add_version(
+            project, "app", spec.name, spec.version, bundle_path, bundle, report, app_config, {}
+        )
+
+    def _add_version(
+        self,
+        project: str,
+        kind: str,
+        name: Any,
+        bundle_version: Any,
+        bundle_path: str | os.PathLike[str],
+        bundle: Artifact | AppBundle,
+        report: dict[str, Any],
+        app_config: dict[str, Any] | None,
+        card: dict[str, Any],
+    ) -> ModelVersion:
+        """Store a verified bundle and add it to its ``kind`` component as a candidate.
+
+        ``name`` and ``bundle_version`` are what the bundle says (checked here); the
+        component is named after it and created on first registration; the rules are
+        ``register_model``'s.
+        """
+        check_name(kind, name)
         _lookup.check_bundle_version(bundle_version)
         # Store first: a blob without a version is harmless (content-addressed, reused on
         # retry); a version without its blob would not be.
         digest = self.store.put(bundle_path)
         size = Path(bundle_path).stat().st_size
         with self._write() as session:
-            signer = signature_key(artifact.files, _signing.trusted_keys(session)[0])
+            signer = signature_key(bundle.files, _signing.trusted_keys(session)[0])
             proj = _lookup.project(session, project)
             component = _lookup.one(
                 session,
@@ -119,24 +187,24 @@ class ModelsMixin(RegistryCore):
                 lock=True,
             )
             if component is None:
-                component = ComponentRow(
-                    project_id=proj.id, name=name, kind="model", created_at=now()
-                )
+                component = ComponentRow(project_id=proj.id, name=name, kind=kind, created_at=now())
                 session.add(component)
                 session.flush()
-            elif component.kind != "model":
+            elif component.kind != kind:
                 raise Conflict(
-                    f"'{name}' in project '{project}' is an {component.kind}, not a model"
+                    f"'{name}' in project '{project}' is {_a(component.kind)}, not {_a(kind)}: "
+                    f"give the {kind} another name"
                 )
             versions = _lookup.versions(session, component)
             for version in versions:
                 if version.digest == digest:
                     return self._version_info(session, proj, component, version)
                 if version.bundle_version == bundle_version:
+                    source = "pipeline" if kind == "model" else "app (in shipyard-app.toml)"
                     raise Conflict(
                         f"{name} {bundle_version} is already registered as version "
                         f"{version.tag or version.number} with different content; "
-                        "give the pipeline a new version"
+                        f"give the {source} a new version"
                     )
             version = ComponentVersionRow(
                 component_id=component.id,
@@ -156,18 +224,21 @@ class ModelsMixin(RegistryCore):
             session.add(version)
             session.flush()
             info = self._version_info(session, proj, component, version)
+            after = {
+                "bundle": f"{name}-{bundle_version}",
+                "digest": digest,
+                "signed": version.signed,
+                "signer_key_id": signer,
+                "signature_checked": bool(report.get("signature_checked")),
+            }
+            if kind == "app":
+                after["build"] = bundle.metadata.get("build")
             self._record(
                 session,
-                "model.register",
-                f"project/{project}/model/{name}/version/{version.number}",
+                f"{kind}.register",
+                f"project/{project}/{kind}/{name}/version/{version.number}",
                 None,
-                {
-                    "bundle": f"{name}-{bundle_version}",
-                    "digest": digest,
-                    "signed": version.signed,
-                    "signer_key_id": signer,
-                    "signature_checked": bool(report.get("signature_checked")),
-                },
+                after,
             )
             return info
 
@@ -184,6 +255,7 @@ class ModelsMixin(RegistryCore):
                 raise Conflict(
                     f"version {version.number} of '{model}' is already tagged {version.tag}"
                 )
+            kind = component.kind
             taken = [tag_number(v.tag) for v in _lookup.versions(session, component)]
             version.tag = f"v{max(taken, default=0) + 1}"
             version.tagged_at = now()
@@ -191,8 +263,8 @@ class ModelsMixin(RegistryCore):
             session.flush()
             self._record(
                 session,
-                "model.tag",
-                f"project/{project}/model/{model}/version/{version.number}",
+                f"{kind}.tag",
+                f"project/{project}/{kind}/{model}/version/{version.number}",
                 {"tag": None},
                 {"tag": version.tag},
             )
@@ -230,11 +302,13 @@ class ModelsMixin(RegistryCore):
             session.flush()
             after = _lookup.default_version(session, component, versions)
             if after is None:
-                raise NotFound(f"model '{model}' has no tagged version to be its default")
+                raise NotFound(
+                    f"{component.kind} '{model}' has no tagged version to be its default"
+                )
             self._record(
                 session,
-                "model.set_default",
-                f"project/{project}/model/{model}",
+                f"{component.kind}.set_default",
+                f"project/{project}/{component.kind}/{model}",
                 {"default": before.tag if before else None, "pinned": pinned_before},
                 {"default": after.tag, "pinned": version is not None},
             )

@@ -38,7 +38,8 @@ class Project:
 
 @dataclass(frozen=True)
 class ModelVersion:
-    """One immutable version of a model; ``tag`` is None while it is a candidate."""
+    """One immutable version of a component (a model or an app); ``tag`` is None while it is
+    a candidate."""
 
     project: str
     model: str
@@ -60,6 +61,9 @@ class ModelVersion:
     # Owner, intended use, validation metrics, limitations, approvals: the bundle's model
     # card completed by the one given at registration.
     model_card: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # What the component is: "model" (a pipeline's bundle) or "app" (a web app's bundle);
+    # ``model`` then names the app.
+    kind: str = "model"
 
     @property
     def label(self) -> str:

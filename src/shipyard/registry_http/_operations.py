@@ -131,6 +131,9 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "register_model", "POST", P + "/models", DEPLOYER, created=True, upload="bundle_path"
     ),
+    # An app's versions live beside the models' (one components table): versions, tag and
+    # the bundle download below take an app's name as well.
+    Operation("register_app", "POST", P + "/apps", DEPLOYER, created=True, upload="bundle_path"),
     Operation("versions", "GET", P + "/models/{model}/versions", VIEWER),
     Operation("get_version", "GET", P + "/models/{model}/versions/{version}", VIEWER),
     # What a serve process following the registry over HTTP loads; readers read models.
