@@ -8,15 +8,19 @@ Protocol v2 (KServe and Triton clients), /health, /metrics, /openapi.json and /d
 A server follows its environment's revision (embedded, or a registry server at
 ``ServeOptions.registry_url``) and swaps warm versions in atomically; it checks API keys
 (made by ``Registry.create_api_key``) against a ``KeyRing``. ``ServeOptions.bundle_dir``
-serves an environment baked into a folder (``BakedRegistry``) with no registry. See
-docs/serving.md.
+serves an environment baked into a folder (``BakedRegistry``) with no registry. The
+environment's app components are served beside its models under ``/apps/NAME/``, each
+logging to its own component log (``ComponentLogs``, ``read_log``). See docs/serving.md
+and docs/apps.md.
 """
 
 from ._app import ServingApp
+from ._apps import AppMount
 from ._baked import BakedRegistry
 from ._capture import Capture, CaptureRecord, CaptureSink, ParquetFolder
 from ._environment import EnvironmentLoader, Follower
 from ._keys import KeyRing
+from ._logs import ComponentLogs, default_log_dir, read_log
 from ._metrics import Metrics
 from ._routes import ModelRoute, RouteTable, bundle_table
 from ._runner import ModelRunner
@@ -24,10 +28,12 @@ from ._server import ServeOptions, build_app, default_workers, run
 from ._shadow import Shadow
 
 __all__ = [
+    "AppMount",
     "BakedRegistry",
     "Capture",
     "CaptureRecord",
     "CaptureSink",
+    "ComponentLogs",
     "EnvironmentLoader",
     "Follower",
     "KeyRing",
@@ -41,6 +47,8 @@ __all__ = [
     "Shadow",
     "build_app",
     "bundle_table",
+    "default_log_dir",
     "default_workers",
+    "read_log",
     "run",
 ]
