@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,9 @@ from ._folders import CREATED_AT, make_app
 
 
 @pytest.fixture()
-def folder(tmp_path: Path) -> Path:
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # Outside any repository, wherever the test's tmp_path lies: git looks no higher.
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
     return make_app(tmp_path / "tumour_app")
 
 
@@ -86,6 +89,19 @@ def test_source_date_epoch_is_the_default_time(
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "soon")
     with pytest.raises(UsageError, match="SOURCE_DATE_EPOCH"):
         build_app_bundle(folder, tmp_path / "out")
+
+
+def test_by_default_an_unchanged_folder_builds_the_same_bundle_again(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    for path in folder.rglob("*"):
+        os.utime(path, (1796117400, 1796117400))
+    first = build_app_bundle(folder, tmp_path / "a")
+    assert AppBundle(first).metadata["created_at"] == CREATED_AT  # the newest file's time
+    assert build_app_bundle(folder, tmp_path / "b").read_bytes() == first.read_bytes()
+    (folder / "app" / "main.py").write_text("app = None\n")  # changed now: a later time
+    assert AppBundle(build_app_bundle(folder, tmp_path / "c")).metadata["created_at"] > CREATED_AT
 
 
 def test_caches_virtualenvs_build_output_and_the_working_context_stay_out(
@@ -245,6 +261,15 @@ def test_the_git_commit_branch_and_dirty_flag_are_recorded(folder: Path, tmp_pat
         "git_branch": "feature/triage",
         "git_dirty": False,
     }
+    # A clean checkout's bundle is dated by its commit: a CI runner's fresh clone of the
+    # same commit builds the same bytes.
+    committed = subprocess.run(
+        ["git", "log", "-1", "--format=%cI"], cwd=folder, capture_output=True, text=True
+    ).stdout.strip()
+    dated = build_app_bundle(folder, tmp_path / "dated")
+    when = datetime.fromisoformat(committed).astimezone(UTC).isoformat()
+    assert AppBundle(dated).metadata["created_at"] == when
+    assert build_app_bundle(folder, tmp_path / "again").read_bytes() == dated.read_bytes()
     (folder / "app" / "main.py").write_text("app = None\n")
     assert build_info(folder)["git_dirty"] is True
     _git(folder, "checkout", "-q", "--detach")

@@ -27,7 +27,7 @@ from ..artifact import load_private_key, sign_files, write_bundle
 from ..errors import ArtifactError, TamperedArtifact, UsageError
 from ..runtime import Artifact
 from ._config import CONFIG_FILE, AppSpec, parse_app_config, read_app_config
-from ._git import build_info
+from ._git import build_info, commit_time
 
 APP_FOLDER = "app"  # where the folder's files sit in the bundle
 METADATA = "metadata.json"
@@ -45,8 +45,11 @@ def bundle_kind(metadata: dict[str, Any]) -> str:
     return str(metadata.get("kind") or "model")
 
 
-def app_files(folder: str | os.PathLike[str], skip: Path | None = None) -> dict[str, bytes]:
-    """The files of an app folder as ``{relative/path: bytes}``, without what is never source.
+def app_files(
+    folder: str | os.PathLike[str], skip: Path | None = None
+) -> tuple[dict[str, bytes], float]:
+    """The files of an app folder as ``{relative/path: bytes}``, without what is never
+    source, and the newest one's modification time.
 
     ``skip`` is a folder inside it to leave out too (where the bundle is written). Raises
     UsageError naming a link, device or FIFO (a link could pull in any file of the host).
@@ -54,6 +57,7 @@ def app_files(folder: str | os.PathLike[str], skip: Path | None = None) -> dict[
     base = Path(folder).resolve()
     skipped = skip.resolve() if skip is not None else None
     files: dict[str, bytes] = {}
+    newest = 0.0
     for directory, folders, names in os.walk(base, followlinks=False):
         here = Path(directory)
         for name in list(folders):
@@ -78,11 +82,19 @@ def app_files(folder: str | os.PathLike[str], skip: Path | None = None) -> dict[
                     f"{path} is a link or device: an app bundle holds only the folder's files"
                 )
             files[path.relative_to(base).as_posix()] = path.read_bytes()
-    return files
+            newest = max(newest, found.st_mtime)
+    return files, newest
 
 
-def _created_at(created_at: _dt.datetime | str | None) -> _dt.datetime:
-    """The bundle's time: given, else $SOURCE_DATE_EPOCH, else now (UTC, whole seconds)."""
+def _created_at(
+    created_at: _dt.datetime | str | None, folder: Path, build: dict[str, Any], newest: float
+) -> _dt.datetime:
+    """The bundle's time (UTC, whole seconds): ``created_at`` when given, else when the
+    source last changed, so that building an unchanged folder again gives the same bytes.
+
+    That is $SOURCE_DATE_EPOCH when set (the reproducible-builds convention), else the
+    commit time of a clean git checkout, else the newest file's modification time.
+    """
     if created_at is None:
         epoch = os.environ.get(SOURCE_DATE_EPOCH, "").strip()
         if epoch:
@@ -92,7 +104,9 @@ def _created_at(created_at: _dt.datetime | str | None) -> _dt.datetime:
                 raise UsageError(
                     f"{SOURCE_DATE_EPOCH} must be a Unix time in seconds, not {epoch!r}"
                 ) from None
-        return _dt.datetime.now(_dt.UTC).replace(microsecond=0)
+        committed = commit_time(folder) if build["git_dirty"] is False else None
+        moment = committed if committed is not None else int(newest)
+        return _dt.datetime.fromtimestamp(max(0, moment), _dt.UTC)
     if isinstance(created_at, str):
         try:
             created_at = _dt.datetime.fromisoformat(created_at)
@@ -133,9 +147,11 @@ def build_app_bundle(
 ) -> Path:
     """Lock an app folder as ``output_dir/NAME-VERSION.tar.gz``; returns its path.
 
-    Records the folder's git commit, branch and dirty flag (None outside git). Same folder
-    and same ``created_at`` (a datetime or ISO text; default $SOURCE_DATE_EPOCH, else now)
-    give the same bytes. ``sign_key`` is an Ed25519 private key (PEM path or bytes).
+    Records the folder's git commit, branch and dirty flag (None outside git). The same
+    folder and ``created_at`` (a datetime or ISO text) give the same bytes; by default it
+    is when the source last changed ($SOURCE_DATE_EPOCH, else the commit time of a clean
+    git checkout, else the newest file's time), so an unchanged folder builds the same
+    bundle again. ``sign_key`` is an Ed25519 private key (PEM path or bytes).
     Raises UsageError for a bad ``shipyard-app.toml``, a missing entry module or a link
     in the folder, SignatureError for a bad key. The archive appears only when complete.
     """
@@ -147,9 +163,10 @@ def build_app_bundle(
         load_private_key(sign_key)  # a bad key fails before any file is read
     output = Path(output_dir)
     inside = output.resolve().is_relative_to(base.resolve())
-    source = app_files(base, skip=output if inside else None)
+    source, newest = app_files(base, skip=output if inside else None)
     _check_entry(base, spec, source)
-    moment = _created_at(created_at)
+    build = build_info(base)
+    moment = _created_at(created_at, base, build, newest)
     metadata = {
         "kind": "app",
         "name": spec.name,
@@ -158,7 +175,7 @@ def build_app_bundle(
         "entry": spec.entry,
         "models": spec.models,
         "created_at": moment.isoformat(),
-        "build": build_info(base),
+        "build": build,
         "requirements": _requirements(source),
         "shipyard_version": __version__,
     }

@@ -35,6 +35,12 @@ def _git(folder: Path, *args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def commit_time(folder: str | os.PathLike[str]) -> int | None:
+    """The Unix time of HEAD's commit in ``folder``'s repository, or None."""
+    found = _git(Path(folder), "log", "-1", "--format=%ct", "HEAD")
+    return int(found) if found and found.isdigit() else None
+
+
 def build_info(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """``{"git_commit", "git_branch", "git_dirty"}`` of ``folder`` (each None outside git).
 

@@ -16,11 +16,12 @@ from ._options import BatchOptions
 def deployed_component(registry: Any, project: str, env: str, model: str) -> Any:
     """The version of ``model`` that ``env`` runs now (a registry's or a server's answer).
 
-    Raises NotFound listing what the environment runs.
+    Raises NotFound listing the models the environment runs (an app scores no rows).
     """
     deployed = {
-        (c["name"] if isinstance(c, dict) else c.name): c
+        _field(c, "name"): c
         for c in registry.list_components(project, env)
+        if _field(c, "kind") == "model"
     }
     if model not in deployed:
         runs = ", ".join(sorted(deployed)) or "none"

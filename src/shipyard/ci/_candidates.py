@@ -6,12 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..apps import bundle_kind
 from ..errors import UsageError
 from ..registry import to_json
+from ..runtime import Artifact
 
 
 def register_candidates(backend: Any, project: str, env: str, folder: Path) -> list[dict[str, Any]]:
-    """Register every ``*.tar.gz`` in ``folder`` and deploy each into ``env``.
+    """Register every ``*.tar.gz`` in ``folder`` (model and app bundles alike) and deploy
+    each into ``env``.
 
     A bundle registered before (same bytes) is its existing version again, so a re-run
     is harmless. Returns one row per bundle: model, version_id, tag, bundle_version and
@@ -26,7 +29,9 @@ def register_candidates(backend: Any, project: str, env: str, folder: Path) -> l
         )
     rows: list[dict[str, Any]] = []
     for bundle in bundles:
-        version = to_json(backend.register_model(project, bundle))
+        app = bundle_kind(Artifact(bundle).metadata) == "app"
+        register = backend.register_app if app else backend.register_model
+        version = to_json(register(project, bundle))
         earlier = next((r for r in rows if r["model"] == version["model"]), None)
         if earlier is not None:
             raise UsageError(
@@ -50,10 +55,10 @@ def register_candidates(backend: Any, project: str, env: str, folder: Path) -> l
 
 
 def tag_candidates(backend: Any, project: str, env: str) -> list[dict[str, Any]]:
-    """Tag every candidate ``env`` holds with its model's next vN; tagged ones stay as
-    they are. Returns the versions tagged now."""
+    """Tag every candidate ``env`` holds (models and apps) with its component's next vN;
+    tagged ones stay as they are. Returns the versions tagged now."""
     tagged = []
     for component in to_json(backend.list_components(project, env)):
-        if component["kind"] == "model" and component["tag"] is None:
+        if component["tag"] is None:
             tagged.append(to_json(backend.tag(project, component["name"], component["version_id"])))
     return tagged

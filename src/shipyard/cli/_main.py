@@ -11,6 +11,7 @@ from ..errors import ShipyardError
 from . import (
     _admin,
     _apikey,
+    _apps,
     _artifact,
     _batch,
     _ci,
@@ -39,6 +40,7 @@ app.add_typer(_batch.app, name="batch")
 app.add_typer(_keys.app, name="key")
 app.add_typer(_projects.projects, name="project")
 app.add_typer(_projects.models, name="model")
+app.add_typer(_apps.app, name="app")
 app.add_typer(_environments.app, name="env")
 app.add_typer(_components.components, name="component")
 app.add_typer(_components.component_config, name="component-config")

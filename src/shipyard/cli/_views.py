@@ -45,7 +45,7 @@ def components_line(components: list[dict[str, Any]]) -> str:
 
 
 def version_line(version: dict[str, Any]) -> str:
-    """One model version: name, tag, bundle, digest, signature, default."""
+    """One model or app version: name, tag, bundle, digest, signature, default."""
     signed = "signed" if version["signed"] else "unsigned"
     default = ", the default" if version["is_default"] else ""
     return (
@@ -88,6 +88,7 @@ def status_view(status: dict[str, Any]) -> RenderableType:
     rows = [
         {
             "component": c["name"],
+            "kind": c.get("kind", "model"),
             "version": label(c),
             "bundle": f"{c['bundle_name']} {c['bundle_version']}",
             "digest": c["digest"],
@@ -105,7 +106,11 @@ def status_view(status: dict[str, Any]) -> RenderableType:
     ]
     parts: list[RenderableType] = [
         header,
-        table(rows, ("component", "version", "bundle", "digest", "app_config"), "components"),
+        table(
+            rows,
+            ("component", "kind", "version", "bundle", "digest", "app_config"),
+            "components",
+        ),
         table(settings, ("setting", *(name for name, _ in scopes)), "settings"),
     ]
     if status["config"]:

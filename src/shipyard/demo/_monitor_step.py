@@ -67,7 +67,7 @@ def monitor_step(
             "request, for the demo)"
         )
         registry.set_environment_config(project, env, config)
-        model = registry.status(project, env).components[0].name
+        model = next(c.name for c in registry.status(project, env).components if c.kind == "model")
         _, key = registry.create_api_key(project, env, "monitoring-demo")
 
     port = _free_port()

@@ -66,7 +66,7 @@ def serve_step(
     """
     home = (workdir / ".shipyard").resolve()
     with open_registry(workdir) as registry:
-        model = registry.status(project, env).components[0].name
+        model = next(c.name for c in registry.status(project, env).components if c.kind == "model")
         console.print(f"[dim]$ shipyard apikey create --project {project} --env {env}[/]")
         info, key = registry.create_api_key(project, env, "demo")
     key_file = workdir / "api-key.txt"

@@ -62,6 +62,10 @@ class RegistryAPI(Protocol):
         """Verify an app bundle, store it, and add it to its app as a new candidate version."""
         ...
 
+    def list_apps(self, project: str) -> Any:
+        """The project's apps with their default version and version counts."""
+        ...
+
     def versions(self, project: str, model: str) -> Any:
         """Every version of a model, oldest first."""
         ...
@@ -120,7 +124,7 @@ class RegistryAPI(Protocol):
         version: str | int | None = None,
         app_config: dict[str, Any] | None = None,
     ) -> Any:
-        """Deploy a model version (default version when None) into an environment."""
+        """Deploy a model or app version (default version when None) into an environment."""
         ...
 
     def remove_component(self, project: str, env: str, name: str) -> Any:

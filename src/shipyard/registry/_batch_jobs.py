@@ -123,10 +123,11 @@ class BatchJobsMixin(RegistryCore):
             proj = _lookup.project(session, project)
             environment = _lookup.environment(session, proj, env)
             _, state = _state.read_revision(session, environment)
-            if model not in state.entries:
+            models = sorted(n for n, e in state.entries.items() if e.component.kind == "model")
+            if model not in models:
                 raise NotFound(
                     f"environment '{env}' of project '{project}' does not run model '{model}' "
-                    f"(it runs: {listing(sorted(state.entries))})"
+                    f"(it runs: {listing(models)})"
                 )
             deployed = state.entries[model].deployed()
             row = BatchJobRow(

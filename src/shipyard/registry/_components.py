@@ -31,7 +31,7 @@ class ComponentsMixin(RegistryCore):
         version: str | int | None = None,
         app_config: dict[str, Any] | None = None,
     ) -> Revision:
-        """Deploy a model version (default version when None) into an environment.
+        """Deploy a model or app version (default version when None) into an environment.
 
         Replaces the version already there. ``app_config`` defaults to the version's own.
         Returns the environment's new revision.
@@ -104,7 +104,9 @@ class ComponentsMixin(RegistryCore):
                     problems.append(f"{spec.name}: {exc}")
                     continue
                 if spec.kind is not None and spec.kind != component.kind:
-                    problems.append(f"{spec.name}: is a {component.kind}, not a {spec.kind}")
+                    problems.append(
+                        f"{spec.name}: is {_lookup.a(component.kind)}, not {_lookup.a(spec.kind)}"
+                    )
                 if spec.digest is not None and spec.digest != chosen.digest:
                     problems.append(
                         f"{spec.name}: version {spec.version} here has digest "

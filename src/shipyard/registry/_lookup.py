@@ -56,6 +56,11 @@ def listing(names: Sequence[str]) -> str:
     return ", ".join(names) if names else "none"
 
 
+def a(kind: str) -> str:
+    """``an app``, ``a model``: a component kind with its article, for messages."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
+
+
 def tag_number(tag: str | None) -> int:
     """N of a tag ``vN``; 0 for a candidate (no tag)."""
     match = TAG.match(tag or "")

@@ -28,11 +28,6 @@ from ._types import (
 )
 
 
-def _a(kind: str) -> str:
-    """``an app``, ``a model``."""
-    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
-
-
 def _check_app_config(app_config: Any) -> None:
     if app_config is not None and not isinstance(app_config, dict):
         raise InvalidInput("app config must be a mapping")
@@ -44,7 +39,8 @@ def _check_kind(metadata: dict[str, Any], kind: str) -> None:
     if found != kind:
         what = f"{metadata.get('name')} {metadata.get('version')}"
         raise InvalidInput(
-            f"{what} is {_a(found)} bundle, not {_a(kind)}: use shipyard {found} register"
+            f"{what} is {_lookup.a(found)} bundle, not {_lookup.a(kind)}: "
+            f"use shipyard {found} register"
         )
 
 
@@ -192,8 +188,8 @@ class ModelsMixin(RegistryCore):
                 session.flush()
             elif component.kind != kind:
                 raise Conflict(
-                    f"'{name}' in project '{project}' is {_a(component.kind)}, not {_a(kind)}: "
-                    f"give the {kind} another name"
+                    f"'{name}' in project '{project}' is {_lookup.a(component.kind)}, "
+                    f"not {_lookup.a(kind)}: give the {kind} another name"
                 )
             versions = _lookup.versions(session, component)
             for version in versions:
@@ -316,18 +312,25 @@ class ModelsMixin(RegistryCore):
 
     def list_models(self, project: str) -> list[Model]:
         """The project's models with their default version and version counts."""
+        return self._list_components(project, "model")
+
+    def list_apps(self, project: str) -> list[Model]:
+        """The project's apps with their default version and version counts."""
+        return self._list_components(project, "app")
+
+    def _list_components(self, project: str, kind: str) -> list[Model]:
         with self._read() as session:
             proj = _lookup.project(session, project)
             components = session.execute(
                 select(ComponentRow)
-                .where(ComponentRow.project_id == proj.id, ComponentRow.kind == "model")
+                .where(ComponentRow.project_id == proj.id, ComponentRow.kind == kind)
                 .order_by(ComponentRow.name)
             ).scalars()
-            models = []
+            found = []
             for component in components:
                 versions = _lookup.versions(session, component)
                 default = _lookup.default_version(session, component, versions)
-                models.append(
+                found.append(
                     Model(
                         project=project,
                         name=component.name,
@@ -338,7 +341,7 @@ class ModelsMixin(RegistryCore):
                         latest_bundle_version=versions[-1].bundle_version if versions else None,
                     )
                 )
-            return models
+            return found
 
     def versions(self, project: str, model: str) -> list[ModelVersion]:
         """Every version of a model, oldest first."""

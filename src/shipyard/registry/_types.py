@@ -73,7 +73,8 @@ class ModelVersion:
 
 @dataclass(frozen=True)
 class Model:
-    """A model component: its default version and how many versions it has."""
+    """A component (a model, or an app: see ``kind``): its default version and how many
+    versions it has."""
 
     project: str
     name: str

@@ -133,6 +133,7 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     # An app's versions live beside the models' (one components table): versions, tag and
     # the bundle download below take an app's name as well.
+    Operation("list_apps", "GET", P + "/apps", VIEWER),
     Operation("register_app", "POST", P + "/apps", DEPLOYER, created=True, upload="bundle_path"),
     Operation("versions", "GET", P + "/models/{model}/versions", VIEWER),
     Operation("get_version", "GET", P + "/models/{model}/versions/{version}", VIEWER),
