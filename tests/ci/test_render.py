@@ -147,3 +147,39 @@ def test_candidates_needs_bundles_in_the_folder(capsys, tmp_path: Path, monkeypa
         capsys, "ci", "candidates", str(tmp_path / "empty"), "-p", "demo", "-e", "integration"
     )
     assert code == 2 and "no bundles (*.tar.gz)" in err and "the bundle step must write them" in err
+
+
+def test_an_apps_repository_registers_its_app_instead_of_building_bundles(
+    tmp_path: Path, capsys
+) -> None:
+    args = ["ci", "render", "--provider", "github", "-o", str(tmp_path), "-p", "demo"]
+    code, _, err = run_cli(capsys, *args, "--no-bundles", "--app", "web")
+    assert code == 0, err
+    workflow = tmp_path / ".github/workflows/shipyard.yml"
+    steps = yaml.safe_load(workflow.read_text())["jobs"]["challenger"]["steps"]
+    runs = {s.get("name"): s.get("run") for s in steps}
+    assert runs["Register the app as a candidate and deploy it to the challenger"] == (
+        'shipyard app register web --env "$CHALLENGER"'
+    )
+    assert not any("ci candidates" in (r or "") for r in runs.values())
+    assert _tool("actionlint", "-no-color", str(workflow)).returncode == 0
+    both = render_files(CIOptions("gitlab", "demo", app_dir="apps/web"))[".gitlab-ci.yml"]
+    assert 'shipyard ci candidates "$SHIPYARD_BUNDLE_DIR" --env "$CHALLENGER"' in both
+    assert 'shipyard app register apps/web --env "$CHALLENGER"' in both
+    assert "App bundles go here" not in render_files(CIOptions("gitlab", "demo"))[".gitlab-ci.yml"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (CIOptions("github", "demo", bundle_command=None), "nothing to deploy"),
+        (CIOptions("github", "demo", app_dir="/srv/app"), "--app must be a relative path"),
+        (CIOptions("github", "demo", app_dir="a b"), "--app must be a relative path"),
+        (CIOptions("github", "demo", app_dir="--x"), "--app must be a relative path"),
+    ],
+)
+def test_an_app_folder_that_cannot_go_into_a_workflow_is_refused(
+    options: CIOptions, message: str
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        render_files(options)

@@ -36,18 +36,22 @@ class CIOptions:
     """What ``shipyard ci render`` writes into the workflows.
 
     ``bundle_command`` is the repository's own export step: it must write one
-    ``NAME-VERSION.tar.gz`` per model into ``$SHIPYARD_BUNDLE_DIR``. ``smoke_command``,
-    when given, replaces the default smoke test (each model's example input) and runs
-    with $SHIPYARD_SMOKE_URL and $SHIPYARD_SMOKE_API_KEY set.
+    ``NAME-VERSION.tar.gz`` per model into ``$SHIPYARD_BUNDLE_DIR`` (None: the repository
+    builds no model, as an app's own repository). ``app_dir`` is the folder of the
+    repository's app (its shipyard-app.toml), registered with ``shipyard app register``
+    beside the bundles (None: no app). ``smoke_command``, when given, replaces the default
+    smoke test (each model's example input) and runs with $SHIPYARD_SMOKE_URL and
+    $SHIPYARD_SMOKE_API_KEY set.
     """
 
     provider: str
     project: str
     environments: tuple[str, ...] = ("integration", "uat", "production")
     main_branch: str = "main"
-    bundle_command: str = "make bundle"
+    bundle_command: str | None = "make bundle"
     bundle_dir: str = "dist/bundles"
     smoke_command: str | None = None
+    app_dir: str | None = None
     install_command: str = (
         f"python -m pip install --disable-pip-version-check 'shipyard=={__version__}'"
     )
@@ -69,14 +73,15 @@ class CIOptions:
             )
         if not _BRANCH.fullmatch(self.main_branch):
             raise UsageError(f"--main-branch: {self.main_branch!r} is not a branch name")
-        if not re.fullmatch(r"[A-Za-z0-9_./-]+", self.bundle_dir) or self.bundle_dir.startswith(
-            "/"
-        ):
-            raise UsageError(
-                "--bundle-dir must be a relative path of letters, digits, '_', '.', '/', '-'"
-            )
+        for flag, folder in (("--bundle-dir", self.bundle_dir), ("--app", self.app_dir or ".")):
+            if not re.fullmatch(r"[A-Za-z0-9_./-]+", folder) or folder.startswith(("/", "-")):
+                raise UsageError(
+                    f"{flag} must be a relative path of letters, digits, '_', '.', '/', '-'"
+                )
+        if self.bundle_command is None and self.app_dir is None:
+            raise UsageError("nothing to deploy: give a bundle command, an app folder, or both")
         for flag, command in (
-            ("--bundle-command", self.bundle_command),
+            ("--bundle-command", self.bundle_command or "-"),
             ("--install", self.install_command),
             ("--smoke-command", self.smoke_command or "-"),
         ):
@@ -145,25 +150,34 @@ class Flow:
                 "fi",
             ]
         )
-        candidates = "\n".join(
-            [
-                'shipyard ci candidates "$SHIPYARD_BUNDLE_DIR" --env "$CHALLENGER"',
-                "# App bundles go here too once Shipyard has them (shipyard app register):",
-                "# register the branch's app as a candidate and add it to $CHALLENGER.",
-            ]
-        )
+        register, what = [], []
+        if o.bundle_command:
+            register.append('shipyard ci candidates "$SHIPYARD_BUNDLE_DIR" --env "$CHALLENGER"')
+            what.append("the bundles")
+        if o.app_dir:
+            # The app folder locked as an app bundle: a candidate, added to the challenger.
+            register.append(f'shipyard app register {shlex.quote(o.app_dir)} --env "$CHALLENGER"')
+            what.append("the app")
         save = "\n".join(
             [
                 f'shipyard component-config save {COMPONENT_CONFIG} --env "$CHALLENGER"',
                 f"cat {COMPONENT_CONFIG}",
             ]
         )
+        build = (
+            [Step("Build the bundles (the repository's export step)", o.bundle_command)]
+            if o.bundle_command
+            else []
+        )
+        name = (
+            "Register the app as a candidate and deploy it to the challenger"
+            if what == ["the app"]
+            else f"Register {' and '.join(what)} as candidates and deploy them to the challenger"
+        )
         return [
-            Step("Build the bundles (the repository's export step)", o.bundle_command),
+            *build,
             Step(f"Create the challenger from {o.first}", create),
-            Step(
-                "Register the bundles as candidates and deploy them to the challenger", candidates
-            ),
+            Step(name, "\n".join(register)),
             Step("Smoke-test the challenger", smoke),
             Step("Save the challenger's component config", save),
         ]

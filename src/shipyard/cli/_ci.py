@@ -40,6 +40,15 @@ def render(
         help="The repository's export step: writes NAME-VERSION.tar.gz into $SHIPYARD_BUNDLE_DIR.",
     ),
     bundle_dir: str = typer.Option("dist/bundles", "--bundle-dir", help="Where bundles land."),
+    no_bundles: bool = typer.Option(
+        False, "--no-bundles", help="The repository builds no model bundle (an app's own)."
+    ),
+    app_dir: str | None = typer.Option(
+        None,
+        "--app",
+        help="The repository's app folder (its shipyard-app.toml): registered with "
+        "shipyard app register and deployed to the challenger beside the bundles.",
+    ),
     smoke_command: str | None = typer.Option(
         None,
         "--smoke-command",
@@ -62,8 +71,9 @@ def render(
         project=project,
         environments=tuple(e.strip() for e in environments.split(",") if e.strip()),
         main_branch=main_branch,
-        bundle_command=bundle_command,
+        bundle_command=None if no_bundles else bundle_command,
         bundle_dir=bundle_dir,
+        app_dir=app_dir,
         smoke_command=smoke_command,
         python_version=python,
         **({"install_command": install} if install else {}),

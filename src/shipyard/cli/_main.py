@@ -11,6 +11,7 @@ from ..errors import ShipyardError
 from . import (
     _admin,
     _apikey,
+    _app_templates,
     _apps,
     _artifact,
     _batch,
@@ -57,6 +58,9 @@ app.add_typer(_config.config, name="config")
 _projects.projects.command("select")(_config.select_project)
 _environments.app.command("select")(_config.select_environment)
 app.add_typer(_ci.app, name="ci")
+# `app templates` and `app create` (one module) join `app build|register|…` (another):
+# one `app` group, which a second add_typer under the same name would replace.
+_apps.app.registered_commands += _app_templates.app.registered_commands
 
 
 @app.callback()

@@ -13,7 +13,7 @@ docs/deploying.md.
 from ._bake import BakedBundle, BakedEnvironment, bake_environment
 from ._builders import BUILDERS, BuiltImage, build_image, find_builder
 from ._files import tree_digest
-from ._image import ImageContext, default_base_image, write_image_context
+from ._image import ImageContext, app_containerfile, default_base_image, write_image_context
 from ._plan import (
     BUNDLE_DIR,
     CONTAINER_UID,
@@ -33,6 +33,7 @@ __all__ = [
     "BakedEnvironment",
     "BuiltImage",
     "ImageContext",
+    "app_containerfile",
     "bake_environment",
     "build_image",
     "default_base_image",

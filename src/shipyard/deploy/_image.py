@@ -21,6 +21,9 @@ and ``STATE`` for capture files). API keys: those of the environment when the im
 built, unless a key file is mounted at ``API_KEYS`` (the rendered manifests mount their
 Secret there), whose keys then replace them. The paths and the user are the rendered
 manifests' (``_plan.py``).
+
+``app_containerfile`` writes the Containerfile of an app folder (``shipyard app create``):
+the same runtime stage around the app's code, served by uvicorn.
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ STATE = "/var/lib/shipyard"  # $SHIPYARD_HOME: capture files; a volume
 API_KEYS = "/run/secrets/shipyard/api-keys"  # one key a line, when mounted
 LABEL_PREFIX = "io.shipyard"
 READY_ROUTE = "/v2/health/ready"  # the Open Inference Protocol's server-ready route
+APP_DIR = "/opt/shipyard/app"  # an app image's folder: shipyard-app.toml and the code
+APP_HEALTH_ROUTE = "/health"  # what an app made from a template answers
 
 _HEALTH = (
     "import os, sys, urllib.request; "
@@ -120,6 +125,35 @@ def created_epoch(baked: BakedEnvironment) -> int:
     return int(_dt.datetime.fromisoformat(baked.updated_at).timestamp())
 
 
+def _user_lines() -> list[str]:
+    """The runtime stage's non-root user and its state folder (a volume)."""
+    return [
+        f"RUN groupadd --system --gid {UID} shipyard \\",
+        f" && useradd --system --no-log-init --uid {UID} --gid {UID} --home-dir {STATE} \\",
+        "    --no-create-home --shell /usr/sbin/nologin shipyard \\",
+        f" && mkdir -p {STATE} && chown {UID}:{UID} {STATE}",
+    ]
+
+
+def _run_lines(route: str) -> list[str]:
+    """From the volumes to the health check (on ``route``): what every image runs with."""
+    health = _HEALTH.format(port=PORT, route=route)
+    return [
+        "# The only writable paths with a read-only root filesystem.",
+        f'VOLUME ["/tmp", "{STATE}"]',
+        f"USER {UID}:{UID}",
+        f"EXPOSE {PORT}",
+        "HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \\",
+        f"    CMD {json.dumps([f'{VENV}/bin/python', '-c', health])}",
+    ]
+
+
+def _label_line(labels: dict[str, str]) -> str:
+    return "LABEL " + " \\\n      ".join(
+        f"{json.dumps(k)}={json.dumps(v)}" for k, v in labels.items()
+    )
+
+
 def containerfile(
     base_image: str,
     labels: dict[str, str],
@@ -132,7 +166,6 @@ def containerfile(
     ``installers``: what the new venv brings that the image does not run, removed once the
     wheels are in (none of them may be among the wheels).
     """
-    health = _HEALTH.format(port=PORT, route=READY_ROUTE)
     check = _PYTHON_CHECK.format(wanted=python, shown=f"{python[0]}.{python[1]}")
     lines = [
         "# Written by `shipyard deploy image`: the environment revision of the labels below,",
@@ -151,25 +184,71 @@ def containerfile(
         "",
         "# Runtime stage: the same base, the venv and the baked environment, nothing else.",
         f"FROM {base_image}",
-        f"RUN groupadd --system --gid {UID} shipyard \\",
-        f" && useradd --system --no-log-init --uid {UID} --gid {UID} --home-dir {STATE} \\",
-        "    --no-create-home --shell /usr/sbin/nologin shipyard \\",
-        f" && mkdir -p {STATE} && chown {UID}:{UID} {STATE}",
+        *_user_lines(),
         f"COPY --from=build {VENV} {VENV}",
         f"COPY bundles/ {BAKED}/",
         f"ENV PATH={VENV}/bin:$PATH HOME={STATE} SHIPYARD_HOME={STATE} \\",
         f"    SHIPYARD_PORT={PORT} SHIPYARD_WORKERS=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
-        "# The only writable paths with a read-only root filesystem.",
-        f'VOLUME ["/tmp", "{STATE}"]',
-        f"USER {UID}:{UID}",
-        f"EXPOSE {PORT}",
-        "HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \\",
-        f"    CMD {json.dumps([f'{VENV}/bin/python', '-c', health])}",
-        "LABEL "
-        + " \\\n      ".join(f"{json.dumps(k)}={json.dumps(v)}" for k, v in labels.items()),
+        *_run_lines(READY_ROUTE),
+        _label_line(labels),
         f"ENTRYPOINT {json.dumps([f'{VENV}/bin/shipyard', 'serve'])}",
         "CMD "
         + json.dumps(["--bundle-dir", BAKED, "--api-key-file", API_KEYS, "--host", "0.0.0.0"]),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def app_containerfile(
+    name: str,
+    version: str,
+    entry: str,
+    base_image: str | None = None,
+    requirements: str = "requirements.txt",
+) -> str:
+    """The Containerfile of an app folder (its build context): the app served by uvicorn.
+
+    The build stage installs this version of Shipyard and the app's ``requirements`` from
+    the package index the builder is set up with (pip reads PIP_INDEX_URL), so unlike the
+    environment image's build it needs that index. The runtime stage is the environment
+    image's: the same non-root user, volumes and health check (on the app's ``/health``),
+    with the folder at APP_DIR and ``entry`` (``module:attribute``) served on PORT.
+    """
+    base = base_image or default_base_image()
+    labels = {
+        "org.opencontainers.image.title": name,
+        "org.opencontainers.image.version": version,
+        f"{LABEL_PREFIX}.version": __version__,  # Shipyard's
+        f"{LABEL_PREFIX}.app": name,
+        f"{LABEL_PREFIX}.app.version": version,
+    }
+    lines = [
+        "# Written by `shipyard app create`: the app of shipyard-app.toml, served by uvicorn.",
+        "# Build it with this folder as the context: podman build -t IMAGE .",
+        "",
+        "# Build stage: a virtual environment with Shipyard and the app's requirements, from",
+        "# the package index the builder is set up with.",
+        f"FROM {base} AS build",
+        "ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1",
+        f"COPY {requirements} /build/requirements.txt",
+        f"RUN python3 -m venv {VENV} \\",
+        f" && {VENV}/bin/python -m pip install --no-cache-dir 'shipyard=={__version__}' \\",
+        "    --requirement /build/requirements.txt \\",
+        f" && {VENV}/bin/python -m pip uninstall --yes pip setuptools",
+        "",
+        "# Runtime stage: the same base, the venv and the app's folder, nothing else.",
+        f"FROM {base}",
+        *_user_lines(),
+        f"COPY --from=build {VENV} {VENV}",
+        f"COPY . {APP_DIR}/",
+        f"WORKDIR {APP_DIR}",
+        f"ENV PATH={VENV}/bin:$PATH HOME={STATE} SHIPYARD_HOME={STATE} \\",
+        f"    SHIPYARD_PORT={PORT} SHIPYARD_APP_NAME={json.dumps(name)} \\",
+        "    PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1",
+        *_run_lines(APP_HEALTH_ROUTE),
+        _label_line(labels),
+        f"ENTRYPOINT {json.dumps([f'{VENV}/bin/uvicorn', entry])}",
+        "CMD " + json.dumps(["--host", "0.0.0.0", "--port", str(PORT)]),
         "",
     ]
     return "\n".join(lines)
