@@ -142,7 +142,7 @@ def test_compose_runs_each_app_after_the_models_with_its_variables(
     assert ui["command"] == ["--bundle-dir", BUNDLE_DIR, "--app", "ui", "--host", "0.0.0.0"]
     assert ui["depends_on"] == {"serve": {"condition": "service_healthy"}}
     assert ui["environment"]["SHIPYARD_SERVING_URL"] == "http://serve:8000"
-    assert ui["environment"]["SHIPYARD_API_KEY"] == "${SHIPYARD_APP_API_KEY:-}"
+    assert ui["environment"]["SHIPYARD_API_KEY"] == "${SHIPYARD_API_KEY:-}"
     # "$" doubled: compose reads the value as written, not as a variable.
     assert ui["environment"]["SHIPYARD_APP_CONFIG"] == ('{"greeting":"costs $$5","threshold":0.3}')
     # Host ports from 8100 up, in name order, one a replica (board has 2, ui 1).

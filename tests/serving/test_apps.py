@@ -21,6 +21,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from shipyard.apps import build_app_bundle
 from shipyard.errors import AppError, TamperedArtifact
 from shipyard.registry import Registry
 from shipyard.serving import ServeOptions, ServingApp, build_app, read_log
@@ -59,6 +60,12 @@ def environment(demo: Registry, tmp_path: Path, key_pair: tuple[Path, Path]) -> 
     add_app(demo, app_bundle(tmp_path / "src" / "other", tmp_path / "dist", key, name="other"))
     demo.set_environment_config("demo", ENV, {"reports": "s3://reports/demo"})
     return demo
+
+
+@pytest.fixture()
+def api_key_demo(demo: Registry) -> str:
+    """An API key of demo's production."""
+    return demo.create_api_key("demo", ENV, "gateway")[1]
 
 
 @pytest.fixture()
@@ -257,3 +264,38 @@ def test_shipyard_serve_serves_the_apps_and_component_logs_prints_what_one_logge
     )
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.strip().endswith(f"INFO app.main: scored 2 rows with {MODEL}")
+
+
+def test_the_web_template_runs_under_serve_as_scaffolded(
+    demo: Registry,
+    api_key_demo: str,
+    tmp_path: Path,
+    key_pair: tuple[Path, Path],
+    demo_rows: dict[str, Any],
+) -> None:
+    """``shipyard app create --template web``'s app, registered as it is, served with its model."""
+    from shipyard.app_templates import CreateOptions, create_app
+
+    folder = tmp_path / "triage_web"
+    create_app(CreateOptions("triage_web", "web", folder, (MODEL,), "demo"))
+    bundle = build_app_bundle(folder, tmp_path / "dist", sign_key=key_pair[0])
+    demo.add_component("demo", ENV, MODEL, "v1")
+    add_app(demo, bundle)
+    with guarded_server(serve(demo, tmp_path / "logs")) as base:
+        app = f"{base}/apps/triage_web"
+        assert httpx.get(f"{app}/health").json()["app"] == "triage_web"
+        rows = records(demo_rows)
+        refused = httpx.post(f"{app}/predict", json={"rows": rows})
+        assert refused.status_code == 401  # the template's /predict needs a key
+        answer = httpx.post(
+            f"{app}/predict", json={"rows": rows}, headers={"X-API-Key": api_key_demo}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        direct = httpx.post(
+            base + predict_path(MODEL, "demo", ENV),
+            json={"dataframe_records": rows},
+            headers={"X-API-Key": api_key_demo},
+        )
+        assert answer.json() == {"model": MODEL, "predictions": direct.json()["predictions"]}
+        page = httpx.get(f"{app}/", timeout=30)  # its form, built from the served schema
+        assert page.status_code == 200 and "mean_radius" in page.text

@@ -7,6 +7,13 @@ When the environment has API keys, the file names a secret read from ``ENV/api-k
 which the operator writes (one key a line; Shipyard never does): the image carries the
 keys' digests from its build, and the mounted file replaces them. A traffic split stays inside
 serve: Compose has no weighted routing, and each replica splits as the setting says.
+
+Each app component is a service of its own, ``app-NAME``: the same image serving only that
+app (under ``/apps/NAME/``), started once the models are healthy, published on the host
+from port 8100 up (in name order, one port a replica). It reaches the models at
+``http://serve:8000`` with the key the operator exports as ``SHIPYARD_API_KEY`` in the
+shell running compose (one of the lines of ``api-keys``); ``$`` in its config is doubled,
+so compose passes it on as written.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from ._pod import READY, app_arguments
 
 CONFIG_SOURCE = "environment-config.json"
 APP_PORTS = PORT + 100  # the first host port of the apps
-APP_KEY_VARIABLE = "SHIPYARD_APP_API_KEY"  # read from the shell running compose
+APP_KEY_VARIABLE = "SHIPYARD_API_KEY"  # the key apps call the models with, from the shell
 
 # The image has Python and no curl: the health check asks the ready route with urllib.
 HEALTH_CHECK = (
