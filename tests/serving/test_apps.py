@@ -24,7 +24,14 @@ import sqlalchemy as sa
 from shipyard.apps import build_app_bundle
 from shipyard.errors import AppError, TamperedArtifact
 from shipyard.registry import Registry
-from shipyard.serving import ServeOptions, ServingApp, build_app, read_log
+from shipyard.serving import (
+    ComponentLogs,
+    ServeOptions,
+    ServingApp,
+    build_app,
+    bundle_table,
+    read_log,
+)
 
 from ..registry.conftest import MODEL
 from ._apps import app_bundle
@@ -242,10 +249,13 @@ def test_a_tampered_app_bundle_in_the_store_is_refused_before_its_code_runs(
 
 def test_shipyard_serve_serves_the_apps_and_component_logs_prints_what_one_logged(
     environment: Registry,
+    api_key: str,
     database_url: str,
     tmp_path: Path,
     demo_rows: dict[str, Any],
 ) -> None:
+    """The command itself, with two worker processes: an app's call to the models may be
+    answered by either, and each accepts the key the apps hold (one for both)."""
     home = tmp_path / "home"
     env = {
         "SHIPYARD_HOME": str(home),
@@ -256,14 +266,19 @@ def test_shipyard_serve_serves_the_apps_and_component_logs_prints_what_one_logge
     before = subprocess.run(shipyard, env={**os.environ, **env}, capture_output=True, text=True)
     assert before.returncode != 0
     assert f"component ui has no log at {home / 'logs' / 'demo' / ENV / 'ui.log'}" in before.stderr
-    with serve_process(["--project", "demo", "--env", ENV], env) as (base, _):
-        answer = httpx.post(f"{base}/apps/ui/predict", json=records(demo_rows), timeout=30)
-        assert answer.status_code == 200, answer.text
+    serving = ["--project", "demo", "--env", ENV, "--workers", "2"]
+    with serve_process(serving, env, output=(tmp_path / "serve.log").open("w")) as (base, _):
+        for _ in range(8):
+            answer = httpx.post(f"{base}/apps/ui/predict", json=records(demo_rows), timeout=30)
+            assert answer.status_code == 200, answer.text
     shown = subprocess.run(
         [*shipyard, "--tail", "1"], env={**os.environ, **env}, capture_output=True, text=True
     )
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.strip().endswith(f"INFO app.main: scored 2 rows with {MODEL}")
+    every = subprocess.run(shipyard, env={**os.environ, **env}, capture_output=True, text=True)
+    assert every.stdout.count("scored 2 rows") == 8  # both workers write the one file
+    assert api_key not in (tmp_path / "serve.log").read_text()
 
 
 def test_the_web_template_runs_under_serve_as_scaffolded(
@@ -299,3 +314,18 @@ def test_the_web_template_runs_under_serve_as_scaffolded(
         assert answer.json() == {"model": MODEL, "predictions": direct.json()["predictions"]}
         page = httpx.get(f"{app}/", timeout=30)  # its form, built from the served schema
         assert page.status_code == 200 and "mean_radius" in page.text
+
+
+def test_a_models_failed_request_goes_to_its_component_log(
+    toy_runners: dict[str, Any], tmp_path: Path
+) -> None:
+    logs = ComponentLogs(tmp_path / "logs")
+    app = ServingApp(bundle_table([toy_runners["fragile"]]), logs=logs)
+    with guarded_server(app) as base:
+        failed = httpx.post(base + predict_path("fragile"), json={"t": {"x": [666.0]}})
+        assert failed.status_code == 500
+        request_id = failed.headers["x-request-id"]
+        assert "secret internal detail" not in failed.text
+    text = "\n".join(read_log(tmp_path / "logs", "fragile"))
+    assert f"fragile 1.0.0: predict request {request_id} failed" in text
+    assert "secret internal detail" in text  # the traceback, for whoever reads the log

@@ -67,10 +67,11 @@ class ServeOptions:
     ``GuardedProtocol``: a client slow to send a request does not hold its connection.
 
     Apps: ``log_dir`` is where component logs go (default
-    ``$SHIPYARD_HOME/logs/PROJECT/ENVIRONMENT``); ``serving_url`` is where the apps reach
-    the models (``run`` sets it from its host and port; None: the address a request came
-    in on); ``app`` serves that app component alone and no model (an app's own
-    deployment: its ``shipyard.client`` reads the ``SHIPYARD_*`` variables instead).
+    ``$SHIPYARD_HOME/logs/PROJECT/ENVIRONMENT``; with ``bundle``, none unless given);
+    ``serving_url`` is where the apps reach the models (``run`` sets it from its host and
+    port; None: the address a request came in on); ``app`` serves that app component
+    alone and no model (an app's own deployment: its ``shipyard.client`` reads the
+    ``SHIPYARD_*`` variables instead).
     """
 
     bundle: str | None = None
@@ -226,6 +227,8 @@ def build_app(
             low_latency=bool(options.low_latency),
             seed=options.seed,
             drain_seconds=options.drain_seconds,
+            # A bundle file is no environment: its model's log only where one is asked for.
+            logs=ComponentLogs(options.log_dir) if options.log_dir else None,
         )
     if registry is None:
         registry = open_registry(options)
