@@ -17,16 +17,16 @@ import httpx
 import pytest
 import yaml
 
-import shipyard
-from shipyard import app_templates
+from shipyard import __version__, app_templates
 from shipyard.app_templates import CreateOptions, create_app
 from shipyard.apps import AppBundle, build_app_bundle, read_app_config
 from shipyard.errors import Conflict, UsageError
 from tests.cli.test_cli import run_cli
+from tests.cli.test_registry_cli import Shipyard, shipyard  # noqa: F401  (the fixture)
 from tests.serving._hold import wait_until
 from tests.serving.conftest import serve_process
 
-SOURCE = str(Path(shipyard.__file__).resolve().parents[1])  # this tree's src/
+SOURCE = str(Path(app_templates.__file__).resolve().parents[2])  # this tree's src/
 TOOLS = Path(sys.executable).parent
 KEY = "sya_1_template-test-environment-key"
 
@@ -245,7 +245,7 @@ def test_the_apps_containerfile_runs_its_entry_as_the_deploy_images_user(tmp_pat
 
     text = (scaffold(tmp_path / "web", "web") / "Containerfile").read_text()
     assert f"USER {CONTAINER_UID}:{CONTAINER_UID}" in text
-    assert f"'shipyard=={shipyard.__version__}'" in text
+    assert f"'shipyard=={__version__}'" in text
     assert 'ENTRYPOINT ["/opt/venv/bin/uvicorn", "app.main:app"]' in text
     assert "+ '/health'" in text  # the health check asks the app's own route
     ignored = (tmp_path / "web" / ".dockerignore").read_text().split()
@@ -381,3 +381,26 @@ def test_every_template_file_is_a_tmpl_file_so_packaging_ships_it() -> None:
             p for p in (root / layer).rglob("*") if p.is_file() and "__pycache__" not in p.parts
         ]
         assert files and all(p.name.endswith(".tmpl") for p in files), layer
+
+
+def test_a_scaffolded_app_registers_straight_into_a_challenger(
+    shipyard: Shipyard,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What the CI's challenger job runs: shipyard app register . --env "$CHALLENGER".
+    folder = scaffold(tmp_path / "triage_web", "web")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # in no repository
+    monkeypatch.chdir(folder)
+    shipyard.ok("project", "create", "demo")
+    shipyard.ok("env", "challenger", "create", "pr-7", "--from", "integration", "-p", "demo")
+    out = shipyard.ok("app", "register", ".", "--env", "pr-7", "-p", "demo")
+    assert out.startswith("registered triage_web candidate 1: bundle triage_web 0.1.0")
+    assert out.rstrip().endswith("; deployed to pr-7, revision 2")
+    status = shipyard.json("env", "status", "pr-7", "-p", "demo")
+    assert [(c["name"], c["kind"], c["tag"]) for c in status["components"]] == [
+        ("triage_web", "app", None)
+    ]
+    again = shipyard.json("app", "register", ".", "--env", "pr-7", "-p", "demo")
+    assert again["version_id"] == 1 and again["deployed"]["environment"] == "pr-7"
+    assert shipyard.json("env", "status", "integration", "-p", "demo")["components"] == []

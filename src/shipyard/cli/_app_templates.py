@@ -1,4 +1,5 @@
-"""``shipyard app templates`` and ``shipyard app create``: start an app from a template."""
+"""``shipyard app templates`` and ``shipyard app create``: start an app from a template
+(``_main`` adds them to ``_apps``' ``shipyard app`` group)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,7 @@ import typer
 from ._backend import JSON, PROJECT
 from ._output import emit
 
-app = typer.Typer(help="Apps: your web apps, versioned and promoted with their models.")
 
-
-@app.command("templates")
 def list_templates(as_json: bool = JSON) -> None:
     """List the templates app create starts from."""
     from ..app_templates import templates
@@ -22,7 +20,6 @@ def list_templates(as_json: bool = JSON) -> None:
     emit(rows, as_json, lambda r: "\n".join(f"{x['name']:<{width}}  {x['description']}" for x in r))
 
 
-@app.command("create")
 def create(
     name: str = typer.Argument(..., help="The app's name (its component in the registry)."),
     template: str = typer.Option(

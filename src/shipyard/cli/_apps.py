@@ -81,12 +81,20 @@ def register(
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Keep the bundle in this folder (default: not kept)."
     ),
+    env: str | None = typer.Option(
+        None,
+        "--env",
+        "-e",
+        help="Also deploy the version into this environment, as component add does "
+        "(the CI flow's challenger).",
+    ),
     as_json: bool = JSON,
 ) -> None:
     """Build the app's bundle and add it to the app as a candidate version.
 
     An unchanged folder builds the same bundle, which registers as its existing version
-    ("unchanged"). ``--app-config FILE`` gives the version's default app config.
+    ("unchanged"). ``--app-config FILE`` gives the version's default app config; ``--env E``
+    deploys the version into E too (its JSON then holds ``deployed``: environment, revision).
     """
     from ..apps import AppBundle, build_app_bundle
 
@@ -103,7 +111,11 @@ def register(
         name = str(AppBundle(bundle).metadata.get("name"))
         with open_backend() as backend:
             known = _registered_before(backend, project, name, bundle)
-            result = backend.register_app(project, bundle, config)
+            result = plain(backend.register_app(project, bundle, config))
+            if env is not None:
+                added = backend.add_component(project, env, name, result["version_id"])
+                deployed = {"environment": env, "revision": plain(added)["number"]}
+                result = {**result, "deployed": deployed}
     emit(
         result,
         as_json,
@@ -114,6 +126,12 @@ def register(
                 else f"registered {version_line(v)}"
             )
             + (f" (kept at {bundle})" if output is not None else "")
+            + (
+                f"; deployed to {v['deployed']['environment']}, revision "
+                f"{v['deployed']['revision']}"
+                if "deployed" in v
+                else ""
+            )
         ),
     )
 

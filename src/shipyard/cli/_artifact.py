@@ -100,13 +100,41 @@ def build(
         )
 
 
-def _describe(artifact: Artifact, public_key: Path | None) -> dict[str, Any]:
+def _pipeline(bundle: Path, public_key: Path | None = None) -> Artifact:
+    """The bundle, opened; UsageError for an app bundle (it holds no pipeline)."""
+    artifact = Artifact(bundle, public_key=public_key)
     meta = artifact.metadata
+    if meta.get("kind", "model") != "model":
+        raise UsageError(
+            f"{bundle} is an app bundle ({meta.get('name')} {meta.get('version')}): it holds "
+            "no pipeline; 'artifact inspect' and 'artifact verify' check it, 'shipyard app' "
+            "registers it"
+        )
+    return artifact
+
+
+def _check(artifact: Artifact, public_key: Path | None) -> dict[str, Any]:
     try:
         check = artifact.verify(public_key)
         check["ok"] = True
     except Exception as exc:  # inspect reports a failed check rather than stopping
         check = {"ok": False, "error": str(exc)}
+    return check
+
+
+def _describe_app(artifact: Artifact, public_key: Path | None) -> dict[str, Any]:
+    return {
+        "bundle": str(artifact.path),
+        "package": artifact.package,
+        **artifact.metadata,
+        "verification": _check(artifact, public_key),
+        "files": {path: len(data) for path, data in sorted(artifact.files.items())},
+    }
+
+
+def _describe(artifact: Artifact, public_key: Path | None) -> dict[str, Any]:
+    meta = artifact.metadata
+    check = _check(artifact, public_key)
     try:
         genai = artifact.genai
     except ShipyardError:  # a file is missing: the failed check above says which
@@ -157,7 +185,29 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Show what a bundle holds: metadata, inputs, nodes, library versions, check result."""
-    info = _describe(Artifact(bundle), public_key)
+    artifact = Artifact(bundle)
+    if artifact.metadata.get("kind", "model") == "app":
+        app_info = _describe_app(artifact, public_key)
+        if as_json:
+            print_json(app_info)
+            return
+        build = app_info.get("build") or {}
+        check = app_info["verification"]
+        console.print(
+            f"[bold]{app_info['name']} {app_info['version']}[/]  (app bundle, "
+            f"{app_info['package']})\nentry {app_info.get('entry')}; models: "
+            f"{', '.join(app_info.get('models') or []) or 'none'}; created "
+            f"{app_info.get('created_at')}\ngit commit {build.get('git_commit')}, branch "
+            f"{build.get('git_branch')}, dirty {build.get('git_dirty')}\n"
+            + (
+                f"verified: {check['files']} files match MANIFEST.json"
+                if check["ok"]
+                else f"[red]check failed: {check['error']}[/]"
+            ),
+            soft_wrap=True,
+        )
+        return
+    info = _describe(artifact, public_key)
     if as_json:
         print_json(info)
         return
@@ -352,7 +402,7 @@ def lineage(
     as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
 ) -> None:
     """Print the graph: input columns -> features -> models -> rules."""
-    graph = Artifact(bundle).lineage
+    graph = _pipeline(bundle).lineage
     fmt = "json" if as_json else fmt
     if fmt == "json":
         print_json(graph)
@@ -388,7 +438,7 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Run a bundle on a file, whole or up to the named nodes (verifies it first)."""
-    artifact = Artifact(bundle, public_key=public_key)
+    artifact = _pipeline(bundle, public_key)
     tables = artifact.input_info["tables"]
     data = read_dataset(input_file, tables[0]["name"] if len(tables) == 1 else None)
     wanted = [o.strip() for o in outputs.split(",") if o.strip()] if outputs else None
@@ -423,7 +473,8 @@ def extract(
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Write one node's files (e.g. a model file) or the whole bundle, after verifying it."""
-    written = Artifact(bundle, public_key=public_key).extract(node, output)
+    opened = _pipeline(bundle, public_key) if node is not None else Artifact(bundle, public_key)
+    written = opened.extract(node, output)
     if as_json:
         print_json({"written": [str(p) for p in written]})
         return

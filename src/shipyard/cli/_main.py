@@ -58,9 +58,8 @@ app.add_typer(_config.config, name="config")
 _projects.projects.command("select")(_config.select_project)
 _environments.app.command("select")(_config.select_environment)
 app.add_typer(_ci.app, name="ci")
-# `app templates` and `app create` (one module) join `app build|register|…` (another):
-# one `app` group, which a second add_typer under the same name would replace.
-_apps.app.registered_commands += _app_templates.app.registered_commands
+_apps.app.command("templates")(_app_templates.list_templates)
+_apps.app.command("create")(_app_templates.create)
 
 
 @app.callback()

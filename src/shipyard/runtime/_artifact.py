@@ -119,8 +119,15 @@ def build_executor(
 ) -> Executor:
     """The executor of files already verified, warning when the host's versions differ.
 
-    Raises ModelError when numpy (or another package running needs) is missing.
+    Raises ModelError when numpy (or another package running needs) is missing, UsageError
+    for an app bundle (it holds a web app's source, no pipeline to run).
     """
+    try:
+        kind = json.loads(files.get("metadata.json", b"{}")).get("kind") or "model"
+    except (ValueError, AttributeError):
+        kind = "model"  # the executor says what is wrong with the file
+    if kind != "model":
+        raise UsageError(f"this is an {kind} bundle, not a model's: it holds no pipeline to run")
     try:
         from ._executor import Executor
         from ._loading import check_versions
