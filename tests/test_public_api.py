@@ -131,6 +131,7 @@ def test_one_exception_tree_holds_the_registry_errors() -> None:
     import shipyard.errors
 
     assert sorted(shipyard.errors.__all__) == [
+        "AppError",
         "ApprovalRequired",
         "ArtifactError",
         "AuditBroken",

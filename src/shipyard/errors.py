@@ -11,6 +11,7 @@
     │   ├── GraphError             unknown reference, cycle, duplicate, type clash
     │   └── CaptureError           a feature reads a global, helper or closure
     ├── ModelError                 a model cannot be saved, loaded or run
+    ├── AppError                   an app's code cannot be imported or served
     ├── UsageError                 a command or call was given bad arguments (exit code 2)
     ├── HttpError                  a server answers a request with ``status`` instead of a result
     │   └── ClientGone             the client left before its request was complete (status 499)
@@ -62,6 +63,7 @@ from .runtime import (
 )
 
 __all__ = [
+    "AppError",
     "ApprovalRequired",
     "ArtifactError",
     "AuditBroken",
@@ -96,6 +98,10 @@ __all__ = [
     "VersionMismatchWarning",
     "WrongType",
 ]
+
+
+class AppError(ShipyardError):
+    """An app component's code cannot be imported or is not an ASGI app; the message names it."""
 
 
 class BatchStopped(ShipyardError):

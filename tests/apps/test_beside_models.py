@@ -44,6 +44,7 @@ def with_app(demo: Registry, app_bundle: Path) -> Registry:  # noqa: F811
 def test_serving_loads_the_models_and_leaves_the_app(with_app: Registry) -> None:
     table = EnvironmentLoader(with_app, "demo", "production").load()
     assert sorted(table.models) == [MODEL]
+    assert list(table.apps) == [APP]  # mounted apart, under /apps/tumour_app/
 
 
 def test_batch_scores_with_a_model_and_never_with_an_app(
@@ -66,15 +67,15 @@ def test_the_deploy_plan_serves_the_models_and_names_the_apps_apart(
 ) -> None:
     plan = read_plan(with_app, "demo", "production")
     assert plan.components == {MODEL: "v1"}
-    assert plan.apps == {APP: "v1"}
+    assert [(app.name, app.label) for app in plan.apps] == [(APP, "v1")]
     assert plan.pod_annotations()["shipyard.dev/components"] == f"{MODEL}=v1"
     for target in ("kubernetes", "compose"):
         render_environment(with_app, "demo", "production", target, tmp_path / target)
     baked = bake_environment(with_app, "demo", "production", tmp_path / "baked")
     assert {b.model for b in baked.bundles} == {MODEL, APP}
-    assert baked.requirements() == [
-        line for b in baked.bundles if b.model == MODEL for line in sorted(b.requirements)
-    ]
+    # The app's requirements join the image's, beside the model's pins.
+    model_pins = [line for b in baked.bundles if b.model == MODEL for line in b.requirements]
+    assert baked.requirements() == sorted([*model_pins, "jinja2>=3"])
 
 
 def test_ci_registers_and_tags_app_bundles_beside_model_bundles(

@@ -353,6 +353,6 @@ def test_component_settings_one_deployment_cannot_honour_are_noted(
     deployed.set_setting("replicas", 5, project="demo", env="production", component=MODEL)
     result = render(deployed, tmp_path)
     assert result["notes"] == [
-        f"component {MODEL} sets replicas 5; one deployment serves every component, so the "
+        f"component {MODEL} sets replicas 5; one deployment serves every model, so the "
         "environment's 2 is used"
     ]

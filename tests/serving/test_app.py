@@ -20,10 +20,12 @@ DEMO = predict_path("tumour_triage")
 
 def test_the_public_surface() -> None:
     assert sorted(shipyard.serving.__all__) == [
+        "AppMount",
         "BakedRegistry",
         "Capture",
         "CaptureRecord",
         "CaptureSink",
+        "ComponentLogs",
         "EnvironmentLoader",
         "Follower",
         "KeyRing",
@@ -38,7 +40,9 @@ def test_the_public_surface() -> None:
         "Shadow",
         "build_app",
         "bundle_table",
+        "default_log_dir",
         "default_workers",
+        "read_log",
         "run",
     ]
 

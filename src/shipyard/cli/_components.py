@@ -10,7 +10,7 @@ import typer
 from ..errors import UsageError
 from ._backend import ENV, JSON, PROJECT, YES, confirm_change, open_backend
 from ._files import APP_CONFIG, read_app_config
-from ._output import emit, listing, plain
+from ._output import emit, listing, plain, print_json
 from ._views import components_line, label, revision_line
 
 components = typer.Typer(help="Components deployed in an environment.", no_args_is_help=True)
@@ -65,6 +65,34 @@ def list_components(env: str = ENV, project: str = PROJECT, as_json: bool = JSON
             [dict(r, version=label(r)) for r in rows]
         ),
     )
+
+
+@components.command("logs")
+def logs(
+    name: str = typer.Argument(..., help="Component name (an app, or a model)."),
+    env: str = ENV,
+    project: str = PROJECT,
+    tail: int | None = typer.Option(None, "--tail", "-n", min=1, help="Only the last N lines."),
+    log_dir: Path | None = typer.Option(
+        None,
+        "--log-dir",
+        help="The server's --log-dir (default: $SHIPYARD_HOME/logs/PROJECT/ENV).",
+    ),
+    as_json: bool = JSON,
+) -> None:
+    """Print what a component served by `shipyard serve` on this machine logged.
+
+    An app's logging and the errors of its requests, a model's failed requests. On
+    Kubernetes: kubectl logs -l app.kubernetes.io/component=NAME (see docs/deploying.md).
+    """
+    from ..serving import default_log_dir, read_log
+
+    lines = read_log(log_dir or default_log_dir(project, env), name, tail)
+    if as_json:
+        print_json({"project": project, "environment": env, "component": name, "lines": lines})
+        return
+    for line in lines:
+        typer.echo(line)
 
 
 @component_config.command("save")

@@ -83,6 +83,17 @@ def serve(
         "--allow-pickle",
         help="With --bundle: let plain pickles load (loading one runs its code).",
     ),
+    app: str | None = typer.Option(
+        None,
+        "--app",
+        help="Serve only this app component of the environment, no model (an app's own "
+        "deployment; its client reads the SHIPYARD_* variables).",
+    ),
+    log_dir: Path | None = typer.Option(
+        None,
+        "--log-dir",
+        help="Where component logs go (default: $SHIPYARD_HOME/logs/PROJECT/ENV).",
+    ),
     tls_cert: Path | None = TLS_CERT,
     tls_key: Path | None = TLS_KEY,
     trusted_proxies: str = TRUSTED_PROXIES,
@@ -91,7 +102,8 @@ def serve(
 
     With --project/--env the server follows the environment ($SHIPYARD_URL's registry
     server, or the embedded registry): a promotion or rollback is loaded and warmed up
-    in the background, then swapped in without dropping a request.
+    in the background, then swapped in without dropping a request. The environment's
+    apps are served beside its models, each under /apps/NAME/.
     SIGTERM or Ctrl-C drains requests in flight before exiting.
     """
     from ..serving import ServeOptions, default_workers, run
@@ -117,6 +129,8 @@ def serve(
         max_connections=max_connections,
         max_header_bytes=max_header_bytes,
         allow_pickle=allow_pickle,
+        app=app,
+        log_dir=str(log_dir) if log_dir else None,
     ).check()
     if bundle is not None:
         from ..runtime import Artifact
@@ -133,6 +147,8 @@ def serve(
     what = f"bundle {bundle}" if bundle else f"{project}/{env}{where}"
     if bundle_dir is not None:
         what = f"{project}/{env} baked into {bundle_dir}"
+    if app is not None:
+        what = f"app {app} of {what} (under /apps/{app}/)"
     console.print(
         f"serving {what} on {scheme(listening)}://{host}:{port} "
         f"({count} worker{'s' if count > 1 else ''}); "

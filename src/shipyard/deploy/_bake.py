@@ -9,12 +9,15 @@ trusted keys (``LoadPolicy``: what ``shipyard serve`` applies when it loads them
 writes the folder that ``shipyard serve --bundle-dir`` serves offline, whose layout
 ``shipyard.serving.BakedRegistry`` documents: ``environment.json``, and each bundle in a
 folder named by the start of its sha256 (two versions may carry the same file name).
+App components are baked beside the models, checked alike; an app's requirements (its
+bundle's ``requirements.txt`` lines, recorded in its metadata) join the image's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -27,6 +30,13 @@ from ..runtime import Artifact
 
 FORMAT = "shipyard-baked-environment/1"  # what shipyard.serving.BakedRegistry reads
 STATE_FILE = "environment.json"
+_PROJECT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def _project(line: str) -> str:
+    """The normalised project name a requirement line is about."""
+    found = _PROJECT_NAME.match(line.strip())
+    return (found.group(0) if found else line.strip()).lower().replace("_", "-")
 
 
 @dataclass(frozen=True)
@@ -52,11 +62,16 @@ class BakedEnvironment:
     bundles: tuple[BakedBundle, ...]
 
     def requirements(self) -> list[str]:
-        """Every bundle's pins, merged; UsageError when two bundles pin one package apart."""
+        """Every bundle's requirements, merged; UsageError when two bundles pin one package
+        apart. An unpinned line (an app's ``jinja2``) gives way to a pin of the same package."""
         pins: dict[str, tuple[str, str]] = {}
+        loose: dict[str, set[str]] = {}
         for bundle in self.bundles:
             for line in bundle.requirements:
-                name = line.split("==", 1)[0].strip().lower().replace("_", "-")
+                name = _project(line)
+                if "==" not in line:
+                    loose.setdefault(name, set()).add(line)
+                    continue
                 seen = pins.get(name)
                 if seen is not None and seen[0] != line:
                     raise UsageError(
@@ -64,15 +79,17 @@ class BakedEnvironment:
                         f"while {bundle.model} {bundle.label} needs {line}"
                     )
                 pins.setdefault(name, (line, f"{bundle.model} {bundle.label}"))
-        return sorted(line for line, _ in pins.values())
+        lines = {line for line, _ in pins.values()}
+        lines |= {line for name, found in loose.items() if name not in pins for line in found}
+        return sorted(lines)
 
 
 def _labels(component: dict[str, Any]) -> list[str]:
     """The versions of a component the environment serves: deployed, then traffic and shadow
-    (as ``EnvironmentLoader`` reads them)."""
+    (as ``EnvironmentLoader`` reads them; an app serves the deployed one only)."""
     labels = [component["tag"] or str(component["version_id"])]
     traffic = component["settings"].get("traffic", {}).get("value")
-    if traffic:
+    if traffic and component.get("kind") != "app":
         labels += [tag for tag, weight in traffic["weights"].items() if weight > 0]
         if traffic.get("shadow"):
             labels.append(traffic["shadow"])
@@ -80,6 +97,9 @@ def _labels(component: dict[str, Any]) -> list[str]:
 
 
 def _pins(artifact: Artifact) -> tuple[str, ...]:
+    if artifact.metadata.get("kind") == "app":
+        listed = artifact.metadata.get("requirements") or []
+        return tuple(line.strip() for line in listed if line.strip() and line[:1] != "#")
     text = artifact.files.get("requirements.txt", b"").decode("utf-8")
     return tuple(
         line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")

@@ -370,7 +370,9 @@ def shipyard_wheel(into: Path, find_links: Sequence[str] = ()) -> Path:
 
 def _host_constraints(pinned: Sequence[str]) -> str:
     """This machine's installed versions as pip constraints, except what the bundles pin."""
-    taken = {line.split("==", 1)[0].strip().lower().replace("_", "-") for line in pinned}
+    taken = {
+        line.split("==", 1)[0].strip().lower().replace("_", "-") for line in pinned if "==" in line
+    }
     lines = set()
     for dist in metadata.distributions():
         name = (dist.metadata["Name"] or "").lower().replace("_", "-")

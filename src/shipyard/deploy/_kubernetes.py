@@ -5,8 +5,17 @@
       configmap.yaml, networkpolicy.yaml
     overlays/ENV/         what this environment sets: namespace, image, replicas, worker
       kustomization.yaml  group (nodeSelector, resources), environment config;
-      namespace.yaml      with a traffic split, the other arm's Deployment, Service, HPA
+      namespace.yaml      with a traffic split, the other arm's Deployment, Service, HPA;
       deployment-patch.yaml, hpa-patch.yaml, configmap.yaml, [*-vN.yaml, httproute.yaml]
+      [deployment-app-NAME.yaml, service-app-NAME.yaml]   each app component's own
+
+Each app runs the same image as the models, serving only that app (``shipyard serve
+--bundle-dir … --app NAME``, under ``/apps/NAME/``), and reaches the models through their
+Service (``SHIPYARD_SERVING_URL``) with the key in the API keys' Secret under
+``app-api-key`` (``SHIPYARD_API_KEY``; it must be one of the lines of ``api-keys`` too).
+Its pods carry ``app.kubernetes.io/component: NAME``: ``kubectl logs -l
+app.kubernetes.io/component=NAME`` shows what it logged. With a traffic split, apps call
+the primary arm's Service: the weights apply at the gateway.
 
 Rendering one environment writes the base and that environment's overlay only: a
 promotion into production changes files under ``overlays/production`` and nowhere else.
@@ -19,10 +28,21 @@ from typing import Any
 
 from . import _pod
 from ._files import json_text, yaml_text
-from ._plan import CONFIG_FILE, GRACE_SECONDS, PORT, Arm, Plan, default_resources, k8s_name
+from ._plan import (
+    APP_API_KEY,
+    CONFIG_FILE,
+    GRACE_SECONDS,
+    PORT,
+    AppPlan,
+    Arm,
+    Plan,
+    default_resources,
+    k8s_name,
+)
 
 SERVICE_PORT = 80
 CPU_TARGET_PERCENT = 70
+COMPONENT_LABEL = "app.kubernetes.io/component"
 
 
 def base_folder() -> str:
@@ -53,7 +73,35 @@ def deployment(
     resources: dict[str, Any],
 ) -> dict[str, Any]:
     """A Deployment of serve pods for one arm (``primary`` when there is no split)."""
-    selector = _selector(plan, arm)
+    labels = plan.labels() | {"shipyard.dev/arm": arm}
+    return _deployment(
+        plan,
+        name,
+        labels,
+        _selector(plan, arm),
+        {},
+        replicas=replicas,
+        pod=pod | {"volumes": _pod.volumes(plan.app)},
+        annotations=annotations,
+        resources=resources,
+        mounts=_pod.volume_mounts(),
+    )
+
+
+def _deployment(
+    plan: Plan,
+    name: str,
+    labels: dict[str, str],
+    selector: dict[str, str],
+    container: dict[str, Any],
+    *,
+    replicas: int,
+    pod: dict[str, Any],
+    annotations: dict[str, str],
+    resources: dict[str, Any],
+    mounts: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A Deployment of the image's pods: ``container`` adds to the serve container."""
     container = {
         "image": plan.app,  # the overlay's `images` entry names the real image
         "imagePullPolicy": "IfNotPresent",
@@ -66,7 +114,8 @@ def deployment(
         "securityContext": _pod.container_security(),
         # Loading and warming every model may take a while: up to five minutes.
         "startupProbe": _pod.probe(_pod.LIVE, period=5, failures=60),
-        "volumeMounts": _pod.volume_mounts(),
+        "volumeMounts": mounts,
+        **container,
     }
     template_spec = {
         "automountServiceAccountToken": False,
@@ -82,13 +131,12 @@ def deployment(
                 "whenUnsatisfiable": "ScheduleAnyway",
             }
         ],
-        "volumes": _pod.volumes(plan.app),
         **pod,
     }
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(plan, name, arm),
+        "metadata": {"labels": labels, "name": name},
         "spec": {
             "replicas": replicas,
             "revisionHistoryLimit": 5,
@@ -100,7 +148,7 @@ def deployment(
             "template": {
                 "metadata": {
                     "annotations": _pod.scrape_annotations() | annotations,
-                    "labels": plan.labels() | {"shipyard.dev/arm": arm},
+                    "labels": labels,
                 },
                 "spec": template_spec,
             },
@@ -265,6 +313,81 @@ def http_route(plan: Plan) -> dict[str, Any]:
     }
 
 
+def app_environment(plan: Plan, app: AppPlan) -> list[dict[str, Any]]:
+    """The variables ``shipyard.client`` reads in an app's pod."""
+    return [
+        {"name": "SHIPYARD_PROJECT", "value": plan.project},
+        {"name": "SHIPYARD_ENV", "value": plan.environment},
+        {"name": "SHIPYARD_APP_NAME", "value": app.name},
+        {"name": "SHIPYARD_SERVING_URL", "value": f"http://{plan.app}"},  # the models' Service
+        {
+            "name": "SHIPYARD_API_KEY",
+            "valueFrom": {
+                "secretKeyRef": {
+                    "key": APP_API_KEY,
+                    "name": _pod.api_keys_secret(plan.app),
+                    "optional": True,
+                }
+            },
+        },
+        {"name": "SHIPYARD_APP_CONFIG", "value": app.app_config_text()},
+        {
+            "name": "SHIPYARD_ENVIRONMENT_CONFIG",
+            "valueFrom": {
+                "configMapKeyRef": {"key": CONFIG_FILE, "name": _pod.config_map_name(plan.app)}
+            },
+        },
+    ]
+
+
+def _app_selector(plan: Plan, app: AppPlan) -> dict[str, str]:
+    return {"app.kubernetes.io/name": plan.app, COMPONENT_LABEL: app.component}
+
+
+def app_deployment(plan: Plan, app: AppPlan) -> dict[str, Any]:
+    """The Deployment of one app component: the image serving that app alone."""
+    return _deployment(
+        plan,
+        app.object_name,
+        plan.labels() | {COMPONENT_LABEL: app.component},
+        _app_selector(plan, app),
+        {"args": _pod.app_arguments(app.name), "env": app_environment(plan, app)},
+        replicas=app.replicas,
+        pod=_pod_settings(plan) | {"volumes": _pod.scratch_volumes()},
+        annotations=plan.app_annotations(app),
+        resources=_pod.resources(plan.resources),
+        mounts=_pod.scratch_mounts(),
+    )
+
+
+def app_service(plan: Plan, app: AppPlan) -> dict[str, Any]:
+    """A ClusterIP Service in front of one app's pods."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "labels": plan.labels() | {COMPONENT_LABEL: app.component},
+            "name": app.object_name,
+        },
+        "spec": {
+            "ports": [
+                {"name": "http", "port": SERVICE_PORT, "protocol": "TCP", "targetPort": "http"}
+            ],
+            "selector": _app_selector(plan, app),
+            "type": "ClusterIP",
+        },
+    }
+
+
+def _app_documents(plan: Plan) -> dict[str, dict[str, Any]]:
+    documents = {}
+    for app in plan.apps:
+        file = k8s_name("app", app.name)
+        documents[f"deployment-{file}.yaml"] = app_deployment(plan, app)
+        documents[f"service-{file}.yaml"] = app_service(plan, app)
+    return documents
+
+
 def _overlay(plan: Plan) -> dict[str, str]:
     """This environment's overlay of the base."""
     primary = plan.split.arms[0] if plan.split else None
@@ -310,6 +433,7 @@ def _overlay(plan: Plan) -> dict[str, str]:
         for arm in plan.split.arms[1:]:
             resources |= _arm_documents(plan, arm)
         resources["httproute.yaml"] = http_route(plan)
+    resources |= _app_documents(plan)
     image: dict[str, str] = {"name": plan.app, "newName": plan.image.name}
     if plan.image.digest:
         image["digest"] = plan.image.digest

@@ -3,12 +3,14 @@
 Every target renders from a ``Plan`` alone, so a render is a function of what the registry
 says now: the environment's revision (components, settings set on it, environment
 config), the settings it inherits, its worker group's machine size and whether it has
-API keys. Nothing here reads a clock or the file system.
+API keys. Nothing here reads a clock or the file system. The model components are served
+together by one deployment; each app component (``AppPlan``) runs in its own.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -26,6 +28,8 @@ CONFIG_DIR = "/etc/shipyard/environment"
 CONFIG_FILE = "config.json"
 API_KEYS_DIR = "/run/secrets/shipyard"
 API_KEYS_FILE = "api-keys"  # one key a line, as `shipyard serve --api-key-file` reads them
+# The key an app sends to the models: in the same Secret, and one of the lines of api-keys.
+APP_API_KEY = "app-api-key"
 # serve drains for this long after SIGTERM (ServeOptions.drain_seconds); before SIGTERM the
 # pod waits PRE_STOP_SECONDS so that endpoints and gateways stop sending it new requests.
 DRAIN_SECONDS = 30
@@ -157,6 +161,26 @@ class Split:
 
 
 @dataclass(frozen=True)
+class AppPlan:
+    """An app component of the environment: it runs in a Deployment and Service of its own.
+
+    ``object_name`` names its Kubernetes objects; ``component`` is its
+    ``app.kubernetes.io/component`` label (the component's name, in a label's form).
+    """
+
+    name: str
+    label: str  # the version deployed
+    object_name: str
+    component: str
+    replicas: int
+    app_config: dict[str, Any]
+
+    def app_config_text(self) -> str:
+        """The app config as the compact JSON of ``SHIPYARD_APP_CONFIG``."""
+        return json.dumps(self.app_config, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a target renders an environment from (see the module's docstring)."""
 
@@ -173,11 +197,11 @@ class Plan:
     low_latency: bool
     config: dict[str, Any]
     components: dict[str, str]  # model name -> the version label deployed
-    apps: dict[str, str]  # app name -> the version label deployed (each its own Deployment)
     has_api_keys: bool
     split: Split | None
     gateway: tuple[str, str | None]  # (name, namespace) of the Gateway an HTTPRoute joins
     notes: tuple[str, ...]
+    apps: tuple[AppPlan, ...] = ()  # by name
 
     def labels(self) -> dict[str, str]:
         """The labels every rendered object carries."""
@@ -201,6 +225,15 @@ class Plan:
             "shipyard.dev/environment": self.environment,
             "shipyard.dev/revision": str(self.revision),
             "shipyard.dev/components": versions,
+        }
+
+    def app_annotations(self, app: AppPlan) -> dict[str, str]:
+        """What an app's pod says about where it came from: environment, revision, version."""
+        return {
+            "shipyard.dev/project": self.project,
+            "shipyard.dev/environment": self.environment,
+            "shipyard.dev/revision": str(self.revision),
+            "shipyard.dev/app": f"{app.name}={app.label}",
         }
 
 
@@ -256,14 +289,8 @@ def read_plan(registry: RegistryAPI, project: str, env: str, image: str | None =
         max_replicas = max(replicas, per_machine * int(groups[group]["count"]))
     keys = to_json(registry.list_api_keys(project, env))
     app = k8s_name("shipyard", project)
-    # The serving Deployment runs the models; apps run beside it, each in its own.
-    models = [c for c in status["components"] if c.get("kind", "model") == "model"]
+    models = [c for c in status["components"] if not is_app(c)]
     components = {c["name"]: c["tag"] or str(c["version_id"]) for c in models}
-    apps = {
-        c["name"]: c["tag"] or str(c["version_id"])
-        for c in status["components"]
-        if c.get("kind", "model") == "app"
-    }
     return Plan(
         project=project,
         environment=env,
@@ -278,11 +305,35 @@ def read_plan(registry: RegistryAPI, project: str, env: str, image: str | None =
         low_latency=low_latency,
         config=dict(status["config"]),
         components=components,
-        apps=apps,
         has_api_keys=any(not k["revoked"] for k in keys),
         split=_split(app, models, replicas, max_replicas),
         gateway=_gateway(status["config"]),
-        notes=tuple(_notes(models, settings)),
+        notes=tuple(_notes(status, settings)),
+        apps=tuple(_app_plan(app, c) for c in sorted(status["components"], key=_name) if is_app(c)),
+    )
+
+
+def is_app(component: dict[str, Any]) -> bool:
+    """Whether a component of a status is an app (a component without a kind is a model)."""
+    return component.get("kind", "model") == "app"
+
+
+def _name(component: dict[str, Any]) -> str:
+    return str(component["name"])
+
+
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+
+
+def _app_plan(app: str, component: dict[str, Any]) -> AppPlan:
+    name = component["name"]
+    return AppPlan(
+        name=name,
+        label=component["tag"] or str(component["version_id"]),
+        object_name=k8s_name(app, "app", name),
+        component=name if _LABEL_VALUE.fullmatch(name) else k8s_name(name),
+        replicas=int(component["settings"]["replicas"]["value"]),
+        app_config=dict(component.get("app_config") or {}),
     )
 
 
@@ -344,16 +395,28 @@ def _gateway(config: dict[str, Any]) -> tuple[str, str | None]:
     return name, namespace or None
 
 
-def _notes(models: list[dict[str, Any]], settings: dict[str, Any]) -> list[str]:
-    """What a render cannot honour as set on the models, said once each."""
+def _notes(status: dict[str, Any], settings: dict[str, Any]) -> list[str]:
+    """What a render cannot honour as set, said once each."""
     notes = []
-    for component in models:
-        for key in ("replicas", "worker_group", "low_latency_mode"):
+    for component in status["components"]:
+        name = component["name"]
+        if is_app(component):
+            if (component["settings"].get("traffic") or {}).get("value"):
+                notes.append(
+                    f"app {name} sets traffic; an app runs the version the environment "
+                    "deploys, so it is ignored"
+                )
+            # An app's replicas are honoured: it runs in a deployment of its own.
+            keys: tuple[str, ...] = ("worker_group", "low_latency_mode")
+            why = "its pods are sized as the models'"
+        else:
+            keys = ("replicas", "worker_group", "low_latency_mode")
+            why = "one deployment serves every model"
+        for key in keys:
             setting = component["settings"][key]
             if setting["level"] == "component" and setting["value"] != settings[key]:
                 notes.append(
-                    f"component {component['name']} sets {key} {setting['value']!r}; one "
-                    f"deployment serves every component, so the environment's "
-                    f"{settings[key]!r} is used"
+                    f"component {name} sets {key} {setting['value']!r}; {why}, so the "
+                    f"environment's {settings[key]!r} is used"
                 )
     return notes

@@ -1,7 +1,8 @@
 """The pod that runs ``shipyard serve``, as Kubernetes and KServe both describe it.
 
-The container runs the image's own entrypoint and command (no ``command`` or ``args``
-here): the image decides how serve starts, the manifests only where it runs. It runs
+The models' container runs the image's own entrypoint and command (no ``command`` or
+``args`` here): the image decides how serve starts, the manifests only where it runs. An
+app's container runs the same entrypoint with the arguments that serve only that app. It runs
 as a fixed non-root user with a read-only root file system and no capabilities; it may
 write only to two empty volumes, ``/tmp`` and the data folder (the image's
 ``SHIPYARD_HOME``). The API keys' Secret, when there is one, is mounted where the
@@ -14,6 +15,7 @@ from typing import Any
 
 from ._plan import (
     API_KEYS_DIR,
+    BUNDLE_DIR,
     CONFIG_DIR,
     CONTAINER_UID,
     DATA_DIR,
@@ -26,6 +28,11 @@ CONTAINER = "serve"
 READY = "/v2/health/ready"  # 503 until the models are loaded, and again while draining
 LIVE = "/v2/health/live"
 METRICS = "/metrics"
+
+
+def app_arguments(app: str) -> list[str]:
+    """The arguments of the image's ``shipyard serve`` that serve only the app ``app``."""
+    return ["--bundle-dir", BUNDLE_DIR, "--app", app, "--host", "0.0.0.0"]
 
 
 def config_map_name(prefix: str) -> str:
@@ -75,11 +82,23 @@ def resources(found: Resources) -> dict[str, Any]:
     return {"limits": found.limits(), "requests": found.requests()}
 
 
+def scratch_mounts() -> list[dict[str, Any]]:
+    """Where the container sees its two writable volumes."""
+    return [{"mountPath": "/tmp", "name": "tmp"}, {"mountPath": DATA_DIR, "name": "data"}]
+
+
+def scratch_volumes() -> list[dict[str, Any]]:
+    """The two writable scratch folders (``/tmp`` and the data folder)."""
+    return [
+        {"emptyDir": {"sizeLimit": "1Gi"}, "name": "tmp"},
+        {"emptyDir": {"sizeLimit": "4Gi"}, "name": "data"},
+    ]
+
+
 def volume_mounts() -> list[dict[str, Any]]:
     """Where the container sees its volumes."""
     return [
-        {"mountPath": "/tmp", "name": "tmp"},
-        {"mountPath": DATA_DIR, "name": "data"},
+        *scratch_mounts(),
         {"mountPath": CONFIG_DIR, "name": "environment-config", "readOnly": True},
         {"mountPath": API_KEYS_DIR, "name": "api-keys", "readOnly": True},
     ]
@@ -94,8 +113,7 @@ def volumes(prefix: str) -> list[dict[str, Any]]:
     rebuild). Shipyard never renders the Secret itself.
     """
     return [
-        {"emptyDir": {"sizeLimit": "1Gi"}, "name": "tmp"},
-        {"emptyDir": {"sizeLimit": "4Gi"}, "name": "data"},
+        *scratch_volumes(),
         {"configMap": {"name": config_map_name(prefix)}, "name": "environment-config"},
         {"name": "api-keys", "secret": {"optional": True, "secretName": api_keys_secret(prefix)}},
     ]

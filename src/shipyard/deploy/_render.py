@@ -65,6 +65,19 @@ def render_files(plan: Plan, target: str) -> tuple[dict[str, str], list[str]]:
     return renderer(plan)
 
 
+def target_notes(plan: Plan, target: str) -> list[str]:
+    """What ``target`` leaves out of ``plan`` or cannot honour as set, said once each."""
+    extra = NOTES.get(target)
+    notes = extra(plan) if extra else []
+    if target not in ("kubernetes", "compose") and plan.apps:
+        names = ", ".join(app.name for app in plan.apps)
+        notes.append(
+            f"{target} renders the models only: app(s) {names} are left out; "
+            "render them with --target kubernetes or compose"
+        )
+    return notes
+
+
 def render_environment(
     registry: RegistryAPI,
     project: str,
@@ -91,8 +104,7 @@ def render_environment(
     if target not in TARGETS:
         raise UsageError(f"--target {target!r} is not one of {', '.join(TARGETS)}")
     plan = read_plan(registry, project, env, image)
-    extra = NOTES.get(target)
-    notes = [*plan.notes, *(extra(plan) if extra else [])]
+    notes = [*plan.notes, *target_notes(plan, target)]
     if target in CONTEXTS:
         if image is None:
             reference = default_image(project, env, plan.revision, _lambda.KIND)

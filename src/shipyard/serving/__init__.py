@@ -8,18 +8,22 @@ Protocol v2 (KServe and Triton clients), /health, /metrics, /openapi.json and /d
 A server follows its environment's revision (embedded, or a registry server at
 ``ServeOptions.registry_url``) and swaps warm versions in atomically; it checks API keys
 (made by ``Registry.create_api_key``) against a ``KeyRing``. ``ServeOptions.bundle_dir``
-serves an environment baked into a folder (``BakedRegistry``) with no registry.
-``LambdaHandler`` answers AWS Lambda's HTTP events (API Gateway HTTP APIs, function URLs)
-with the same app, in-process; ``shipyard.serving.aws_lambda.handler`` is the Lambda
-image's handler. See docs/serving.md and docs/deploying.md.
+serves an environment baked into a folder (``BakedRegistry``) with no registry. The
+environment's app components are served beside its models under ``/apps/NAME/``, each
+logging to its own component log (``ComponentLogs``, ``read_log``). ``LambdaHandler``
+answers AWS Lambda's HTTP events (API Gateway HTTP APIs, function URLs) with the same app,
+in-process; ``shipyard.serving.aws_lambda.handler`` is the Lambda
+image's handler. See docs/serving.md, docs/apps.md and docs/deploying.md.
 """
 
 from ._app import ServingApp
+from ._apps import AppMount
 from ._baked import BakedRegistry
 from ._capture import Capture, CaptureRecord, CaptureSink, ParquetFolder
 from ._environment import EnvironmentLoader, Follower
 from ._keys import KeyRing
 from ._lambda import LambdaHandler
+from ._logs import ComponentLogs, default_log_dir, read_log
 from ._metrics import Metrics
 from ._routes import ModelRoute, RouteTable, bundle_table
 from ._runner import ModelRunner
@@ -27,10 +31,12 @@ from ._server import ServeOptions, build_app, default_workers, run
 from ._shadow import Shadow
 
 __all__ = [
+    "AppMount",
     "BakedRegistry",
     "Capture",
     "CaptureRecord",
     "CaptureSink",
+    "ComponentLogs",
     "EnvironmentLoader",
     "Follower",
     "KeyRing",
@@ -45,6 +51,8 @@ __all__ = [
     "Shadow",
     "build_app",
     "bundle_table",
+    "default_log_dir",
     "default_workers",
+    "read_log",
     "run",
 ]

@@ -6,6 +6,11 @@ once with orjson, validate into numpy columns, run the executor, encode. Everyth
 else (health, metadata, metrics, OpenAPI) goes to ``InfoRoutes``, a Starlette router.
 Errors become statuses and bodies through ``shipyard.web``, like the registry API's.
 
+Requests under ``/apps/NAME/`` go to the app components of the table (``_apps``), each
+with its ``shipyard.client`` context bound. When the routes are guarded by API keys, the
+server also accepts the key it holds for its own apps (``internal_key``: made at start,
+never logged or shown; only the apps' context holds it).
+
 A request reads ``self.table`` once, at its start: ``swap`` replaces the reference, so
 requests in flight finish on the versions they started with. Requests of up to
 ``inline_rows`` rows run on the event loop (a thread hand-off would cost more than the
@@ -16,6 +21,7 @@ model); bigger ones run in a thread so that they do not hold up the small ones.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import itertools
 import logging
 import os
@@ -44,9 +50,12 @@ from ..web import (
     read_body,
     send_response,
 )
+from ._apps import PREFIX as APPS_PREFIX
+from ._apps import app_name, own_url, request_context, serve_app
 from ._capture import Capture, CaptureRecord
 from ._info_routes import REQUEST_ID_KEY, InfoRoutes
 from ._keys import KeyRing
+from ._logs import ComponentLogs
 from ._lookup import model_not_found, runner_of
 from ._metrics import Metrics
 from ._payloads import (
@@ -85,6 +94,11 @@ class ServingApp:
     ring leaves the model routes open), the metrics, capture and shadow workers, other
     background workers (the registry follower), the body limit, and the seed of the
     random draws that route A/B traffic and sample capture (None: unpredictable).
+
+    Apps: ``logs`` holds the component logs; ``internal_key`` is the key the apps'
+    context carries to the model routes; ``serving_url`` is where the apps reach the
+    models (None: the address each request came in on); ``bind_apps`` False binds no
+    context (the app reads the deploy's ``SHIPYARD_*`` variables: ``serve --app``).
     """
 
     def __init__(
@@ -102,8 +116,16 @@ class ServingApp:
         seed: int | None = None,
         drain_seconds: float = 30.0,
         strict: bool = False,
+        logs: ComponentLogs | None = None,
+        internal_key: str | None = None,
+        serving_url: str | None = None,
+        bind_apps: bool = True,
     ) -> None:
         self.metrics = metrics or Metrics()
+        self.logs = logs
+        self._internal_key = internal_key
+        self.serving_url = serving_url
+        self.bind_apps = bind_apps
         self.keys = keys or KeyRing()
         self._warned_closed = False
         self.capture = capture
@@ -149,13 +171,14 @@ class ServingApp:
         )
         if table.revision is not None:
             self.metrics.revision.set(table.revision)
+        served = [f"{r.model} {r.version} ({role})" for role, r in table.runners()]
+        served += [f"app {m.app.name} {m.app.version}" for m in table.apps.values()]
         logger.info(
             "serving %s/%s revision %s: %s",
             table.project,
             table.environment,
             table.revision if table.revision is not None else "-",
-            ", ".join(f"{r.model} {r.version} ({role})" for role, r in table.runners())
-            or "nothing",
+            ", ".join(served) or "nothing",
         )
 
     def set_keys(self, keys: KeyRing) -> None:
@@ -177,6 +200,9 @@ class ServingApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        if kind in ("http", "websocket") and scope["path"].startswith(APPS_PREFIX):
+            await self._app_request(scope, receive, send)
+            return
         if kind == "http":
             if scope["method"] == "POST":
                 parts = scope["path"].split("/")
@@ -218,6 +244,37 @@ class ServingApp:
         error = HttpError(400, "AmbiguousModel", f"/invocations needs exactly one model; {detail}")
         await self._send_error(send, error, request_id, None, False)
 
+    async def _app_request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A request under ``/apps/NAME/``: to that app, with its context bound."""
+        table = self.table
+        request_id = self._request_id(scope)
+        name, rest = app_name(scope["path"])
+        mount = table.apps.get(name)
+        if mount is None:
+            if scope["type"] != "http":
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            served = ", ".join(sorted(table.apps)) or "none"
+            error = HttpError(404, "NotFound", f"no app {name!r} here (apps: {served})")
+            await self._send_error(send, error, request_id, None, False)
+            return
+        if not rest and scope["type"] == "http":
+            # /apps/NAME is the app's root: /apps/NAME/, as a browser's links then resolve.
+            query = scope.get("query_string", b"")
+            location = scope["path"].encode() + b"/" + (b"?" + query if query else b"")
+            headers = [(b"location", location), (REQUEST_ID_HEADER, request_id.encode())]
+            await send_response(send, 307, b"", headers)
+            return
+        context = None
+        if self.bind_apps:
+            url = self.serving_url or own_url(scope)
+            context = request_context(
+                mount, table.project, table.environment, url, self._internal_key
+            )
+        await serve_app(
+            mount, scope, receive, send, context=context, request_id=request_id, logs=self.logs
+        )
+
     def _request_id(self, scope: Scope) -> str:
         given = header(scope, REQUEST_ID_HEADER)
         if given is not None and _GOOD_ID.match(given):
@@ -235,7 +292,11 @@ class ServingApp:
                 "API keys are not accepted in the query string: send 'Authorization: Bearer "
                 "KEY' or 'X-API-Key: KEY'",
             )
-        if not keys.accepts(presented_credential(scope, api_key_header=True)):
+        presented = presented_credential(scope, api_key_header=True)
+        internal = self._internal_key
+        if internal and presented and hmac.compare_digest(presented.encode(), internal.encode()):
+            return  # one of this server's own apps
+        if not keys.accepts(presented):
             raise HttpError(
                 401,
                 "Unauthorized",
@@ -301,6 +362,8 @@ class ServingApp:
             where = f"{runner.model} {runner.version}" if runner else model
             error = http_error(exc, request_id, logger, where)
             status = error.status
+            if status >= 500 and self.logs is not None and runner is not None:
+                self.logs.error(runner.model, f"{where}: {route} request {request_id} failed", exc)
             await self._send_error(send, error, request_id, runner, oip)
             return
         finally:
@@ -405,6 +468,8 @@ class ServingApp:
         for worker in self.background:
             await run_in_threadpool(worker.stop, self.drain_seconds)
         self.metrics.close()
+        if self.logs is not None:
+            self.logs.close()
 
 
 def _is_predict(parts: list[str]) -> bool:

@@ -9,7 +9,11 @@ plain JSON data (``to_json``), so either serves alike.
 artifact store, or downloaded from the server) and checks its sha256 against the digest
 the registry names, verifies and loads each bundle (manifest, and the signature when
 ``SHIPYARD_PUBLIC_KEY`` is set), warms it up with the bundle's example input, and
-returns a new ``RouteTable``. Versions already loaded are reused.
+returns a new ``RouteTable``. Versions already loaded are reused. Each app component is
+fetched and checked the same way (digest, manifest, signature and trust policy) before
+it is extracted and its code imported (``_apps``), and mounted in the table with its
+version's app config and the environment config. ``only_app`` loads one app and no model
+(``shipyard serve --app``: an app's own deployment).
 
 ``Follower`` polls the revision number every ``poll_seconds`` on a background thread
 (the registry sends no notifications) and refreshes the environment's API keys at the
@@ -29,10 +33,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StoreError
+from ..apps import AppBundle
+from ..errors import ArtifactError, NotFound, StoreError, TamperedArtifact
 from ..registry import LoadPolicy, to_json
 from ..runtime import Artifact
+from ._apps import AppMount, LoadedApp, load_app
 from ._keys import KeyRing
+from ._logs import ComponentLogs
 from ._routes import ModelRoute, RouteTable
 from ._runner import ModelRunner
 
@@ -41,6 +48,11 @@ if TYPE_CHECKING:
     from ..registry_http import RegistryClient
 
 logger = logging.getLogger("shipyard.serving")
+
+
+def is_app(component: dict[str, Any]) -> bool:
+    """Whether a component of a status is an app (a component without a kind is a model)."""
+    return component.get("kind", "model") == "app"
 
 
 def capture_settings(config: dict[str, Any]) -> tuple[float, str | None]:
@@ -66,14 +78,20 @@ class EnvironmentLoader:
         *,
         public_key: str | None = None,
         capture_rate: float | None = None,
+        logs: ComponentLogs | None = None,
+        only_app: str | None = None,
     ) -> None:
         self.registry = registry
         self.project = project
         self.environment = environment
         self.public_key = public_key
         self.capture_rate = capture_rate  # overrides the environment config when set
+        self.logs = logs  # where the apps' component logs go
+        self.only_app = only_app
         self._loaded: dict[tuple[str, str, str], ModelRunner] = {}
         self._previous: set[tuple[str, str, str]] = set()
+        self._apps: dict[tuple[str, str, str], LoadedApp] = {}
+        self._previous_apps: set[tuple[str, str, str]] = set()
         self._policy: LoadPolicy | None = None
         self._status: dict[str, Any] | None = None  # the status the current load read
 
@@ -111,10 +129,11 @@ class EnvironmentLoader:
         status = self.status()
         self._policy = None  # read again for each load: keys may have been revoked
         self._status = status
+        apps = self._mounts(status)
         routes: dict[str, ModelRoute] = {}
         for component in status["components"]:
-            if component.get("kind", "model") != "model":
-                continue  # an app is no model route (its bundle holds no pipeline)
+            if is_app(component) or self.only_app is not None:
+                continue
             name = component["name"]
             deployed = component["tag"] or str(component["version_id"])
             traffic = component["settings"].get("traffic", {}).get("value")
@@ -139,14 +158,42 @@ class EnvironmentLoader:
             routes,
             status["revision"],
             rate if self.capture_rate is None else self.capture_rate,
+            apps,
         )
         held = {(r.model, r.version, r.digest) for _, r in table.runners()}
         # Keep what this table holds plus what the previous one held: a rollback is then quick.
         self._loaded = {k: v for k, v in self._loaded.items() if k in held or k in self._previous}
         self._previous = held
+        held_apps = {(m.app.name, m.app.version, m.app.digest) for m in apps.values()}
+        for key, loaded in list(self._apps.items()):
+            if key not in held_apps and key not in self._previous_apps:
+                del self._apps[key]
+                loaded.unload()
+        self._previous_apps = held_apps
         return table
 
-    def _check_trust(self, model: str, label: str, artifact: Artifact) -> tuple[bytes | None, bool]:
+    def _mounts(self, status: dict[str, Any]) -> dict[str, AppMount]:
+        """The environment's apps, loaded (only ``only_app`` when set)."""
+        components = [c for c in status["components"] if is_app(c)]
+        if self.only_app is not None:
+            components = [c for c in components if c["name"] == self.only_app]
+            if not components:
+                held = ", ".join(c["name"] for c in status["components"] if is_app(c))
+                raise NotFound(
+                    f"{self.project}/{self.environment} holds no app {self.only_app!r} "
+                    f"(apps: {held or 'none'})"
+                )
+        mounts = {}
+        for component in components:
+            name = component["name"]
+            label = component["tag"] or str(component["version_id"])
+            loaded = self._app(name, label, component["digest"])
+            mounts[name] = AppMount(loaded, component["app_config"], status["config"])
+        return mounts
+
+    def _check_trust(
+        self, model: str, label: str, artifact: Artifact | AppBundle
+    ) -> tuple[bytes | None, bool]:
         """Refuse what the registry's trust does not allow here (see ``LoadPolicy``);
         returns the trusted key that signed the bundle and whether unsafe formats may load."""
         if self._policy is None:
@@ -185,6 +232,41 @@ class EnvironmentLoader:
         )
         self._loaded[key] = runner
         return runner
+
+    def _app(self, name: str, label: str, digest: str) -> LoadedApp:
+        """App ``name`` ``label``: checked as a model bundle is, then extracted and imported."""
+        key = (name, label, digest)
+        loaded = self._apps.get(key)
+        if loaded is not None:
+            return loaded
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="shipyard-serve-") as folder:
+            path = Path(self.registry.fetch_bundle(self.project, name, label, folder))
+            _check_digest(path, digest)
+            try:
+                bundle = AppBundle(path)
+                bundle.verify(self.public_key)  # every file against the manifest; no code ran
+            except ArtifactError as exc:
+                raise _about(exc, f"app {name} {label}") from None
+            signer, _ = self._check_trust(name, label, bundle)
+            loaded = load_app(bundle, name, label, digest, public_key=signer, logs=self.logs)
+        logger.info(
+            "loaded app %s %s (%s) in %.2f s",
+            name,
+            label,
+            digest[:12],
+            time.perf_counter() - started,
+        )
+        self._apps[key] = loaded
+        return loaded
+
+
+def _about(exc: ArtifactError, where: str) -> ArtifactError:
+    """``exc`` again, its message beginning with which component it is about."""
+    message = f"{where}: {exc}"
+    if isinstance(exc, TamperedArtifact):
+        return TamperedArtifact(message, exc.path)
+    return type(exc)(message)
 
 
 def _check_digest(path: Path, digest: str) -> None:

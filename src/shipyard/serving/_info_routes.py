@@ -142,6 +142,7 @@ class InfoRoutes:
             "environment": table.environment,
             "revision": table.revision,
             "models": {name: list(route.versions) for name, route in table.models.items()},
+            "apps": {name: mount.app.version for name, mount in table.apps.items()},
         }
         if served.not_loaded is not None:
             # Still serving what it has; a newer revision was refused (e.g. a revoked key).
@@ -186,7 +187,8 @@ class InfoRoutes:
         return _json({"live": True})
 
     async def _ready(self, _request: Request) -> Response:
-        ready = bool(self._served.table.models) and not self._served.draining
+        table = self._served.table
+        ready = bool(table.models or table.apps) and not self._served.draining
         # The protocol's schema names this response's field "live" (a quirk of the spec): send both.
         return _json({"ready": ready, "live": True}, 200 if ready else 503)
 

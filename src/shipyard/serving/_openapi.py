@@ -447,6 +447,11 @@ def _info_paths(table: RouteTable) -> dict[str, Any]:
                                 "type": "object",
                                 "additionalProperties": {"type": "array", "items": text},
                             },
+                            "apps": {
+                                "type": "object",
+                                "description": "each app served under /apps/NAME/ and its version",
+                                "additionalProperties": text,
+                            },
                             "not_loaded": {"type": "object"},
                         },
                         "required": ["status", "project", "environment", "revision", "models"],

@@ -10,8 +10,12 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ._runner import ModelRunner
+
+if TYPE_CHECKING:
+    from ._apps import AppMount
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,11 @@ class ModelRoute:
 
 @dataclass(frozen=True)
 class RouteTable:
-    """Every model an environment serves, at one revision.
+    """Every model and app an environment serves, at one revision.
 
     ``revision`` is None when serving a bundle file; ``capture_rate`` is the share of
-    requests to capture (0 to 1; None leaves the app's capture as it is).
+    requests to capture (0 to 1; None leaves the app's capture as it is); ``apps`` are
+    the app components, served under ``/apps/NAME/``.
     """
 
     project: str
@@ -72,6 +77,7 @@ class RouteTable:
     models: Mapping[str, ModelRoute]
     revision: int | None = None
     capture_rate: float | None = None
+    apps: Mapping[str, AppMount] = field(default_factory=dict)
 
     def runners(self) -> Iterator[tuple[str, ModelRunner]]:
         """``(role, runner)`` of every version held: live, shadow or addressable."""

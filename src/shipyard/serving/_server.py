@@ -5,7 +5,9 @@ bundle file, or the environment from the registry (warm, before the first reques
 and wires the follower, capture and shadow workers. The registry is the server at
 ``options.registry_url`` (token: ``$SHIPYARD_TOKEN``) when it is set, else the embedded
 one (``Registry.open()``). With several workers uvicorn starts each in its own process
-and calls ``worker_app()``, which reads the options from ``$SHIPYARD_SERVE_OPTIONS``.
+and calls ``worker_app()``, which reads the options from ``$SHIPYARD_SERVE_OPTIONS``
+and the key the workers' apps share from ``$SHIPYARD_SERVE_APP_KEY`` (removed from the
+worker's environment as it is read: it is never in the options, a log or a message).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import dataclasses
 import json
 import logging
 import os
+import secrets
 import sys
 import tempfile
 from collections.abc import Mapping
@@ -26,6 +29,7 @@ from ._app import MAX_BODY_BYTES, ServingApp
 from ._capture import Capture, ParquetFolder
 from ._environment import EnvironmentLoader, Follower, capture_settings
 from ._keys import KeyRing
+from ._logs import ComponentLogs, default_log_dir
 from ._metrics import Metrics
 from ._protocol import GuardedConfig, ReadLimits
 from ._routes import bundle_table
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
 
 OPTIONS_ENV = "SHIPYARD_SERVE_OPTIONS"
 TOKEN_ENV = "SHIPYARD_TOKEN"  # the registry server's API token; never in the options
+APP_KEY_ENV = "SHIPYARD_SERVE_APP_KEY"  # the apps' key, from ``run`` to its worker processes
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client reads it at import
 STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
 logger = logging.getLogger("shipyard.serving")
@@ -60,6 +65,13 @@ class ServeOptions:
     (``header_timeout``, ``body_timeout``, ``keep_alive_timeout`` in seconds,
     ``max_connections``, ``max_header_bytes``) are what ``run`` gives uvicorn and
     ``GuardedProtocol``: a client slow to send a request does not hold its connection.
+
+    Apps: ``log_dir`` is where component logs go (default
+    ``$SHIPYARD_HOME/logs/PROJECT/ENVIRONMENT``; with ``bundle``, none unless given);
+    ``serving_url`` is where the apps reach the models (``run`` sets it from its host and
+    port; None: the address a request came in on); ``app`` serves that app component
+    alone and no model (an app's own deployment: its ``shipyard.client`` reads the
+    ``SHIPYARD_*`` variables instead).
     """
 
     bundle: str | None = None
@@ -84,6 +96,9 @@ class ServeOptions:
     # --bundle: let a plain pickle load (loading one runs its code); an environment's
     # versions follow its allow_pickle setting instead.
     allow_pickle: bool = False
+    app: str | None = None
+    log_dir: str | None = None
+    serving_url: str | None = None
 
     def check(self) -> ServeOptions:
         """These options, or UsageError saying what is missing or contradictory."""
@@ -107,6 +122,8 @@ class ServeOptions:
                 "--api-key-file is for --bundle; an environment's keys are in the registry "
                 "(shipyard apikey create)"
             )
+        if self.app is not None and self.bundle is not None:
+            raise UsageError("--app serves an app of an environment: drop --bundle")
         if self.max_body_bytes < 1:
             raise UsageError("--max-body-bytes must be at least 1")
         if self.capture_rate is not None and not 0.0 <= self.capture_rate <= 1.0:
@@ -172,14 +189,20 @@ def open_registry(options: ServeOptions) -> Registry | RegistryClient:
 
 
 def build_app(
-    options: ServeOptions, registry: Registry | RegistryClient | None = None
+    options: ServeOptions,
+    registry: Registry | RegistryClient | None = None,
+    *,
+    app_key: str | None = None,
 ) -> ServingApp:
     """A warm app for ``options``; ``registry`` defaults to ``open_registry(options)``.
 
-    Raises what loading raises: ArtifactError for a bad bundle, NotFound for an unknown
-    project or environment, UsageError for contradictory options, PermissionDenied for a
-    capture folder outside the capture root; over a registry server, PermissionDenied for
-    a token below deployer, RegistryError when it cannot be reached.
+    ``app_key`` is the key the environment's apps call its models with (default: a new
+    random one; several workers must share one). Raises what loading raises:
+    ArtifactError for a bad bundle (an app's or a model's), AppError for an app whose code
+    does not import, NotFound for an unknown project, environment or ``app``, UsageError
+    for contradictory options, PermissionDenied for a capture folder outside the capture
+    root; over a registry server, PermissionDenied for a token below deployer,
+    RegistryError when it cannot be reached.
     """
     options.check()
     metrics = Metrics(os.environ.get(MULTIPROCESS_ENV) or None)
@@ -204,18 +227,30 @@ def build_app(
             low_latency=bool(options.low_latency),
             seed=options.seed,
             drain_seconds=options.drain_seconds,
+            # A bundle file is no environment: its model's log only where one is asked for.
+            logs=ComponentLogs(options.log_dir) if options.log_dir else None,
         )
     if registry is None:
         registry = open_registry(options)
     assert options.project is not None and options.environment is not None
+    logs = ComponentLogs(
+        options.log_dir or default_log_dir(options.project, options.environment),
+        echo=options.app is not None,
+    )
     loader = EnvironmentLoader(
         registry,
         options.project,
         options.environment,
         public_key=public_key,
         capture_rate=options.capture_rate,
+        logs=logs,
+        only_app=options.app,
     )
-    table = loader.load()
+    try:
+        table = loader.load()
+    except BaseException:
+        logs.close()
+        raise
     _, configured_folder = capture_settings(
         registry.get_environment_config(options.project, options.environment)
     )
@@ -230,7 +265,7 @@ def build_app(
     if options.bundle_dir and options.api_key_file and os.path.exists(options.api_key_file):
         # A key file mounted where the image looks for one replaces the keys baked into it.
         keys = KeyRing.from_keys(Path(options.api_key_file).read_text().splitlines())
-    if not keys:
+    if not keys and options.app is None:
         logger.warning(
             "%s/%s has no API keys: its predict and infer routes are open "
             "(shipyard apikey create --project %s --env %s)",
@@ -247,6 +282,10 @@ def build_app(
         strict=bool(settings.get("strict_inputs")),
         seed=options.seed,
         drain_seconds=options.drain_seconds,
+        logs=logs,
+        internal_key=app_key or new_app_key(),
+        serving_url=options.serving_url,
+        bind_apps=options.app is None,
     )
 
     if options.bundle_dir:
@@ -269,6 +308,23 @@ def build_app(
     return app
 
 
+def new_app_key() -> str:
+    """A new key for a server's apps to call its models with (held in memory only)."""
+    return "syapp_" + secrets.token_urlsafe(32)
+
+
+def loopback_url(host: str, port: int, tls: bool) -> str | None:
+    """Where a server listening on ``host``:``port`` reaches itself (None for port 0)."""
+    if not port:
+        return None
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
+
+
 def log_to_stderr() -> None:
     """Send Shipyard's serving log (swaps, failures with request ids, shadow answers) to stderr."""
     root = logging.getLogger("shipyard")
@@ -282,7 +338,7 @@ def log_to_stderr() -> None:
 def worker_app() -> ServingApp:
     """The app of one uvicorn worker process (options from ``$SHIPYARD_SERVE_OPTIONS``)."""
     log_to_stderr()
-    return build_app(ServeOptions.from_env())
+    return build_app(ServeOptions.from_env(), app_key=os.environ.pop(APP_KEY_ENV, None))
 
 
 def default_workers(options: ServeOptions) -> int:
@@ -314,6 +370,9 @@ def run(
 
     options.check()
     log_to_stderr()
+    if options.serving_url is None:
+        tls = bool((settings or {}).get("ssl_certfile"))
+        options = dataclasses.replace(options, serving_url=loopback_url(host, port, tls))
     # One request is a few rows: an OpenMP pool per worker (scikit-learn's tree models) only
     # fights the event loop and the other workers for cores (measured: p99 967 ms -> 19 ms
     # for HistGradientBoosting at concurrency 1). Scale with --workers instead.
@@ -336,6 +395,7 @@ def run(
             sys.exit(STARTUP_FAILURE)  # as uvicorn.run: the port was taken, or startup failed
         return
     os.environ[OPTIONS_ENV] = options.to_env()
+    os.environ[APP_KEY_ENV] = new_app_key()  # one for every worker: any may answer an app
     with tempfile.TemporaryDirectory(prefix="shipyard-metrics-") as folder:
         # Set before the workers start (and import prometheus-client): /metrics sums them all.
         os.environ[MULTIPROCESS_ENV] = folder

@@ -6,7 +6,7 @@
     404     NotFound
     409     Conflict, AuditBroken
     422     InvalidInput, SchemaError, ArtifactError, PipelineError, any other ShipyardError
-    500     ModelError, and every exception that is not a ShipyardError
+    500     ModelError, AppError, and every exception that is not a ShipyardError
     502     StoreError (unless listed below)
     503     StoreReadOnly
     507     StoreFull
@@ -37,6 +37,7 @@ import orjson
 from starlette.responses import Response
 
 from ..errors import (
+    AppError,
     ArtifactError,
     AuditBroken,
     Conflict,
@@ -69,6 +70,7 @@ STATUSES: Mapping[type[ShipyardError], int] = MappingProxyType(
         PipelineError: 422,
         UsageError: 400,
         ModelError: 500,
+        AppError: 500,
         RegistryError: 400,
         NotFound: 404,
         Conflict: 409,
