@@ -95,21 +95,25 @@ def score_with_rejects(
     frame: Any,
     outputs: Sequence[str] | None,
     passthrough: Sequence[str],
+    app_config: Mapping[str, Any] | None = None,
 ) -> Any:
     """The scored DataFrame: ``passthrough``, the outputs and ``_reject`` (null when valid).
 
     ``runtime`` is the bundle's ``_runtime._spark``; ``executor`` the bundle loaded on the
-    driver under the run's policy. Raises UsageError for a bundle exported before Spark
-    could set rejected rows aside.
+    driver under the run's policy; ``app_config`` goes to the workers when the bundle's
+    runtime takes it (a bundle exported before had no node that reads app config).
+    Raises UsageError for a bundle exported before Spark could set rejected rows aside.
     """
-    if "rejects" not in inspect.signature(runtime.score_dataframes).parameters:
+    accepts = inspect.signature(runtime.score_dataframes).parameters
+    if "rejects" not in accepts:
         raise UsageError(
             f"bundle {package} was exported before Spark scoring could set bad rows aside; "
             "export it again with this Shipyard"
         )
     tables = {table: frame}
+    configured = {"app_config": app_config} if app_config and "app_config" in accepts else {}
     return runtime.score_dataframes(
-        executor, package, tables, outputs, tuple(passthrough), rejects=REASON
+        executor, package, tables, outputs, tuple(passthrough), rejects=REASON, **configured
     )
 
 
@@ -260,7 +264,14 @@ def run_spark(
             if UNREADABLE in frame.columns:
                 passthrough.append(UNREADABLE)
             scored = score_with_rejects(
-                runtime, executor, artifact.package, tables[0], frame, options.outputs, passthrough
+                runtime,
+                executor,
+                artifact.package,
+                tables[0],
+                frame,
+                options.outputs,
+                passthrough,
+                options.app_config,
             )
             persisted = scored.persist(StorageLevel.MEMORY_AND_DISK)
             counts = _write_both(persisted, key, output, format, len(header))
