@@ -131,8 +131,28 @@ def test_bad_rows_go_to_the_reject_file_with_their_reason(
     (unreadable,) = [r for r in records if r["table"] is None]
     assert unreadable["message"].startswith("line has 32 fields, expected 31")
     assert "T0001999" in unreadable["message"]
+    assert unreadable["row"] == 1999
     scored_ids = set(read_table(tmp_path / "out.csv").column("id").to_pylist())
     assert not scored_ids & {"T0000003", "T0000250", "T0000251", "T0001999"}
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 50])
+def test_csv_lines_with_the_wrong_number_of_fields_keep_their_row_numbers(
+    artifact: Artifact, tumours: pa.Table, tmp_path: Path, chunk_rows: int
+) -> None:
+    data = write_table(tumours.slice(0, 12), tmp_path / "in.csv")
+    lines = data.read_text().split("\n")
+    for row in (0, 4, 5, 11):  # the first, two together, the last
+        lines[row + 1] = ",".join(lines[row + 1].split(",")[:2])
+    data.write_text("\n".join(lines))
+    options = BatchOptions(chunk_rows=chunk_rows)
+    result = run_local(artifact, str(data), str(tmp_path / "out.jsonl"), options)
+    assert (result.rows, result.scored, result.rejected) == (12, 8, 4)
+    records = sorted(rejects_of(tmp_path / "out.jsonl"), key=lambda r: r["row"])
+    assert [(r["_row"], r["row"]) for r in records] == [(0, 0), (4, 4), (5, 5), (11, 11)]
+    assert all(r["message"].startswith("line has 2 fields, expected 31") for r in records)
+    rows = read_table(tmp_path / "out.jsonl").column("_row").to_pylist()
+    assert rows == [1, 2, 3, 6, 7, 8, 9, 10]
 
 
 def test_two_outputs_in_one_folder_keep_their_own_rejects(

@@ -71,9 +71,7 @@ def test_the_spark_engine_writes_the_scores_and_rejects_of_the_local_engine(
     )
     spark_rejects = read_rejects(tmp_path / "spark.parquet.rejects.jsonl")
     local_rejects = rejects_of(tmp_path / "local.parquet")
-    assert [{**r, "row": None} for r in local_rejects] == sorted(
-        spark_rejects, key=lambda r: r["id"]
-    )
+    assert local_rejects == sorted(spark_rejects, key=lambda r: r["id"])  # row numbers too
     assert not list(tmp_path.glob(".*.partial"))
 
 
@@ -95,6 +93,47 @@ def test_without_an_id_column_spark_numbers_rows_as_they_are_in_the_file(
     )
     assert spark_rejects == rejects_of(tmp_path / "local.csv")
     assert [r["row"] for r in spark_rejects] == sorted(DAMAGE)
+
+
+def _misshape_csv(path: Path, short: int, long: int) -> None:
+    """Cut record ``short`` of the CSV at ``path`` to three fields; give ``long`` one too many."""
+    lines = path.read_text().split("\n")
+    lines[short + 1] = ",".join(lines[short + 1].split(",")[:3])
+    lines[long + 1] += ",0.5"
+    path.write_text("\n".join(lines))
+
+
+@pytest.mark.parametrize("id_column", [None, "id"])
+def test_a_line_with_the_wrong_number_of_fields_gets_the_same_reject_on_both_engines(
+    spark: Any, signed_bundle: Path, damaged: Path, tmp_path: Path, id_column: str | None
+) -> None:
+    _misshape_csv(damaged, short=12, long=1500)
+    options = BatchOptions(id_column=id_column, chunk_rows=300)
+    local = run_local(Artifact(signed_bundle), str(damaged), str(tmp_path / "local.csv"), options)
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(64 * 1024))  # several partitions
+    try:
+        result = run_spark(
+            signed_bundle, str(damaged), str(tmp_path / "spark.csv"), options, spark=spark
+        )
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert (result.rows, result.scored, result.rejected) == (2000, 1995, 5)
+    assert (local.rows, local.scored, local.rejected) == (2000, 1995, 5)
+    local_rejects = sorted(rejects_of(tmp_path / "local.csv"), key=lambda r: r["row"])
+    spark_rejects = read_rejects(tmp_path / "spark.csv.rejects.jsonl")
+    spark_rejects.sort(key=lambda r: r["row"])
+    assert [r["row"] for r in spark_rejects] == [7, 12, 640, 1500, 1700]
+    for got, want in zip(spark_rejects, local_rejects, strict=True):
+        assert got == want
+    short, long = spark_rejects[1], spark_rejects[3]
+    assert short["message"].startswith('line has 3 fields, expected 31: \'"T0000012",')
+    assert long["message"].startswith('line has 32 fields, expected 31: \'"T0001500",')
+    assert short["table"] is short["column"] is None
+    if id_column is None:  # the lines that cannot be read keep their numbers: a gap in _row
+        got_rows = read_folder(tmp_path / "spark.csv", "csv").sort_by("_row").column("_row")
+        want_rows = ds.dataset(tmp_path / "local.csv", format="csv").to_table().column("_row")
+        assert got_rows.to_pylist() == want_rows.to_pylist()
+        assert 12 not in want_rows.to_pylist() and 13 in want_rows.to_pylist()
 
 
 def test_spark_submit_runs_the_example_on_a_python_without_shipyard(

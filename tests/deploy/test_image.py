@@ -32,6 +32,7 @@ from shipyard.registry import Registry
 from shipyard.serving import BakedRegistry, ServeOptions, build_app
 from shipyard.serving._baked import FORMAT, STATE_FILE
 
+from .._app_config import threshold_bundle
 from .._hostile_bundles import MODEL as MODEL_FILE
 from .._hostile_bundles import one_byte_changed, rewrite
 from ._containers import BASE_IMAGE
@@ -104,6 +105,24 @@ def test_a_baked_environment_serves_its_traffic_split_and_shadow_with_no_registr
         assert response.status_code == 200, response.text
         assert response.headers["x-shipyard-version"] in ("v1", "v2")
         assert client.get("/v2/health/ready").status_code == 200
+
+
+def test_each_arm_of_a_baked_split_answers_with_its_app_config(
+    production: Registry, key_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    for version, threshold in (("1.0.0", 0.9), ("1.0.1", 0.2)):
+        bundle = threshold_bundle(tmp_path / version, key_pair[0], version)
+        found = production.register_model(PROJECT, bundle, app_config={"threshold": threshold})
+        production.tag(PROJECT, "gate", found.version_id)
+    production.add_component(PROJECT, ENV, "gate", "v1", app_config={"threshold": 0.6})
+    production.set_setting("traffic", {"weights": {"v1": 50, "v2": 50}}, PROJECT, ENV, "gate")
+    baked = bake_environment(production, PROJECT, ENV, tmp_path / "baked")
+    options = ServeOptions(bundle_dir=str(baked.folder), project=PROJECT, environment=ENV)
+    route = build_app(options).table.models["gate"]
+    rows = {"items": {"x": [0.3, 0.7]}}
+    answers = {r.version: r.executor.run_dict(rows)["flag"]["values"] for r in route.live}
+    # v1 with the environment's app config (0.6), v2 with its own (0.2)
+    assert answers == {"v1": ["low", "high"], "v2": ["high", "high"]}
 
 
 def test_a_baked_environment_takes_the_keys_it_had_unless_a_key_file_is_mounted(

@@ -207,7 +207,7 @@ def test_openapi_describes_each_models_inputs_and_docs_render(client: httpx.Clie
     schemas = document["components"]["schemas"]
     post = document["paths"][DEMO]["post"]
     schema = post["requestBody"]["content"]["application/json"]["schema"]
-    dict_format = schema["anyOf"][0]
+    dict_format = schema["oneOf"][0]
     columns = schemas["tumour_triage.tumours.columns"]
     assert dict_format["properties"]["tumours"]["anyOf"][0] == {
         "$ref": "#/components/schemas/tumour_triage.tumours.columns"
@@ -215,9 +215,11 @@ def test_openapi_describes_each_models_inputs_and_docs_render(client: httpx.Clie
     assert "mean_radius" in columns["required"]
     radius = columns["properties"]["mean_radius"]["anyOf"][0]
     assert radius == {"type": "array", "items": {"type": "number", "minimum": 0.0}}
-    titles = [form["title"] for form in schema["anyOf"]]
-    assert "MLflow dataframe_split" in titles
-    assert post["requestBody"]["content"]["application/json"]["example"]["tumours"]
+    titles = [form["title"] for form in schema["oneOf"]]
+    assert "MLflow dataframe_split" in titles and "one table as records, no table level" in titles
+    examples = post["requestBody"]["content"]["application/json"]["examples"]
+    assert examples["dict"]["value"]["tumours"]["mean_radius"]["type"] == "float64"
+    assert examples["records"]["value"][0]["mean_radius"] > 0
     assert set(post["responses"]) >= {"200", "400", "404", "413", "422"}
     assert "401" not in post["responses"] and post["security"] == []  # no keys: open
     outputs = post["parameters"][0]["schema"]["pattern"]

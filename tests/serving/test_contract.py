@@ -5,7 +5,8 @@ the toy models (a float table; strings, ints and lists) served as ``shipyard ser
 serves them, every operation of their /openapi.json driven with its examples, the
 coverage phase's boundary and invalid values, and a few fuzzed cases. Whatever is sent,
 the server answers no 5xx, and each answer has a status, content type, headers and body
-its operation documents. The demo model is left out: its scikit-learn pipeline overflows
+its operation documents; every form of a predict body the document names (its ``oneOf``)
+is sent and answered 200. The demo model is left out: its scikit-learn pipeline overflows
 on floats near 1e308, which its schema allows (a model failing is a 500 by design); so is
 the fragile model, which fails on purpose.
 
@@ -21,11 +22,14 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+from schemathesis.core import NOT_SET
 from schemathesis.engine import Status, events, from_schema
 
 from shipyard.serving import ModelRunner, ServingApp, bundle_table
 
-from .conftest import guarded_server
+from .conftest import guarded_server, predict_path
 
 CHECKS = (
     "not_a_server_error",
@@ -69,6 +73,7 @@ def test_every_operation_keeps_to_its_documented_contract(contract_server: str) 
     statuses: Counter[int] = Counter()
     tested: set[str] = set()
     broken: list[str] = []
+    answered: dict[str, list[tuple[Any, int]]] = {}  # predict bodies sent, with their status
     for event in from_schema(schema).execute():
         if isinstance(event, events.NonFatalError | events.FatalError):
             broken.append(f"schemathesis could not run: {event}")
@@ -76,9 +81,13 @@ def test_every_operation_keeps_to_its_documented_contract(contract_server: str) 
             continue
         recorder = event.recorder
         tested.add(recorder.label)
-        for interaction in recorder.interactions.values():
+        for case_id, interaction in recorder.interactions.items():
             if interaction.response is not None:
                 statuses[interaction.response.status_code] += 1
+                body = recorder.cases[case_id].value.body
+                if recorder.label.endswith("/predict") and body is not NOT_SET:
+                    sent = answered.setdefault(recorder.label, [])
+                    sent.append((body, interaction.response.status_code))
         for case_id, checks in recorder.checks.items():
             for check in checks:
                 if check.status == Status.FAILURE:
@@ -89,3 +98,54 @@ def test_every_operation_keeps_to_its_documented_contract(contract_server: str) 
     assert sum(statuses.values()) > 50 * len(operations), statuses  # the run really ran
     assert not broken, "\n".join(dict.fromkeys(broken))
     assert not [status for status in statuses if status >= 500], statuses
+    predicts = {f"POST {path}" for path in document["paths"] if path.endswith("/predict")}
+    assert set(answered) == predicts
+    for label, sent in answered.items():
+        path = label.split(" ", 1)[1]
+        forms = _forms(document, path)
+        accepted = {t for body, status in sent if status == 200 for t in _matching(forms, body)}
+        assert accepted == set(forms), f"{label}: no 200 for {sorted(set(forms) - accepted)}"
+
+
+def _forms(document: dict[str, Any], path: str) -> dict[str, Draft202012Validator]:
+    """A validator of each form (``oneOf`` branch) of the predict body at ``path``, by title."""
+    body = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+    components = document["components"]
+    return {
+        form["title"]: Draft202012Validator({**form, "components": components})
+        for form in body["schema"]["oneOf"]
+    }
+
+
+def _matching(forms: dict[str, Draft202012Validator], body: Any) -> list[str]:
+    return [title for title, validator in forms.items() if validator.is_valid(body)]
+
+
+@pytest.mark.parametrize("model", ["frame_total", "tensor_score"])
+def test_each_example_of_the_predict_body_is_one_form_and_answered_alike(
+    contract_server: str, model: str
+) -> None:
+    document = httpx.get(f"{contract_server}/openapi.json", timeout=30).json()
+    validate(document)
+    path = predict_path(model)
+    examples = document["paths"][path]["post"]["requestBody"]["content"]["application/json"][
+        "examples"
+    ]
+    forms = _forms(document, path)
+    assert {"records", "dict_records", "columns", "dataframe_records"} <= set(examples)
+    typed = httpx.post(contract_server + path, json=examples["dict"]["value"], timeout=30)
+    assert typed.status_code == 200, typed.text
+    outputs = typed.json()
+    records = [
+        dict(zip(outputs, row, strict=True))
+        for row in zip(*(o["values"] for o in outputs.values()), strict=True)
+    ]
+    matched: set[str] = set()
+    for name, example in examples.items():
+        (form,) = _matching(forms, example["value"])  # exactly one form: the oneOf holds
+        matched.add(form)
+        answer = httpx.post(contract_server + path, json=example["value"], timeout=30)
+        assert answer.status_code == 200, (name, answer.text)
+        mlflow = form.startswith("MLflow")
+        assert answer.json() == ({"predictions": records} if mlflow else outputs), name
+    assert matched == set(forms)  # an example of every form

@@ -41,7 +41,8 @@ def fetch_deployed(
     options: BatchOptions | None = None,
 ) -> tuple[Path, BatchOptions]:
     """Copy the bundle of the version ``env`` runs into ``folder``, checked against the
-    environment's trust; return its path and ``options`` carrying that trust.
+    environment's trust; return its path and ``options`` carrying that trust and the
+    component's app config.
 
     ``registry``: a ``Registry`` or a ``RegistryClient``. Raises NotFound, and what
     ``check_loadable`` raises.
@@ -53,7 +54,8 @@ def fetch_deployed(
     trusted = check_loadable(registry, project, env, model, str(version), path, options)
     origin = {**(trusted.provenance or {}), "revision": revision}
     origin["version"] = _field(component, "tag") or f"candidate {version}"
-    return path, replace(trusted, provenance=origin)
+    config = _field(component, "app_config")  # what the environment runs it with
+    return path, replace(trusted, provenance=origin, app_config=config)
 
 
 def _field(result: Any, name: str) -> Any:

@@ -34,6 +34,7 @@ from ..errors import UsageError
 # the engines take them from here.
 from ..registry import batch_formats as formats  # noqa: F401
 from ..registry import rejects_location  # noqa: F401
+from ._reasons import shown, wrong_field_count
 
 ROW = "_row"  # the record's number in its input file, carried when no id column is named
 S3_ENDPOINT_ENV = "SHIPYARD_S3_ENDPOINT_URL"
@@ -71,7 +72,7 @@ class Chunk:
 
     ``unreadable`` lists the records that could not be read at all, as ``(row number or
     None, message)``: a JSON line that is not an object, a CSV line with the wrong number
-    of fields (the streaming CSV parser cannot say where it was: no number).
+    of fields. They keep their numbers: ``_row`` skips them.
     """
 
     batch: pa.RecordBatch
@@ -178,9 +179,9 @@ class Source:
             for batch in batches:
                 if not batch.num_rows:
                     continue
-                start += batch.num_rows
+                chunk, start = self._placed(batch, start)
                 self._rows_read = start
-                yield Chunk(number_rows(batch, start - batch.num_rows), self._take_unreadable())
+                yield chunk
             if self._unreadable:
                 empty = pa.RecordBatch.from_pydict(
                     {n: pa.array([], pa.string()) for n in self._read}
@@ -193,19 +194,45 @@ class Source:
         taken, self._unreadable = self._unreadable, []
         return taken
 
+    def _placed(self, batch: pa.RecordBatch, start: int) -> tuple[Chunk, int]:
+        """``batch``'s records as a chunk numbered from ``start``, and the next number.
+
+        A CSV line that could not be read keeps its number (the rows after it are numbered
+        as the records they are in the file, as Spark numbers them); the unreadable lines
+        up to the batch's last row come with its chunk.
+        """
+        unknown = [r for r in self._unreadable if r[0] is None]
+        known = sorted((r[0], r[1]) for r in self._unreadable if r[0] is not None)
+        early = [r for r in known if r[0] < start]  # not expected: kept, without a gap
+        ahead = [r for r in known if r[0] >= start]
+        gaps = np.array([number for number, _ in ahead], dtype=np.int64)
+        # the readable rows between `start` and each gap; row i comes after every gap
+        # with at most i readable rows before it
+        before = gaps - start - np.arange(len(gaps))
+        places = np.arange(batch.num_rows)
+        rows = start + places + np.searchsorted(before, places, side="right")
+        end = int(rows[-1]) + 1
+        taken = [r for r in ahead if r[0] < end]
+        self._unreadable = [r for r in ahead if r[0] >= end]
+        numbered = batch.append_column(ROW, pa.array(rows, pa.int64()))
+        return Chunk(numbered, [*early, *taken, *unknown]), end
+
     def _open_counted(self) -> _Counted:
         self._counted = _Counted(self._fs.open_input_stream(self._path))
         return self._counted
 
     def _csv(self) -> Iterator[pa.RecordBatch]:
         def skip(row: Any) -> str:
-            message = f"line has {row.actual_columns} fields, expected {row.expected_columns}"
-            self._unreadable.append((None, f"{message}: {_shown(row.text.encode())}"))
+            # row.number counts records from 1 with the header; known on one thread only
+            number = None if row.number is None else row.number - 2
+            reason = wrong_field_count(row.actual_columns, row.expected_columns, row.text)
+            self._unreadable.append((number, reason))
             return "skip"
 
         reader = pcsv.open_csv(
             io.BufferedReader(self._open_counted(), buffer_size=_CSV_BLOCK),
-            read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK),
+            # one thread: the parser then numbers a bad line (no slower here, measured)
+            read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK, use_threads=False),
             parse_options=pcsv.ParseOptions(invalid_row_handler=skip),
             convert_options=pcsv.ConvertOptions(
                 include_columns=self._read,
@@ -278,8 +305,8 @@ class Source:
 
 
 def _shown(line: bytes) -> str:
-    """A line of input for a message: decoded, stripped, at most 200 characters."""
-    return repr(line.decode("utf-8", errors="replace").strip()[:200])
+    """A line of input for a message: decoded, stripped, at most 200 characters, quoted."""
+    return shown(line.decode("utf-8", errors="replace"))
 
 
 def _loose_array(values: list[Any]) -> pa.Array:

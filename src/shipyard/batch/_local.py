@@ -15,7 +15,7 @@ import multiprocessing
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field
@@ -197,16 +197,21 @@ def provenance(artifact: Artifact, options: BatchOptions) -> dict[str, Any]:
 
 
 def load_executor(
-    bundle: str | os.PathLike[str] | Artifact, public_key: Any = None, allow_unsafe: bool = True
+    bundle: str | os.PathLike[str] | Artifact,
+    public_key: Any = None,
+    allow_unsafe: bool = True,
+    app_config: Mapping[str, Any] | None = None,
 ) -> Executor:
-    """The verified bundle's executor (every file checked, and the signature when a key is set).
+    """The verified bundle's executor (every file checked, and the signature when a key is set),
+    running with ``app_config``.
 
     Raises TamperedArtifact, SignatureError or ArtifactError; ModelError for a pickle (or a
     skops type beyond the allow-list) when ``allow_unsafe`` is False.
     """
     artifact = bundle if isinstance(bundle, Artifact) else Artifact(bundle, public_key)
     # verifies before anything is deserialised
-    return artifact.executor(public_key=public_key, allow_unsafe=allow_unsafe)
+    executor = artifact.executor(public_key=public_key, allow_unsafe=allow_unsafe)
+    return executor.with_app_config(app_config) if app_config else executor
 
 
 # -- worker processes ---------------------------------------------------------------------
@@ -220,9 +225,10 @@ def _start_worker(
     allow_unsafe: bool,
     outputs: Sequence[str] | None,
     id_column: str | None,
+    app_config: Mapping[str, Any],
 ) -> None:
     global _worker_scorer
-    executor = load_executor(bundle, public_key, allow_unsafe)
+    executor = load_executor(bundle, public_key, allow_unsafe, app_config)
     _worker_scorer = ChunkScorer(executor, outputs, id_column)
 
 
@@ -250,7 +256,9 @@ def _scored_in_order(
         for chunk in chunks:
             yield chunk, scorer.score(chunk)
         return
-    arguments = (str(bundle), public_key, allow_unsafe, scorer.plan.outputs, _id_column(scorer))
+    config = dict(scorer.executor.app_config)  # each worker loads the bundle with it too
+    outputs, id_column = scorer.plan.outputs, _id_column(scorer)
+    arguments = (str(bundle), public_key, allow_unsafe, outputs, id_column, config)
     with ProcessPoolExecutor(
         workers, mp_context=_pool_context(), initializer=_start_worker, initargs=arguments
     ) as pool:
@@ -306,7 +314,7 @@ def run_local(
         raise UsageError("the output would overwrite the input; choose another path")
     public_key = options.public_key
     artifact = bundle if isinstance(bundle, Artifact) else Artifact(bundle, public_key)
-    executor = load_executor(artifact, public_key, options.allow_unsafe)
+    executor = load_executor(artifact, public_key, options.allow_unsafe, options.app_config)
     scorer = ChunkScorer(executor, options.outputs, options.id_column)
     rejects = rejects_location(output)
     calls = llm_calls_location(output) if scorer.calls_llm else None

@@ -24,7 +24,9 @@ class BatchOptions:
     environment's deployed version sets both from the registry's trust (its trusted key
     that signed the bundle, and the environment's ``allow_pickle``). ``provenance`` is what
     the result records beside the bundle's own name, version and digest: a deployed run's
-    project, environment, revision, model and version.
+    project, environment, revision, model and version. ``app_config`` is what features and
+    rules that read app config see (a deployed run: the component's app config in that
+    environment; otherwise their defaults).
 
     Local engine: ``chunk_rows`` records are scored at a time, in ``workers`` processes.
     Spark engine: a session on ``master`` (when none is active), ``arrow_batch_rows`` rows
@@ -42,3 +44,4 @@ class BatchOptions:
     arrow_batch_rows: int = DEFAULT_ARROW_BATCH_ROWS
     allow_unsafe: bool = True
     provenance: Mapping[str, Any] | None = None
+    app_config: Mapping[str, Any] | None = None

@@ -8,8 +8,10 @@ scored in Arrow batches by the bundle's own executor on the workers (the bundle'
 travel as a broadcast: the cluster needs only the libraries of requirements.txt), and
 written with ``df.write``. Rows that fail validation
 come back marked with their reason and are written beside the output, as on the local
-engine. Spark writes folders of part files; on a local disk they are written under a
-temporary name and renamed when complete.
+engine; so are CSV lines with the wrong number of fields (Spark keeps their text in a
+corrupt-record column), with the local engine's reason and row number. Spark writes
+folders of part files; on a local disk they are written under a temporary name and
+renamed when complete.
 """
 
 from __future__ import annotations
@@ -23,18 +25,24 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from ..errors import UsageError
 from ..runtime import Artifact
+from . import _reasons
 from ._io import ROW, formats, rejects_location
 from ._local import BatchResult, provenance
 from ._options import BatchOptions
 
 REASON = "_reject"  # the column the entry point marks a rejected row's reason in
+UNREADABLE = "_shipyard_unreadable"  # a CSV line with the wrong number of fields, as read
+# Spark parses only the CSV columns a query uses unless told otherwise, and then cannot
+# see that a line has too few or too many fields.
+_CSV_PRUNING = "spark.sql.csv.parser.columnPruning.enabled"
+_ARROW_BATCH = "spark.sql.execution.arrow.maxRecordsPerBatch"
 _REASON_SCHEMA = "table string, column string, message string"
 _SPARK_FORMATS = {"csv": "csv", "parquet": "parquet", "jsonl": "json"}
 
@@ -86,21 +94,27 @@ def score_with_rejects(
     table: str,
     frame: Any,
     outputs: Sequence[str] | None,
-    key: str,
+    passthrough: Sequence[str],
+    app_config: Mapping[str, Any] | None = None,
 ) -> Any:
-    """The scored DataFrame: ``key``, the outputs and ``_reject`` (null when valid).
+    """The scored DataFrame: ``passthrough``, the outputs and ``_reject`` (null when valid).
 
     ``runtime`` is the bundle's ``_runtime._spark``; ``executor`` the bundle loaded on the
-    driver under the run's policy. Raises UsageError for a bundle exported before Spark
-    could set rejected rows aside.
+    driver under the run's policy; ``app_config`` goes to the workers when the bundle's
+    runtime takes it (a bundle exported before had no node that reads app config).
+    Raises UsageError for a bundle exported before Spark could set rejected rows aside.
     """
-    if "rejects" not in inspect.signature(runtime.score_dataframes).parameters:
+    accepts = inspect.signature(runtime.score_dataframes).parameters
+    if "rejects" not in accepts:
         raise UsageError(
             f"bundle {package} was exported before Spark scoring could set bad rows aside; "
             "export it again with this Shipyard"
         )
     tables = {table: frame}
-    return runtime.score_dataframes(executor, package, tables, outputs, (key,), rejects=REASON)
+    configured = {"app_config": app_config} if app_config and "app_config" in accepts else {}
+    return runtime.score_dataframes(
+        executor, package, tables, outputs, tuple(passthrough), rejects=REASON, **configured
+    )
 
 
 def with_row_numbers(frame: Any) -> Any:
@@ -127,11 +141,47 @@ def with_row_numbers(frame: Any) -> Any:
 
 
 def read_input(spark: Any, location: str, fmt: str) -> Any:
-    """The input file as a DataFrame: CSV with its header, every column as text."""
-    reader = spark.read
-    if fmt == "csv":
-        reader = reader.option("header", "true")
-    return reader.format(_SPARK_FORMATS[fmt]).load(location)
+    """The input file as a DataFrame: CSV with its header, every column as text.
+
+    A CSV frame also has ``_shipyard_unreadable``: the text of a line whose number of
+    fields differs from the header's (null for the others; read with the session's CSV
+    column pruning off, or Spark would not notice).
+    """
+    if fmt != "csv":
+        return spark.read.format(_SPARK_FORMATS[fmt]).load(location)
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    header = spark.read.option("header", "true").csv(location).columns
+    if UNREADABLE in header:
+        raise UsageError(f"'{location}' has a column named '{UNREADABLE}', which Shipyard uses")
+    fields = [StructField(name, StringType()) for name in [*header, UNREADABLE]]
+    return (
+        spark.read.schema(StructType(fields))
+        .option("header", "true")
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", UNREADABLE)
+        .csv(location)
+    )
+
+
+def line_reasons(expected: int) -> Callable[[str | None], str | None]:
+    """The reason for an unreadable CSV line's text (None for None), as the local engine words it.
+
+    Its fields are counted with Python's csv module (as pyarrow counts them for any line
+    quoted the usual way). Runs on the workers: the function and ``_reasons`` travel by
+    value.
+    """
+    wrong_field_count = _reasons.wrong_field_count
+
+    def reason(text: str | None) -> str | None:
+        import csv
+
+        if text is None:
+            return None
+        fields = next(csv.reader([text]), [])
+        return wrong_field_count(len(fields), expected, text)
+
+    return reason
 
 
 def write_output(frame: Any, location: str, fmt: str) -> None:
@@ -197,30 +247,37 @@ def run_spark(
     session = spark or spark_session(options.master)
     key = id_column or ROW
     rejects = rejects_location(output)
-    batch_rows = "spark.sql.execution.arrow.maxRecordsPerBatch"
-    previous = session.conf.get(batch_rows, None)
-    session.conf.set(batch_rows, str(options.arrow_batch_rows))
+    settings = {_ARROW_BATCH: str(options.arrow_batch_rows), _CSV_PRUNING: "false"}
     try:
         with (
+            _session_conf(session, settings),
             tempfile.TemporaryDirectory(prefix="shipyard-spark-") as folder,
             bundle_runtime(artifact, folder) as runtime,
         ):
             frame = read_input(session, input, input_format)
-            if id_column is None:
-                frame = with_row_numbers(frame)
-            elif id_column not in frame.columns:
+            if id_column is not None and id_column not in frame.columns:
                 raise UsageError(f"'{input}' has no column '{id_column}'")
+            header = [c for c in frame.columns if c != UNREADABLE]
+            if id_column != ROW:  # a reject's row is the record's number, with an id too
+                frame = with_row_numbers(frame)
+            passthrough = [key] if key == ROW else [key, ROW]
+            if UNREADABLE in frame.columns:
+                passthrough.append(UNREADABLE)
             scored = score_with_rejects(
-                runtime, executor, artifact.package, tables[0], frame, options.outputs, key
+                runtime,
+                executor,
+                artifact.package,
+                tables[0],
+                frame,
+                options.outputs,
+                passthrough,
+                options.app_config,
             )
-            counts = _write_both(scored.persist(StorageLevel.MEMORY_AND_DISK), key, output, format)
+            persisted = scored.persist(StorageLevel.MEMORY_AND_DISK)
+            counts = _write_both(persisted, key, output, format, len(header))
     finally:
         if owned:
             session.stop()
-        elif previous is None:
-            session.conf.unset(batch_rows)
-        else:
-            session.conf.set(batch_rows, previous)
     scored_rows, rejected = counts.get(True, 0), counts.get(False, 0)
     return BatchResult(
         engine="spark",
@@ -236,29 +293,62 @@ def run_spark(
     )
 
 
-def _write_both(scored: Any, key: str, output: str, fmt: str) -> dict[bool, int]:
+def _write_both(scored: Any, key: str, output: str, fmt: str, fields: int) -> dict[bool, int]:
     """Write the valid rows to ``output`` and the rejected ones beside it; count both.
 
-    ``scored`` is persisted: both writes and the count read it once computed.
+    ``scored`` is persisted: both writes and the count read it once computed. A row with
+    ``_shipyard_unreadable`` is a CSV line the header's ``fields`` do not fit: rejected
+    with no id, table or column, whatever scoring made of it, as on the local engine.
     """
+    from pyspark import cloudpickle
     from pyspark.sql import functions as F
 
+    cloudpickle.register_pickle_by_value(_reasons)  # the workers may have no Shipyard
     try:
         reason = F.from_json(F.col(REASON), _REASON_SCHEMA)
-        row = F.col(ROW) if key == ROW else F.lit(None).cast("bigint")
-        bad = scored.where(F.col(REASON).isNotNull()).select(
-            F.col(key),
-            reason["table"].alias("table"),
-            reason["column"].alias("column"),
-            row.alias("row"),
-            reason["message"].alias("message"),
+        has_line = UNREADABLE in scored.columns
+        line = F.col(UNREADABLE) if has_line else F.lit(None).cast("string")
+        unread = line.isNotNull()
+        ok = F.col(REASON).isNull() & ~unread
+
+        def readable(value: Any) -> Any:
+            return F.when(unread, F.lit(None)).otherwise(value)
+
+        ident = F.col(key) if key == ROW else readable(F.col(key))
+        message = reason["message"]
+        if has_line:
+            line_reason = F.udf(line_reasons(fields), "string", useArrow=False)
+            message = F.coalesce(line_reason(line), message)
+        bad = scored.where(~ok).select(
+            ident.alias(key),
+            readable(reason["table"]).alias("table"),
+            readable(reason["column"]).alias("column"),
+            F.col(ROW).alias("row"),
+            message.alias("message"),
         )
         write_output(bad, rejects_location(output), "jsonl")
-        write_output(scored.where(F.col(REASON).isNull()).drop(REASON), output, fmt)
-        ok = F.col(REASON).isNull().alias("ok")
-        return {bool(r[0]): int(r[1]) for r in scored.groupBy(ok).count().collect()}
+        internal = [REASON, *([ROW] if key != ROW else []), *([UNREADABLE] if has_line else [])]
+        write_output(scored.where(ok).drop(*internal), output, fmt)
+        counts = scored.groupBy(ok.alias("ok")).count().collect()
+        return {bool(r[0]): int(r[1]) for r in counts}
     finally:
         scored.unpersist()
+
+
+@contextlib.contextmanager
+def _session_conf(session: Any, settings: Mapping[str, str]) -> Iterator[None]:
+    """``settings`` on the session for the block; the session's own values put back after."""
+    previous = {name: session.conf.get(name, None) for name in settings}
+    for name, value in settings.items():
+        session.conf.set(name, value)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                session.conf.unset(name)
+            else:
+                session.conf.set(name, value)
 
 
 def _no_active_session() -> bool:

@@ -173,7 +173,9 @@ def bake_environment(registry: Any, project: str, env: str, folder: Path) -> Bak
                 path, artifact = _fetch(registry, project, model, label, record, where)
                 policy.check(model, label, artifact.files, artifact.metadata)
                 file = f"{digest[:16]}/{path.name}"
-                versions.setdefault(model, {})[label] = {"digest": digest, "file": file}
+                # the version's own app config: what a traffic split's other arms run with
+                entry = {"digest": digest, "file": file, "app_config": record["app_config"]}
+                versions.setdefault(model, {})[label] = entry
                 baked.append(BakedBundle(model, label, digest, file, _pins(artifact)))
         state = {
             "format": FORMAT,

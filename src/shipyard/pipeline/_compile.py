@@ -65,7 +65,7 @@ from ._loading import (
 '''
 
 _PYTHON_DICT = '''\
-"""Low-latency entry point of {name} {version}: ``main(data, outputs=None) -> dict``.
+"""Low-latency entry point of {name} {version}: ``main(data, outputs=None, app_config=None)``.
 
 Importing this module reads every file of the bundle, checks it against MANIFEST.json
 (and MANIFEST.sig when SHIPYARD_PUBLIC_KEY is set) and loads the models; it raises
@@ -90,13 +90,16 @@ metadata = _executor.metadata
 input_info = _executor.input_info
 
 
-def main(data, outputs=None):
+def main(data, outputs=None, app_config=None):
     """Score ``data`` (the dict dataset format); return ``{{output: {{"type", "values"}}}}``.
 
-    ``outputs`` may name any node: only what those need is computed. Bad input raises
-    a SchemaError subclass that names the table, column and row.
+    ``outputs`` may name any node: only what those need is computed. ``app_config`` (a
+    mapping) fills the arguments that features and rules read from app config; without
+    it they keep their defaults. Bad input raises a SchemaError subclass that names the
+    table, column and row.
     """
-    return _executor.run_dict(data, outputs)
+    executor = _executor.with_app_config(app_config) if app_config else _executor
+    return executor.run_dict(data, outputs)
 '''
 
 _PYTHON_DICT_MAIN = '''\
@@ -143,14 +146,17 @@ from .._runtime._spark import score_dataframes
 _executor = load_directory(Path(__file__).resolve().parent.parent, "pyspark_dataframe")
 
 
-def main(tables, outputs=None, passthrough=(), rejects=None):
+def main(tables, outputs=None, passthrough=(), rejects=None, app_config=None):
     """Score ``{{"{table}": spark_dataframe}}``: a DataFrame of passthrough columns + outputs.
 
     With ``rejects="COLUMN"`` rows that fail validation are kept, with null outputs and
-    their reason as JSON in that column, instead of failing the job.
+    their reason as JSON in that column, instead of failing the job. ``app_config`` as
+    for ``python_dict.main``.
     """
     package = __package__.rsplit(".", 1)[0]
-    return score_dataframes(_executor, package, tables, outputs, passthrough, rejects)
+    return score_dataframes(
+        _executor, package, tables, outputs, passthrough, rejects, app_config=app_config
+    )
 '''
 
 _PACKAGE_INIT = '''\
@@ -204,6 +210,8 @@ def _node_files(
             spec.update(
                 args=list(node.inputs), params=node.params, file=path, function=node.function_name
             )
+            if node.app_config:  # absent otherwise: older bundles' metadata stays as it was
+                spec["app_config"] = dict(node.app_config)
             files[path] = node.source.encode()
         elif isinstance(node, ModelNode):
             model_spec = dict(node.spec)

@@ -44,12 +44,17 @@ class Node:
 
 @dataclass
 class FunctionNode(Node):
-    """A feature or a rule: a vectorised function over column arrays, captured as source."""
+    """A feature or a rule: a vectorised function over column arrays, captured as source.
+
+    ``app_config`` maps arguments to the app config keys that fill them where the version
+    runs with app config (``{argument: key}``); the argument's default is used otherwise.
+    """
 
     function: Callable[..., Any] | None = None
     params: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     function_name: str = ""
+    app_config: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,6 +74,7 @@ def _function_node(
     dtype: str,
     params: Mapping[str, Any] | None,
     description: str | None,
+    app_config: Mapping[str, str] | Sequence[str] | None = None,
 ) -> FunctionNode:
     node_name = name or str(getattr(function, "__name__", ""))
     what = f"{kind} '{node_name}'"
@@ -81,13 +87,17 @@ def _function_node(
         ) from None
     source, function_name = capture(function, what)
     signature = inspect.signature(function)
-    args = [p for p in signature.parameters if p not in params]
     for param in params:
         if param not in signature.parameters:
             raise GraphError(
                 f"{what}: params names '{param}', which is not an argument of the function"
             )
+    configured = _app_config_arguments(what, signature, params, app_config)
+    args = [p for p in signature.parameters if p not in params and p not in configured]
     if isinstance(inputs, Mapping):
+        taken = [a for a in inputs if a in configured]
+        if taken:
+            raise GraphError(f"{what}: '{taken[0]}' is read from app config, not an input")
         unknown = [a for a in inputs if a not in args]
         if unknown:
             raise GraphError(
@@ -112,7 +122,42 @@ def _function_node(
         params=params,
         source=source,
         function_name=function_name,
+        app_config=configured,
     )
+
+
+def _app_config_arguments(
+    what: str,
+    signature: inspect.Signature,
+    params: Mapping[str, Any],
+    app_config: Mapping[str, str] | Sequence[str] | None,
+) -> dict[str, str]:
+    """``app_config`` as ``{argument: key}``: a list names arguments read under their own name.
+
+    Each must be an argument with a default (in the signature or ``params``): a bundle runs
+    without app config too (a notebook, a bundle file, a version given none).
+    """
+    if app_config is None:
+        return {}
+    if isinstance(app_config, str):
+        raise GraphError(f"{what}: app_config must be a list of arguments or a mapping, not a str")
+    pairs = app_config if isinstance(app_config, Mapping) else {a: a for a in app_config}
+    configured: dict[str, str] = {}
+    for argument, key in pairs.items():
+        if argument not in signature.parameters:
+            raise GraphError(
+                f"{what}: app_config names '{argument}', which is not an argument of the function"
+            )
+        if not isinstance(key, str) or not key:
+            raise GraphError(f"{what}: the app config key of '{argument}' must be a name")
+        default = signature.parameters[argument].default
+        if argument not in params and default is inspect.Parameter.empty:
+            raise GraphError(
+                f"{what}: '{argument}' reads app config '{key}' and needs a default for when "
+                "there is none (in the signature or in params)"
+            )
+        configured[str(argument)] = key
+    return configured
 
 
 def _decorator(kind: str, default_dtype: str) -> Callable[..., Any]:
@@ -124,9 +169,10 @@ def _decorator(kind: str, default_dtype: str) -> Callable[..., Any]:
         dtype: str = default_dtype,
         params: Mapping[str, Any] | None = None,
         description: str | None = None,
+        app_config: Mapping[str, str] | Sequence[str] | None = None,
     ) -> Any:
         def wrap(fn: Callable[..., Any]) -> FunctionNode:
-            return _function_node(kind, fn, name, inputs, dtype, params, description)
+            return _function_node(kind, fn, name, inputs, dtype, params, description, app_config)
 
         return wrap(function) if function is not None else wrap
 
@@ -136,8 +182,11 @@ def _decorator(kind: str, default_dtype: str) -> Callable[..., Any]:
         f"(use as ``@{kind}`` or ``@{kind}(...)``).\n\n"
         "Each argument receives a numpy array of one input (matched by name unless ``inputs``\n"
         "maps it); ``params`` are JSON constants passed as keyword arguments; ``dtype`` is the\n"
-        f"type of the returned column (default {default_dtype}). The source is captured into the\n"
-        "bundle: reading a global or closure that would not exist there raises CaptureError."
+        f"type of the returned column (default {default_dtype}). ``app_config`` names arguments\n"
+        "filled from the app config of the version being served or batch-scored (a list of\n"
+        "arguments read under their own names, or ``{argument: key}``); each needs a default,\n"
+        "used when that app config has no such key. The source is captured into the bundle:\n"
+        "reading a global or closure that would not exist there raises CaptureError."
     )
     return decorate
 

@@ -286,14 +286,24 @@ class Pipeline:
             self._compiled = Executor(compile_files(self))
         return self._compiled
 
-    def run(self, data: Any, outputs: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    def run(
+        self,
+        data: Any,
+        outputs: Sequence[str] | None = None,
+        app_config: Mapping[str, Any] | None = None,
+    ) -> dict[str, dict[str, Any]]:
         """Run the pipeline in-process, exactly as the bundle's ``python_dict.main`` would.
 
         ``data`` is the dict dataset format (typed, column lists or records); the result is
         ``{output: {"type": ..., "values": [...]}}``. ``outputs`` may name any nodes, and
-        only what they need is computed. Raises SchemaError on bad input.
+        only what they need is computed. ``app_config`` is what features and rules that
+        read app config see (as a served version's app config); without it they use their
+        defaults. Raises SchemaError on bad input.
         """
-        return self.executor().run_dict(data, outputs)
+        executor = self.executor()
+        if app_config:
+            executor = executor.with_app_config(app_config)
+        return executor.run_dict(data, outputs)
 
     def export(
         self,

@@ -297,9 +297,21 @@ class Artifact:
             )
         return self._executor
 
-    def run(self, data: Any, outputs: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
-        """Run the bundle on a dict dataset, whole or up to the nodes named in ``outputs``."""
-        return self.executor().run_dict(data, outputs)
+    def run(
+        self,
+        data: Any,
+        outputs: Sequence[str] | None = None,
+        app_config: Mapping[str, Any] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Run the bundle on a dict dataset, whole or up to the nodes named in ``outputs``.
+
+        ``app_config`` is what features and rules that read app config see (else their
+        defaults), as the version's app config does when it is served.
+        """
+        executor = self.executor()
+        return (executor.with_app_config(app_config) if app_config else executor).run_dict(
+            data, outputs
+        )
 
     def extract(self, node: str | None, destination: str | os.PathLike[str]) -> list[Path]:
         """Write one node's files (``objects/NODE/``), or the whole bundle when ``node`` is None.

@@ -9,6 +9,7 @@ Verifying and loading a bundle is ``_loading``; Arrow conversions are ``_arrow``
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,10 @@ class Executor:
     pipeline's own files and for a host that imports a bundle it chose. A service loading
     bundles that others registered passes ``allow_unsafe=False`` and gets ModelError
     naming the node instead.
+
+    ``app_config`` is the app config the runs see: a feature or rule whose spec names
+    ``app_config`` arguments gets each from there when the key is present (else its
+    default). Empty unless set with ``with_app_config``.
     """
 
     def __init__(
@@ -80,6 +85,19 @@ class Executor:
             for name, spec in self.nodes.items()
         }
         self._plans: dict[tuple[str, ...], Plan] = {}
+        self.app_config: Mapping[str, Any] = {}
+
+    def with_app_config(self, app_config: Mapping[str, Any] | None) -> Executor:
+        """This executor running with ``app_config`` (a copy sharing the loaded models).
+
+        The app config of the component version being served or scored; None or {} gives
+        every configured argument its default. Raises UsageError unless a mapping.
+        """
+        if app_config is not None and not isinstance(app_config, Mapping):
+            raise UsageError(f"app config must be a mapping, not {type(app_config).__name__}")
+        configured = copy.copy(self)
+        configured.app_config = copy.deepcopy(dict(app_config or {}))
+        return configured
 
     @property
     def name(self) -> str:
@@ -156,6 +174,9 @@ class Executor:
                 else:
                     kwargs = dict(zip(spec["args"], args, strict=True))
                     kwargs.update(spec.get("params") or {})
+                    for argument, key in (spec.get("app_config") or {}).items():
+                        if key in self.app_config:  # a copy: a node must not change it for others
+                            kwargs[argument] = copy.deepcopy(self.app_config[key])
                     raw = self._callables[name](**kwargs)
             except Exception as exc:
                 raise ModelError(

@@ -34,6 +34,7 @@ def _make_worker(
     outputs: tuple[str, ...],
     passthrough: tuple[str, ...],
     rejects: str | None = None,
+    app_config: Mapping[str, Any] | None = None,
 ) -> Any:
     # Everything the worker needs is a local name or an import inside the function, so
     # cloudpickle sends it by value and the worker needs nothing importable in advance.
@@ -88,6 +89,8 @@ def _make_worker(
             sys.meta_path.append(BundleRuntime())
             runtime = importlib.import_module(name)
         executor = runtime.cached_executor(key, files.value)
+        if app_config:
+            executor = executor.with_app_config(app_config)
         for batch in batches:
             if rejects is None:
                 yield executor.score_arrow_batch(batch, table, outputs, passthrough)
@@ -104,6 +107,8 @@ def score_dataframes(
     outputs: Sequence[str] | None = None,
     passthrough: Sequence[str] | str = (),
     rejects: str | None = None,
+    *,
+    app_config: Mapping[str, Any] | None = None,
 ) -> Any:
     """Score ``{table: DataFrame}``; return a DataFrame of ``passthrough`` columns and the outputs.
 
@@ -115,7 +120,8 @@ def score_dataframes(
     outputs and its reason in that column as JSON (``{"table", "column", "message"}``),
     the others with a null there. ``package`` is the bundle's top folder, kept for the
     entry point's signature. Text columns declared numeric (a CSV read without a schema)
-    are parsed on the workers.
+    are parsed on the workers. ``app_config`` (JSON data, sent with the job) is what
+    features and rules that read app config see on the workers.
     """
     if len(executor.tables) != 1:
         raise UsageError(
@@ -153,5 +159,6 @@ def score_dataframes(
         schema.append(f"`{rejects}` string")
     files = frame.sparkSession.sparkContext.broadcast(dict(executor.files))
     key = sha256(executor.files[MANIFEST])
-    worker = _make_worker(files, key, table, plan.outputs, passthrough, rejects)
+    config = dict(executor.with_app_config(app_config).app_config)  # checked: a mapping
+    worker = _make_worker(files, key, table, plan.outputs, passthrough, rejects, config)
     return selected.mapInArrow(worker, ", ".join(schema))

@@ -111,7 +111,9 @@ class BakedRegistry:
     def get_version(
         self, project: str, model: str, version: str | int | None = None
     ) -> dict[str, Any]:
-        """A baked version's record: its ``digest`` (the sha256 of its bundle)."""
+        """A baked version's record: its ``digest`` (the sha256 of its bundle) and, when baked
+        by this Shipyard, its ``app_config`` (the version's own, or for the deployed version
+        the environment's)."""
         self._check(project, self.environment)
         return self._version(model, version)
 

@@ -9,11 +9,12 @@ plain JSON data (``to_json``), so either serves alike.
 artifact store, or downloaded from the server) and checks its sha256 against the digest
 the registry names, verifies and loads each bundle (manifest, and the signature when
 ``SHIPYARD_PUBLIC_KEY`` is set), warms it up with the bundle's example input, and
-returns a new ``RouteTable``. Versions already loaded are reused. Each app component is
-fetched and checked the same way (digest, manifest, signature and trust policy) before
-it is extracted and its code imported (``_apps``), and mounted in the table with its
-version's app config and the environment config. ``only_app`` loads one app and no model
-(``shipyard serve --app``: an app's own deployment).
+returns a new ``RouteTable`` in which each version answers with its app config. Versions
+already loaded are reused. Each app component is fetched and checked the same way
+(digest, manifest, signature and trust policy) before it is extracted and its code
+imported (``_apps``), and mounted in the table with its version's app config and the
+environment config. ``only_app`` loads one app and no model (``shipyard serve --app``:
+an app's own deployment).
 
 ``Follower`` polls the revision number every ``poll_seconds`` on a background thread
 (the registry sends no notifications) and refreshes the environment's API keys at the
@@ -138,6 +139,7 @@ class EnvironmentLoader:
             deployed = component["tag"] or str(component["version_id"])
             traffic = component["settings"].get("traffic", {}).get("value")
             runner = self._runner(name, deployed, component["digest"])
+            runner = runner.configured(component["app_config"])  # what its code may read
             if not traffic:
                 routes[name] = ModelRoute.single(runner)
                 continue
@@ -204,7 +206,8 @@ class EnvironmentLoader:
         if tag == deployed:
             return runner
         version = to_json(self.registry.get_version(self.project, model, tag))
-        return self._runner(model, tag, version["digest"])
+        # a folder baked before app config reached running code has none recorded
+        return self._runner(model, tag, version["digest"]).configured(version.get("app_config"))
 
     def _runner(self, model: str, label: str, digest: str) -> ModelRunner:
         key = (model, label, digest)

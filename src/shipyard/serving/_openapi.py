@@ -1,11 +1,11 @@
 """The OpenAPI document of a route table, built from each model's input schema, and /docs.
 
-Each model gets its predict route, with a request schema made from input_info.json (the
-dict format in each of its forms, plus MLflow's four payloads for single-table
-pipelines) and its bundle's example input, and its Open Inference Protocol infer routes,
-with a request schema naming its input tensors. The document says what the server
-checks: field types, the fields it needs, the names it knows (models, versions, nodes),
-and every status a route answers with the body it carries.
+Each model gets its predict route, with a request schema made from input_info.json (a
+``oneOf`` of the forms a body may take, see ``_forms``) and an example of each form from
+its bundle's example input, and its Open Inference Protocol infer routes, with a request
+schema naming its input tensors. The document says what the server checks: field types,
+the fields it needs, the names it knows (models, versions, nodes), and every status a
+route answers with the body it carries.
 """
 
 from __future__ import annotations
@@ -14,117 +14,13 @@ import re
 from typing import Any
 
 from .._version import __version__
+from ._forms import component_key, predict_examples, predict_schema, value_schema
 from ._payloads import DATATYPES
 from ._routes import RouteTable
 from ._runner import ModelRunner
 
-_JSON_TYPES: dict[str, dict[str, Any]] = {
-    "float64": {"type": "number"},
-    "int64": {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1},
-    "bool": {"type": "boolean"},
-    "string": {"type": "string"},
-    "datetime": {"type": "string", "format": "date-time"},
-    "list[float64]": {"type": "array", "items": {"type": "number"}},
-}
 _ANY_DATATYPE = sorted(set().union(*DATATYPES.values()))
 _SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
-
-
-def _value_schema(column: Any) -> dict[str, Any]:
-    schema = dict(_JSON_TYPES[column.type])
-    if column.min is not None:
-        schema["minimum"] = max(column.min, schema.get("minimum", column.min))
-    if column.max is not None:
-        schema["maximum"] = min(column.max, schema.get("maximum", column.max))
-    if column.categories is not None:
-        schema["enum"] = list(column.categories)
-    if column.nullable:
-        schema = {"anyOf": [schema, {"type": "null"}]}
-    return schema
-
-
-def _column_schema(column: Any) -> dict[str, Any]:
-    """A column: its values as a list, or the typed form ``{"type", "values"}``."""
-    values = {"type": "array", "items": _value_schema(column)}
-    typed = {
-        "type": "object",
-        "properties": {"type": {"const": column.type}, "values": values},
-        "required": ["values"],
-    }
-    return {"anyOf": [values, typed]}
-
-
-def _request_schema(model: str, runner: ModelRunner, schemas: dict[str, Any]) -> dict[str, Any]:
-    """The predict body of ``runner``; each table's two forms go into ``schemas`` once."""
-    tables: dict[str, dict[str, Any]] = {}
-    records: dict[str, dict[str, Any]] = {}
-    for name, spec in runner.tables.items():
-        needed = list(runner.plan.columns.get(name, ()))
-        key = _key(f"{model}.{name}")
-        columns = {c.name: _column_schema(c) for c in spec.columns.values()}
-        schemas[f"{key}.columns"] = {
-            "type": "object",
-            "description": f"Table '{name}' as columns; extra columns are ignored.",
-            "properties": columns,
-            "required": needed,
-        }
-        record = {c.name: _value_schema(c) for c in spec.columns.values()}
-        schemas[f"{key}.records"] = {
-            "type": "array",
-            "description": f"Table '{name}' as records, one object a row.",
-            "items": {"type": "object", "properties": record, "required": needed},
-        }
-        tables[name] = {"$ref": f"#/components/schemas/{key}.columns"}
-        records[name] = {"$ref": f"#/components/schemas/{key}.records"}
-    dict_format = {
-        "title": "dict format",
-        "description": "{table: {column: [values]}}; every column of a table holds as many "
-        "values (no values: zero rows, answered with no values).",
-        "type": "object",
-        "properties": {name: {"anyOf": [tables[name], records[name]]} for name in tables},
-        "required": [t for t in runner.tables if runner.plan.columns.get(t)],
-        "additionalProperties": False,
-    }
-    if runner.single_table is None:
-        return dict_format
-    table, rows = tables[runner.single_table], records[runner.single_table]
-    positional = {
-        "type": "array",
-        "description": "Rows of values in the declared column order",
-        "items": {"type": "array"},
-    }
-    split = {
-        "type": "object",
-        "properties": {
-            "columns": {"type": "array", "items": {"type": "string"}},
-            "data": positional,
-        },
-        "required": ["columns", "data"],
-    }
-    forms = [
-        dict_format,
-        {"title": "one table, no table level", **table},
-        _mlflow("dataframe_split", split),
-        _mlflow("dataframe_records", rows),
-        _mlflow("instances", {"anyOf": [rows, positional, table]}),
-        _mlflow("inputs", {"anyOf": [table, rows, positional]}),
-    ]
-    return {"anyOf": forms}
-
-
-def _key(name: str) -> str:
-    """``name`` as a component name (letters, digits, '.', '-', '_')."""
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
-
-
-def _mlflow(key: str, payload: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "title": f"MLflow {key}",
-        "type": "object",
-        "properties": {key: payload, "params": {"type": "object"}},
-        "required": [key],
-        "additionalProperties": False,
-    }
 
 
 def _names_pattern(names: list[str]) -> str:
@@ -193,9 +89,10 @@ def _predict(name: str, runner: ModelRunner, schemas: dict[str, Any]) -> dict[st
             },
         ]
     }
-    body: dict[str, Any] = {"schema": _request_schema(name, runner, schemas)}
-    if runner.example_input is not None:
-        body["example"] = runner.example_input
+    body: dict[str, Any] = {"schema": predict_schema(name, runner, schemas)}
+    examples = predict_examples(runner)
+    if examples:
+        body["examples"] = examples
     return {
         "post": {
             "summary": f"{name} {runner.version}: {runner.executor.metadata['description']}",
@@ -225,7 +122,7 @@ def _predict(name: str, runner: ModelRunner, schemas: dict[str, Any]) -> dict[st
 
 
 def _input_tensor(name: str, column: Any) -> dict[str, Any]:
-    values = _value_schema(column)
+    values = value_schema(column)
     if column.type == "list[float64]":
         values = {"type": "number"}
     rank = 2 if column.type == "list[float64]" else None
@@ -326,7 +223,9 @@ def _infer(name: str, versioned: bool) -> dict[str, Any]:
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{_key(name)}.infer"}}
+                "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{component_key(name)}.infer"}
+                }
             },
         },
         "responses": {
@@ -498,7 +397,7 @@ def openapi(table: RouteTable, secured: bool = True) -> dict[str, Any]:
     for name, route in sorted(table.models.items()):
         runner = route.primary
         paths[f"{prefix}/models/{name}/predict"] = _predict(name, runner, schemas)
-        schemas[f"{_key(name)}.infer"] = _infer_request(runner)
+        schemas[f"{component_key(name)}.infer"] = _infer_request(runner)
         paths[f"/v2/models/{name}/infer"] = _infer(name, False)
         versioned = _infer(name, True)
         versioned["post"]["parameters"] = [_path_parameter("version", sorted(route.versions))]

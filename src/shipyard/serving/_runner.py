@@ -8,6 +8,7 @@ no pandas and no per-request model objects.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -127,6 +128,16 @@ class ModelRunner:
         """
         executor = artifact.executor(public_key=public_key, allow_unsafe=allow_unsafe)
         return cls(executor, model or executor.name, version or executor.version, digest)
+
+    def configured(self, app_config: Mapping[str, Any] | None) -> ModelRunner:
+        """This runner answering with ``app_config``: the app config of the component version
+        it serves, which features and rules that read app config see (a copy sharing the
+        loaded models; warm already)."""
+        if not app_config and not self.executor.app_config:
+            return self
+        runner = copy.copy(self)
+        runner.executor = self.executor.with_app_config(app_config)
+        return runner
 
     # -- decoding -----------------------------------------------------------------------
 
