@@ -11,6 +11,8 @@
     │   ├── GraphError             unknown reference, cycle, duplicate, type clash
     │   └── CaptureError           a feature reads a global, helper or closure
     ├── ModelError                 a model cannot be saved, loaded or run
+    │   └── EndpointError          an llm node's endpoint failed (unreachable, timed out,
+    │                              an error status after the retries, an unusable answer)
     ├── UsageError                 a command or call was given bad arguments (exit code 2)
     ├── HttpError                  a server answers a request with ``status`` instead of a result
     │   └── ClientGone             the client left before its request was complete (status 499)
@@ -44,6 +46,7 @@ from typing import Any
 from .runtime import (
     ArtifactError,
     CaptureError,
+    EndpointError,
     GraphError,
     IncompatibleArtifact,
     MissingColumn,
@@ -69,6 +72,7 @@ __all__ = [
     "CaptureError",
     "ClientGone",
     "Conflict",
+    "EndpointError",
     "GraphError",
     "HttpError",
     "IncompatibleArtifact",

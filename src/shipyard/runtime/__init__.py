@@ -21,6 +21,7 @@ from ._card import check_model_card, merge_model_cards
 from ._errors import (
     ArtifactError,
     CaptureError,
+    EndpointError,
     GraphError,
     IncompatibleArtifact,
     MissingColumn,
@@ -79,6 +80,7 @@ __all__ = [
     "ArtifactError",
     "CaptureError",
     "ColumnSpec",
+    "EndpointError",
     "Executor",
     "FORMAT_VERSION",
     "GraphError",

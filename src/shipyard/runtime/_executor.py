@@ -18,7 +18,14 @@ import numpy as np
 
 from . import _dataset
 from ._arrow import EMPTY, arrow_array, arrow_values
-from ._errors import GraphError, IncompatibleArtifact, ModelError, SchemaError, UsageError
+from ._errors import (
+    EndpointError,
+    GraphError,
+    IncompatibleArtifact,
+    ModelError,
+    SchemaError,
+    UsageError,
+)
 from ._genai import KINDS as GENAI_KINDS
 from ._genai import load_genai
 from ._models import load_model
@@ -158,9 +165,10 @@ class Executor:
                     kwargs.update(spec.get("params") or {})
                     raw = self._callables[name](**kwargs)
             except Exception as exc:
-                raise ModelError(
-                    f"{spec['kind']} '{name}' failed: {type(exc).__name__}: {exc}"
-                ) from exc
+                message = f"{spec['kind']} '{name}' failed: {type(exc).__name__}: {exc}"
+                if isinstance(exc, EndpointError):  # the endpoint's fault, not the bundle's
+                    raise EndpointError(message, name, exc.reason) from exc
+                raise ModelError(message) from exc
             values[name] = _coerce(name, spec["dtype"], raw, rows)
         return values
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import ModelError
+from ._errors import EndpointError, ModelError
 
 BASE_URL_ENV = "SHIPYARD_LLM_BASE_URL"
 API_KEY_ENV = "SHIPYARD_LLM_API_KEY"
@@ -55,10 +55,6 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
 Sleep = Callable[[float], None]
-
-
-class EndpointError(ModelError):
-    """The endpoint could not be reached, refused the call, or answered something unusable."""
 
 
 @dataclass(frozen=True)
@@ -224,11 +220,16 @@ class ChatClient:
         return answer
 
     def _call(self, messages: list[dict[str, str]]) -> tuple[dict[str, Any], int]:
-        """POST one chat completion, retrying what is worth retrying; (reply fields, attempts)."""
+        """POST one chat completion, retrying what is worth retrying; (reply fields, attempts).
+
+        Each failure is an EndpointError whose message names the endpoint and whose
+        ``reason`` (for a client) does not.
+        """
         if self.endpoint.base_url is None:
             raise EndpointError(
                 f"no endpoint configured: set {BASE_URL_ENV} to an OpenAI-compatible base URL "
-                "(e.g. http://127.0.0.1:8000/v1)"
+                "(e.g. http://127.0.0.1:8000/v1)",
+                reason="is not configured",
             )
         url = self.endpoint.base_url.rstrip("/") + "/chat/completions"
         where = shown(url)
@@ -246,26 +247,33 @@ class ChatClient:
                 return _reply(body, where), attempt
             except urllib.error.HTTPError as exc:
                 detail = _error_detail(exc)
+                short = f"answered {exc.code}"
                 if exc.code not in RETRY_STATUSES:
-                    raise EndpointError(f"{where} answered {exc.code}{detail}") from None
-                problem = f"{where} answered {exc.code}{detail}"
+                    raise EndpointError(f"{where} {short}{detail}", reason=short) from None
+                problem = f"{where} {short}{detail}"
                 wait = _retry_after(exc.headers.get("Retry-After"))
                 if wait is not None and wait > MAX_RETRY_AFTER:
+                    later = f"asks to retry after {wait:g} s (more than {MAX_RETRY_AFTER:g} s)"
                     raise EndpointError(
-                        f"{problem} and asks to retry after {wait:g} s "
-                        f"(more than {MAX_RETRY_AFTER:g} s)"
+                        f"{problem} and {later}", reason=f"{short} and {later}"
                     ) from None
             except TimeoutError:
-                problem = f"{where} did not answer within {self.timeout:g} s"
+                short = f"did not answer within {self.timeout:g} s"
+                problem = f"{where} {short}"
             except urllib.error.URLError as exc:
                 if isinstance(exc.reason, TimeoutError):
-                    problem = f"{where} did not answer within {self.timeout:g} s"
+                    short = f"did not answer within {self.timeout:g} s"
+                    problem = f"{where} {short}"
                 else:
-                    problem = f"{where} cannot be reached ({exc.reason})"
+                    short = "cannot be reached"
+                    problem = f"{where} {short} ({exc.reason})"
             except (ConnectionError, OSError) as exc:  # reset, refused mid-answer
-                problem = f"{where} broke the connection ({exc})"
+                short = "broke the connection"
+                problem = f"{where} {short} ({exc})"
             if attempt == attempts:
-                raise EndpointError(f"{problem}; {attempts} attempts") from None
+                raise EndpointError(
+                    f"{problem}; {attempts} attempts", reason=f"{short} ({attempts} attempts)"
+                ) from None
             self._sleep(wait if wait is not None else min(MAX_BACKOFF, 0.5 * 2 ** (attempt - 1)))
         raise AssertionError("unreachable")
 
@@ -277,19 +285,21 @@ def _ms(seconds: float) -> float:
 def _reply(body: bytes, where: str) -> dict[str, Any]:
     """The fields of a chat completion Shipyard keeps; EndpointError when it is not one."""
     if len(body) > MAX_ANSWER_BYTES:
-        raise EndpointError(f"{where} sent an answer over {MAX_ANSWER_BYTES} bytes")
+        short = f"sent an answer over {MAX_ANSWER_BYTES} bytes"
+        raise EndpointError(f"{where} {short}", reason=short)
     try:
         document = json.loads(body)
         choice = document["choices"][0]
         content = choice["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         text = body[:120].decode("utf-8", "replace")
+        short = "sent something that is not a chat completion"
         raise EndpointError(
-            f"{where} sent something that is not a chat completion ({type(exc).__name__}: "
-            f"{exc}; it begins {text!r})"
+            f"{where} {short} ({type(exc).__name__}: {exc}; it begins {text!r})", reason=short
         ) from None
     if not isinstance(content, str):
-        raise EndpointError(f"{where} sent a completion without text content")
+        short = "sent a completion without text content"
+        raise EndpointError(f"{where} {short}", reason=short)
     usage = document.get("usage") if isinstance(document.get("usage"), dict) else {}
     return {
         "model": document.get("model"),
