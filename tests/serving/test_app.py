@@ -21,6 +21,7 @@ DEMO = predict_path("tumour_triage")
 def test_the_public_surface() -> None:
     assert sorted(shipyard.serving.__all__) == [
         "BakedRegistry",
+        "CallRecords",
         "Capture",
         "CaptureRecord",
         "CaptureSink",

@@ -14,7 +14,7 @@ docs/serving.md.
 
 from ._app import ServingApp
 from ._baked import BakedRegistry
-from ._capture import Capture, CaptureRecord, CaptureSink, ParquetFolder
+from ._capture import CallRecords, Capture, CaptureRecord, CaptureSink, ParquetFolder
 from ._environment import EnvironmentLoader, Follower
 from ._keys import KeyRing
 from ._metrics import Metrics
@@ -25,6 +25,7 @@ from ._shadow import Shadow
 
 __all__ = [
     "BakedRegistry",
+    "CallRecords",
     "Capture",
     "CaptureRecord",
     "CaptureSink",

@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,12 +44,29 @@ if TYPE_CHECKING:
 logger = logging.getLogger("shipyard.serving")
 
 
-def capture_settings(config: dict[str, Any]) -> tuple[float, str | None]:
-    """``(rate, folder)`` from an environment config's ``capture`` entry (rate 0 when unset)."""
+@dataclass(frozen=True)
+class CaptureSettings:
+    """An environment config's ``capture`` entry: the share of requests whose inputs and
+    outputs are kept, where, and whether llm calls (and their rendered prompts) are kept."""
+
+    rate: float = 0.0
+    folder: str | None = None
+    llm_calls: bool = True
+    llm_prompts: bool = False
+
+
+def capture_settings(config: dict[str, Any]) -> CaptureSettings:
+    """The ``capture`` entry of an environment config (the defaults where it says nothing)."""
     entry = config.get("capture") or {}
-    rate = float(entry.get("rate", 0.0)) if isinstance(entry, dict) else 0.0
-    folder = entry.get("folder") if isinstance(entry, dict) else None
-    return min(max(rate, 0.0), 1.0), folder
+    if not isinstance(entry, dict):
+        return CaptureSettings()
+    rate = float(entry.get("rate", 0.0))
+    return CaptureSettings(
+        min(max(rate, 0.0), 1.0),
+        entry.get("folder"),
+        entry.get("llm_calls", True) is not False,
+        entry.get("llm_prompts", False) is True,
+    )
 
 
 class EnvironmentLoader:
@@ -130,13 +148,15 @@ class EnvironmentLoader:
                 self._tagged(name, shadow, deployed, runner) if shadow else None,
                 {deployed: runner},
             )
-        rate, _ = capture_settings(status["config"])
+        capture = capture_settings(status["config"])
         table = RouteTable(
             self.project,
             self.environment,
             routes,
             status["revision"],
-            rate if self.capture_rate is None else self.capture_rate,
+            capture.rate if self.capture_rate is None else self.capture_rate,
+            capture.llm_calls,
+            capture.llm_prompts,
         )
         held = {(r.model, r.version, r.digest) for _, r in table.runners()}
         # Keep what this table holds plus what the previous one held: a rollback is then quick.

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SchemaError
-from ..runtime import Artifact, ColumnSpec, Executor, Plan, parse_dataset, to_array
+from ..runtime import Artifact, ColumnSpec, Executor, Plan, parse_dataset, recorded_calls, to_array
 
 Tables = dict[str, dict[str, np.ndarray]]
 
@@ -88,6 +88,7 @@ class ModelRunner:
         }
         self.inputs = tuple(_tensor(n, c.type) for n, (_, c) in self.input_columns.items())
         self.outputs = tuple(_tensor(name, executor.dtype(name)) for name in self.plan.outputs)
+        self._llm_nodes = frozenset(n for n, s in executor.nodes.items() if s["kind"] == "llm")
 
     @classmethod
     def from_bundle(
@@ -238,6 +239,24 @@ class ModelRunner:
             return {name: _no_rows(self.executor.dtype(name)) for name in plan.outputs}
         values = self.executor.run_columns(tables, rows, plan)
         return {name: values[name] for name in plan.outputs}
+
+    def calls_endpoint(self, plan: Plan) -> bool:
+        """Whether running ``plan`` calls a language model endpoint (it has an llm node)."""
+        return bool(self._llm_nodes) and not self._llm_nodes.isdisjoint(plan.nodes)
+
+    def run_recorded(
+        self, tables: Tables, rows: int, plan: Plan, calls: list[dict[str, Any]]
+    ) -> dict[str, np.ndarray]:
+        """``run``, adding to ``calls`` a record of each llm call it makes, also when it fails.
+
+        The records are ``shipyard.runtime.recorded_calls``'s (node, row, prompt hash and
+        messages, settings, endpoint, model, tokens, latency, answer, error).
+        """
+        with recorded_calls() as made:
+            try:
+                return self.run(tables, rows, plan)
+            finally:
+                calls.extend(made)
 
     def typed(self, values: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
         """Outputs in the dict format's typed form ``{name: {"type", "values"}}``."""

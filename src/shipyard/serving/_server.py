@@ -216,9 +216,9 @@ def build_app(
         capture_rate=options.capture_rate,
     )
     table = loader.load()
-    _, configured_folder = capture_settings(
+    configured_folder = capture_settings(
         registry.get_environment_config(options.project, options.environment)
-    )
+    ).folder
     settings = loader.settings()
     low_latency = (
         settings.get("low_latency_mode") if options.low_latency is None else options.low_latency
