@@ -57,6 +57,7 @@ def test_the_runtime_surface() -> None:
         "ArtifactError",
         "CaptureError",
         "ColumnSpec",
+        "Endpoint",
         "EndpointError",
         "Executor",
         "FORMAT_VERSION",

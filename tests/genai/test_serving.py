@@ -32,7 +32,7 @@ from ._loans import APPLICATIONS, EXPECTED, build
 from ._openai_stub import OpenAIStub
 from .conftest import API_KEY, registry_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = pytest.mark.integration
 
 ONE_ROW = {t: {c: v[:1] for c, v in cols.items()} for t, cols in APPLICATIONS.items()}
 INFER = "/v2/models/loan_advice/infer"

@@ -197,16 +197,20 @@ def provenance(artifact: Artifact, options: BatchOptions) -> dict[str, Any]:
 
 
 def load_executor(
-    bundle: str | os.PathLike[str] | Artifact, public_key: Any = None, allow_unsafe: bool = True
+    bundle: str | os.PathLike[str] | Artifact,
+    public_key: Any = None,
+    allow_unsafe: bool = True,
+    endpoint: Any = None,
 ) -> Executor:
     """The verified bundle's executor (every file checked, and the signature when a key is set).
 
-    Raises TamperedArtifact, SignatureError or ArtifactError; ModelError for a pickle (or a
-    skops type beyond the allow-list) when ``allow_unsafe`` is False.
+    ``endpoint`` is where its llm nodes call (default: the host's SHIPYARD_LLM_*). Raises
+    TamperedArtifact, SignatureError or ArtifactError; ModelError for a pickle (or a skops
+    type beyond the allow-list) when ``allow_unsafe`` is False.
     """
     artifact = bundle if isinstance(bundle, Artifact) else Artifact(bundle, public_key)
     # verifies before anything is deserialised
-    return artifact.executor(public_key=public_key, allow_unsafe=allow_unsafe)
+    return artifact.executor(public_key=public_key, allow_unsafe=allow_unsafe, endpoint=endpoint)
 
 
 # -- worker processes ---------------------------------------------------------------------
@@ -220,9 +224,10 @@ def _start_worker(
     allow_unsafe: bool,
     outputs: Sequence[str] | None,
     id_column: str | None,
+    endpoint: Any = None,
 ) -> None:
     global _worker_scorer
-    executor = load_executor(bundle, public_key, allow_unsafe)
+    executor = load_executor(bundle, public_key, allow_unsafe, endpoint)
     _worker_scorer = ChunkScorer(executor, outputs, id_column)
 
 
@@ -244,13 +249,17 @@ def _scored_in_order(
     bundle: Path,
     public_key: Any,
     allow_unsafe: bool = True,
+    endpoint: Any = None,
 ) -> Generator[tuple[Chunk, Scored], None, None]:
     """Each chunk with what scoring it gave, in input order; ``workers`` processes if > 1."""
     if workers <= 1:
         for chunk in chunks:
             yield chunk, scorer.score(chunk)
         return
-    arguments = (str(bundle), public_key, allow_unsafe, scorer.plan.outputs, _id_column(scorer))
+    arguments = (
+        *(str(bundle), public_key, allow_unsafe),
+        *(scorer.plan.outputs, _id_column(scorer), endpoint),
+    )
     with ProcessPoolExecutor(
         workers, mp_context=_pool_context(), initializer=_start_worker, initargs=arguments
     ) as pool:
@@ -306,7 +315,7 @@ def run_local(
         raise UsageError("the output would overwrite the input; choose another path")
     public_key = options.public_key
     artifact = bundle if isinstance(bundle, Artifact) else Artifact(bundle, public_key)
-    executor = load_executor(artifact, public_key, options.allow_unsafe)
+    executor = load_executor(artifact, public_key, options.allow_unsafe, options.endpoint)
     scorer = ChunkScorer(executor, options.outputs, options.id_column)
     rejects = rejects_location(output)
     calls = llm_calls_location(output) if scorer.calls_llm else None
@@ -329,6 +338,7 @@ def run_local(
             artifact.path,
             public_key,
             options.allow_unsafe,
+            options.endpoint,
         )
         with closing(results):
             for chunk, (scored, records, llm_records) in results:

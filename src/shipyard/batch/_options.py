@@ -26,6 +26,10 @@ class BatchOptions:
     the result records beside the bundle's own name, version and digest: a deployed run's
     project, environment, revision, model and version.
 
+    ``endpoint`` (a ``shipyard.runtime.Endpoint``) is where llm nodes call (default: the
+    host's SHIPYARD_LLM_* variables); a deployed version's run takes it from the
+    environment config's ``llm`` entry (``shipyard.registry.llm_endpoint``).
+
     Local engine: ``chunk_rows`` records are scored at a time, in ``workers`` processes.
     Spark engine: a session on ``master`` (when none is active), ``arrow_batch_rows`` rows
     per Arrow batch sent to the Python workers. Each engine ignores the other's knobs.
@@ -42,3 +46,4 @@ class BatchOptions:
     arrow_batch_rows: int = DEFAULT_ARROW_BATCH_ROWS
     allow_unsafe: bool = True
     provenance: Mapping[str, Any] | None = None
+    endpoint: Any = None  # shipyard.runtime.Endpoint (imported with numpy, not here)

@@ -19,6 +19,7 @@ from ._errors import ArtifactError, ModelError, TamperedArtifact, UsageError
 
 if TYPE_CHECKING:
     from ._executor import Executor
+    from ._llm import Endpoint
 
 
 # A bundle is read into memory before it is checked, so its size is bounded first: a
@@ -116,9 +117,11 @@ def build_executor(
     signed: bool,
     allow_unsafe: bool,
     entry_point: str = "python_dict",
+    endpoint: Endpoint | None = None,
 ) -> Executor:
     """The executor of files already verified, warning when the host's versions differ.
 
+    ``endpoint`` is where llm nodes call (default: the host's SHIPYARD_LLM_* variables).
     Raises ModelError when numpy (or another package running needs) is missing.
     """
     try:
@@ -129,7 +132,7 @@ def build_executor(
             f"running a bundle needs the '{exc.name}' package; "
             "install the bundle's requirements.txt"
         ) from exc
-    executor = Executor(files, signed=signed, allow_unsafe=allow_unsafe)
+    executor = Executor(files, signed=signed, allow_unsafe=allow_unsafe, endpoint=endpoint)
     versions = files.get(f"{entry_point}/versions.json")
     if versions is not None:
         try:
@@ -268,6 +271,7 @@ class Artifact:
         *,
         allow_unsafe: bool = True,
         public_key: str | bytes | os.PathLike[str] | None = None,
+        endpoint: Endpoint | None = None,
     ) -> Executor:
         """The loaded executor (verifies first; loads models once).
 
@@ -279,14 +283,20 @@ class Artifact:
         ModelError naming the node and the ``allow_pickle`` allowance it needs.
         ``public_key`` is the key to check the signature with (default: the one given to
         ``Artifact`` or SHIPYARD_PUBLIC_KEY), e.g. the trusted key a registry named.
+        ``endpoint`` is where llm nodes call (default: the host's SHIPYARD_LLM_* variables).
         """
         # A strict load that succeeded holds nothing unsafe, so it serves any later call.
         if self._executor is not None and self._executor.allow_unsafe and not allow_unsafe:
             self._executor = None
+        if self._executor is not None and self._executor.endpoint != endpoint:
+            self._executor = None  # its llm nodes call another endpoint
         if self._executor is None:
             report = self.verify(public_key)
             self._executor = build_executor(
-                self.files, signed=bool(report["signature_checked"]), allow_unsafe=allow_unsafe
+                self.files,
+                signed=bool(report["signature_checked"]),
+                allow_unsafe=allow_unsafe,
+                endpoint=endpoint,
             )
         return self._executor
 

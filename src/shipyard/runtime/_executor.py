@@ -28,6 +28,7 @@ from ._errors import (
 )
 from ._genai import KINDS as GENAI_KINDS
 from ._genai import load_genai
+from ._llm import Endpoint
 from ._models import load_model
 from ._retrieval import Bm25Index
 from ._source import load_function
@@ -56,13 +57,20 @@ class Executor:
     defaults (unsigned, allowed) load whatever the bundle holds, as before: right for a
     pipeline's own files and for a host that imports a bundle it chose. A service loading
     bundles that others registered passes ``allow_unsafe=False`` and gets ModelError
-    naming the node instead.
+    naming the node instead. llm nodes call ``endpoint`` (default: the one the host's
+    SHIPYARD_LLM_* variables name).
     """
 
     def __init__(
-        self, files: Mapping[str, bytes], *, signed: bool = False, allow_unsafe: bool = True
+        self,
+        files: Mapping[str, bytes],
+        *,
+        signed: bool = False,
+        allow_unsafe: bool = True,
+        endpoint: Endpoint | None = None,
     ) -> None:
         self.files: Mapping[str, bytes] = files
+        self.endpoint = endpoint
         self.signed = signed
         self.allow_unsafe = allow_unsafe
         self.metadata: dict[str, Any] = json.loads(files["metadata.json"])
@@ -104,7 +112,7 @@ class Executor:
         if spec["kind"] == "model":
             return load_model(spec, files, signed=self.signed, allow_unsafe=self.allow_unsafe)
         if spec["kind"] in GENAI_KINDS:
-            return load_genai(spec, files, self.nodes, self._indexes)
+            return load_genai(spec, files, self.nodes, self._indexes, endpoint=self.endpoint)
         return load_function(files[spec["file"]], spec["file"], spec["function"])
 
     def plan(self, outputs: Sequence[str] | None = None) -> Plan:

@@ -7,7 +7,12 @@ read when the bundle loads:
     SHIPYARD_LLM_BASE_URL      the API's base, e.g. http://127.0.0.1:8000/v1 (vLLM,
                                llama.cpp, Ollama) or a hosted endpoint's
     SHIPYARD_LLM_API_KEY       sent as ``Authorization: Bearer``; never logged or recorded
+    SHIPYARD_LLM_API_KEY_FILE  or: a file holding the key, read at each call (a rotated
+                               secret is picked up without a restart)
     SHIPYARD_LLM_CONCURRENCY   calls one node keeps in flight at once (default 4)
+
+A host may also build the ``Endpoint`` itself (Shipyard's serve and batch do, from an
+environment's config) and give it to the executor.
 
 So one bundle runs against a local server in uat and a hosted endpoint in production.
 A call that times out, or is answered 408, 429 or 5xx, is tried again a bounded number of
@@ -42,6 +47,7 @@ from ._errors import EndpointError, ModelError
 
 BASE_URL_ENV = "SHIPYARD_LLM_BASE_URL"
 API_KEY_ENV = "SHIPYARD_LLM_API_KEY"
+API_KEY_FILE_ENV = "SHIPYARD_LLM_API_KEY_FILE"
 CONCURRENCY_ENV = "SHIPYARD_LLM_CONCURRENCY"
 DEFAULT_CONCURRENCY = 4
 
@@ -59,11 +65,14 @@ Sleep = Callable[[float], None]
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where an llm node's calls go: ``base_url`` (None: not configured), key, concurrency."""
+    """Where an llm node's calls go: ``base_url`` (None: not configured), concurrency, and
+    the key: ``api_key`` itself, or ``api_key_file``, a file holding it (read at each call).
+    """
 
     base_url: str | None
     api_key: str | None = field(default=None, repr=False)
     concurrency: int = DEFAULT_CONCURRENCY
+    api_key_file: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Endpoint:
@@ -80,7 +89,31 @@ class Endpoint:
             concurrency = 0
         if concurrency < 1:
             raise ModelError(f"{CONCURRENCY_ENV} must be a whole number >= 1, not {text!r}")
-        return cls(base, environ.get(API_KEY_ENV) or None, concurrency)
+        key, key_file = environ.get(API_KEY_ENV) or None, environ.get(API_KEY_FILE_ENV) or None
+        if key and key_file:
+            raise ModelError(f"set {API_KEY_ENV} or {API_KEY_FILE_ENV}, not both")
+        return cls(base, key, concurrency, key_file)
+
+    def key(self) -> str | None:
+        """The key to send: ``api_key``, or what ``api_key_file`` holds now (stripped).
+
+        Raises EndpointError naming the file (never its content) when it cannot be read
+        or is empty.
+        """
+        if self.api_key_file is None:
+            return self.api_key
+        short = "has an API key file that cannot be read"
+        try:
+            with open(self.api_key_file, encoding="utf-8") as file:
+                text = file.read(64 * 1024).strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise EndpointError(
+                f"the API key file {self.api_key_file} cannot be read ({why})", reason=short
+            ) from None
+        if not text:
+            raise EndpointError(f"the API key file {self.api_key_file} is empty", reason=short)
+        return text
 
 
 def shown(url: str) -> str:
@@ -235,8 +268,9 @@ class ChatClient:
         where = shown(url)
         data = json.dumps({**self._body, "messages": messages}).encode()
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.endpoint.api_key:
-            headers["Authorization"] = f"Bearer {self.endpoint.api_key}"
+        key = self.endpoint.key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
         attempts = 1 + max(self.retries, 0)
         for attempt in range(1, attempts + 1):
             request = urllib.request.Request(url, data=data, headers=headers, method="POST")

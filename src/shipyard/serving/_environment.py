@@ -8,8 +8,10 @@ plain JSON data (``to_json``), so either serves alike.
 ``traffic`` settings, environment config), fetches every version it needs (from the
 artifact store, or downloaded from the server) and checks its sha256 against the digest
 the registry names, verifies and loads each bundle (manifest, and the signature when
-``SHIPYARD_PUBLIC_KEY`` is set), warms it up with the bundle's example input, and
-returns a new ``RouteTable``. Versions already loaded are reused.
+``SHIPYARD_PUBLIC_KEY`` is set) with its llm nodes calling the endpoint the config's
+``llm`` entry names (unless this host names its own: ``shipyard.registry.llm_endpoint``),
+warms it up with the bundle's example input, and returns a new ``RouteTable``. Versions
+already loaded are reused.
 
 ``Follower`` polls the revision number every ``poll_seconds`` on a background thread
 (the registry sends no notifications) and refreshes the environment's API keys at the
@@ -31,8 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
-from ..registry import LoadPolicy, to_json
-from ..runtime import Artifact
+from ..registry import LoadPolicy, llm_endpoint, to_json
+from ..runtime import Artifact, Endpoint
 from ._keys import KeyRing
 from ._routes import ModelRoute, RouteTable
 from ._runner import ModelRunner
@@ -90,8 +92,12 @@ class EnvironmentLoader:
         self.environment = environment
         self.public_key = public_key
         self.capture_rate = capture_rate  # overrides the environment config when set
-        self._loaded: dict[tuple[str, str, str], ModelRunner] = {}
-        self._previous: set[tuple[str, str, str]] = set()
+        # By (model, version label, digest, llm endpoint): an endpoint moved by the
+        # environment config loads the version again, calling the new one.
+        self._loaded: dict[tuple[str, str, str, Endpoint | None], ModelRunner] = {}
+        self._previous: set[tuple[str, str, str, Endpoint | None]] = set()
+        self._used: set[tuple[str, str, str, Endpoint | None]] = set()
+        self._endpoint: Endpoint | None = None
         self._policy: LoadPolicy | None = None
         self._status: dict[str, Any] | None = None  # the status the current load read
 
@@ -129,6 +135,8 @@ class EnvironmentLoader:
         status = self.status()
         self._policy = None  # read again for each load: keys may have been revoked
         self._status = status
+        self._endpoint = llm_endpoint(status["config"])  # None: the host's SHIPYARD_LLM_*
+        self._used = set()
         routes: dict[str, ModelRoute] = {}
         for component in status["components"]:
             name = component["name"]
@@ -158,10 +166,10 @@ class EnvironmentLoader:
             capture.llm_calls,
             capture.llm_prompts,
         )
-        held = {(r.model, r.version, r.digest) for _, r in table.runners()}
         # Keep what this table holds plus what the previous one held: a rollback is then quick.
-        self._loaded = {k: v for k, v in self._loaded.items() if k in held or k in self._previous}
-        self._previous = held
+        used = self._used
+        self._loaded = {k: v for k, v in self._loaded.items() if k in used or k in self._previous}
+        self._previous = used
         return table
 
     def _check_trust(self, model: str, label: str, artifact: Artifact) -> tuple[bytes | None, bool]:
@@ -178,7 +186,8 @@ class EnvironmentLoader:
         return self._runner(model, tag, version["digest"])
 
     def _runner(self, model: str, label: str, digest: str) -> ModelRunner:
-        key = (model, label, digest)
+        key = (model, label, digest, self._endpoint)
+        self._used.add(key)
         runner = self._loaded.get(key)
         if runner is not None:
             return runner
@@ -190,7 +199,13 @@ class EnvironmentLoader:
             artifact.verify()  # every file against the manifest; no code has run yet
             signer, allow_unsafe = self._check_trust(model, label, artifact)
             runner = ModelRunner.from_artifact(
-                artifact, model, label, digest, public_key=signer, allow_unsafe=allow_unsafe
+                artifact,
+                model,
+                label,
+                digest,
+                public_key=signer,
+                allow_unsafe=allow_unsafe,
+                endpoint=self._endpoint,
             )
         warm = runner.warm_up()
         logger.info(

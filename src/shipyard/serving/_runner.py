@@ -19,7 +19,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import SchemaError
-from ..runtime import Artifact, ColumnSpec, Executor, Plan, parse_dataset, recorded_calls, to_array
+from ..runtime import (
+    Artifact,
+    ColumnSpec,
+    Endpoint,
+    Executor,
+    Plan,
+    parse_dataset,
+    recorded_calls,
+    to_array,
+)
 
 Tables = dict[str, dict[str, np.ndarray]]
 
@@ -120,13 +129,17 @@ class ModelRunner:
         *,
         public_key: bytes | None = None,
         allow_unsafe: bool = True,
+        endpoint: Endpoint | None = None,
     ) -> ModelRunner:
         """Load an opened bundle (verified first, as ``Artifact.executor`` does).
 
         ``public_key`` checks the signature (e.g. the registry's trusted key that signed
-        it); ``allow_unsafe`` False refuses pickles and skops types beyond the allow-list.
+        it); ``allow_unsafe`` False refuses pickles and skops types beyond the allow-list;
+        ``endpoint`` is where its llm nodes call (default: the host's SHIPYARD_LLM_*).
         """
-        executor = artifact.executor(public_key=public_key, allow_unsafe=allow_unsafe)
+        executor = artifact.executor(
+            public_key=public_key, allow_unsafe=allow_unsafe, endpoint=endpoint
+        )
         return cls(executor, model or executor.name, version or executor.version, digest)
 
     # -- decoding -----------------------------------------------------------------------
