@@ -58,6 +58,7 @@ def test_the_public_names_change_only_on_purpose() -> None:
             "EffectiveSetting",
             "Environment",
             "EnvironmentStatus",
+            "FileDiff",
             "InvalidComponentConfig",
             "InvalidInput",
             "InvalidSetting",

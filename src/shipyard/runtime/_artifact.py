@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tarfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -41,13 +41,16 @@ def _max_bundle_bytes() -> int:
         ) from None
 
 
-def read_bundle(path: str | os.PathLike[str]) -> tuple[str, dict[str, bytes]]:
+def read_bundle(
+    path: str | os.PathLike[str], select: Callable[[str], bool] | None = None
+) -> tuple[str, dict[str, bytes]]:
     """Read a bundle.tar.gz into memory: ``(top folder, {relative path: bytes})``.
 
-    Refuses links, device files, absolute paths, '..' and members outside one top
-    folder with TamperedArtifact; raises ArtifactError when the file is not a tar.gz,
-    and TamperedArtifact when its files would expand beyond SHIPYARD_MAX_BUNDLE_BYTES
-    (default 4 GiB) or it holds more than 100,000 members.
+    ``select`` (a relative path -> whether to read it) reads only some files; every
+    member is checked all the same. Refuses links, device files, absolute paths, '..' and
+    members outside one top folder with TamperedArtifact; raises ArtifactError when the
+    file is not a tar.gz, and TamperedArtifact when its files would expand beyond
+    SHIPYARD_MAX_BUNDLE_BYTES (default 4 GiB) or it holds more than 100,000 members.
     """
     limit = _max_bundle_bytes()
     total = 0
@@ -58,6 +61,7 @@ def read_bundle(path: str | os.PathLike[str]) -> tuple[str, dict[str, bytes]]:
     except (tarfile.TarError, OSError) as exc:
         raise ArtifactError(f"'{path}' is not a readable bundle.tar.gz ({exc})") from None
     files: dict[str, bytes] = {}
+    skipped: set[str] = set()
     top: str | None = None
     with archive:
         members = []
@@ -100,11 +104,14 @@ def read_bundle(path: str | os.PathLike[str]) -> tuple[str, dict[str, bytes]]:
                 raise TamperedArtifact(
                     f"member '{member.name}' is outside the top folder", member.name
                 )
+            relative = PurePosixPath(*name.parts[1:]).as_posix()
+            if relative in files or relative in skipped:
+                raise TamperedArtifact(f"file '{relative}' appears twice in the archive", relative)
+            if select is not None and not select(relative):
+                skipped.add(relative)
+                continue
             handle = archive.extractfile(member)
             assert handle is not None
-            relative = PurePosixPath(*name.parts[1:]).as_posix()
-            if relative in files:
-                raise TamperedArtifact(f"file '{relative}' appears twice in the archive", relative)
             files[relative] = handle.read()
     if top is None:
         raise ArtifactError(f"'{path}' is an empty archive")
