@@ -125,21 +125,38 @@ def shown(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-_recorder: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+class _Recorder(list[dict[str, Any]]):
+    """The records of a ``recorded_calls`` block, and whom to tell when a call ends."""
+
+    def __init__(self, on_call: Callable[[dict[str, Any]], None] | None) -> None:
+        super().__init__()
+        self.on_call = on_call
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.append(record)
+        if self.on_call is not None:
+            self.on_call(record)
+
+
+_recorder: contextvars.ContextVar[_Recorder | None] = contextvars.ContextVar(
     "shipyard_llm_calls", default=None
 )
 
 
 @contextmanager
-def recorded_calls() -> Iterator[list[dict[str, Any]]]:
+def recorded_calls(
+    on_call: Callable[[dict[str, Any]], None] | None = None,
+) -> Iterator[list[dict[str, Any]]]:
     """Collect a record of every llm call made in this context (this thread or task).
 
     Records are dicts: ``node``, ``row``, ``prompt_sha256``, ``prompt`` (the messages),
     ``settings``, ``endpoint`` (base URL without credentials), ``model`` (as the endpoint
     reported it), ``usage`` (tokens), ``latency_ms``, ``attempts``, ``finish_reason``,
-    ``answer``, and ``error`` when the call failed.
+    ``answer``, and ``error`` when the call failed. ``on_call(record)`` is called as each
+    call ends (from the thread that made it: a node calls ``concurrency`` at a time), so
+    a batch run can count calls while a chunk is still being scored.
     """
-    calls: list[dict[str, Any]] = []
+    calls = _Recorder(on_call)
     token = _recorder.set(calls)
     try:
         yield calls
@@ -225,7 +242,7 @@ class ChatClient:
         chat = json.loads(prompt)
         return [{"role": str(m["role"]), "content": str(m["content"])} for m in chat]
 
-    def _answer(self, prompt: Any, row: int, calls: list[dict[str, Any]] | None) -> str | None:
+    def _answer(self, prompt: Any, row: int, calls: _Recorder | None) -> str | None:
         messages = self._messages(prompt)
         record: dict[str, Any] = {
             "node": self.node,
@@ -242,13 +259,13 @@ class ChatClient:
         except EndpointError as exc:
             record.update(latency_ms=_ms(self._clock() - started), answer=None, error=str(exc))
             if calls is not None:
-                calls.append(record)
+                calls.add(record)
             if self.on_error == "null":
                 return None
             raise
         record.update(latency_ms=_ms(self._clock() - started), attempts=attempts, **reply)
         if calls is not None:
-            calls.append(record)
+            calls.add(record)
         answer: str = reply["answer"]
         return answer
 
