@@ -11,6 +11,8 @@
     │   ├── GraphError             unknown reference, cycle, duplicate, type clash
     │   └── CaptureError           a feature reads a global, helper or closure
     ├── ModelError                 a model cannot be saved, loaded or run
+    │   └── EndpointError          an llm node's endpoint failed (unreachable, timed out,
+    │                              an error status after the retries, an unusable answer)
     ├── AppError                   an app's code cannot be imported or served
     ├── UsageError                 a command or call was given bad arguments (exit code 2)
     ├── HttpError                  a server answers a request with ``status`` instead of a result
@@ -45,6 +47,7 @@ from typing import Any
 from .runtime import (
     ArtifactError,
     CaptureError,
+    EndpointError,
     GraphError,
     IncompatibleArtifact,
     MissingColumn,
@@ -71,6 +74,7 @@ __all__ = [
     "CaptureError",
     "ClientGone",
     "Conflict",
+    "EndpointError",
     "GraphError",
     "HttpError",
     "IncompatibleArtifact",

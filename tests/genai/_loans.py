@@ -64,7 +64,7 @@ def decision(checked: np.ndarray) -> list[str]:
     return [json.loads(c)["value"]["decision"] for c in checked]
 
 
-def build(version: str = "1.0.0", **llm_options: Any) -> sy.Pipeline:
+def build(version: str = "1.0.0", system: str = SYSTEM, **llm_options: Any) -> sy.Pipeline:
     table = sy.Table(
         "applications",
         [
@@ -97,7 +97,7 @@ def build(version: str = "1.0.0", **llm_options: Any) -> sy.Pipeline:
             sy.retrieve("passages", knowledge="policy", query="query", top_k=3),
             sy.prompt(
                 "underwriting",
-                {"system": SYSTEM, "user": USER},
+                {"system": system, "user": USER},
                 variables={
                     "passages": "passages",
                     "purpose": "applications.purpose",

@@ -116,7 +116,9 @@ class OpenAIStub:
         self._gate = threading.Condition()
         self._in_flight = 0
         self.max_in_flight = 0  # the most chat requests answered at once
-        self.hold_for = 0  # chat answers wait (bounded) until this many are in flight
+        # Chat answers wait (bounded) until this many have been in flight at once; from
+        # then on they answer at once, so the last calls of a run never wait for company.
+        self.hold_for = 0
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.stub = self
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -152,7 +154,7 @@ class OpenAIStub:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
             self._gate.notify_all()
-            self._gate.wait_for(lambda: self._in_flight >= self.hold_for, timeout=HOLD_LIMIT)
+            self._gate.wait_for(lambda: self.max_in_flight >= self.hold_for, timeout=HOLD_LIMIT)
 
     def _leave(self) -> None:
         with self._gate:

@@ -5,6 +5,7 @@ survive what endpoints do: rate limits, errors, timeouts, malformed and off-sche
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -165,3 +166,22 @@ def test_a_node_keeps_at_most_the_configured_calls_in_flight(
     out = build().run(rows)
     assert out["decision"]["values"] == EXPECTED * 3
     assert endpoint.max_in_flight == 2
+
+
+def test_the_key_can_come_from_a_file_the_host_names(
+    stub: OpenAIStub, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "llm.key"
+    key_file.write_text(API_KEY + "\n")
+    monkeypatch.setenv("SHIPYARD_LLM_BASE_URL", stub.base_url)
+    monkeypatch.delenv("SHIPYARD_LLM_API_KEY", raising=False)
+    monkeypatch.setenv("SHIPYARD_LLM_API_KEY_FILE", str(key_file))
+    assert build().run(ONE_ROW)["decision"]["values"] == EXPECTED[:1]
+    assert stub.chat_requests()[0].headers["Authorization"] == f"Bearer {API_KEY}"
+    key_file.unlink()
+    with pytest.raises(EndpointError, match="llm.key cannot be read") as caught:
+        build().run(ONE_ROW)
+    assert caught.value.reason == "has an API key file that cannot be read"
+    monkeypatch.setenv("SHIPYARD_LLM_API_KEY", API_KEY)
+    with pytest.raises(ModelError, match="not both"):
+        build().run(ONE_ROW)

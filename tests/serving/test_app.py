@@ -22,6 +22,7 @@ def test_the_public_surface() -> None:
     assert sorted(shipyard.serving.__all__) == [
         "AppMount",
         "BakedRegistry",
+        "CallRecords",
         "Capture",
         "CaptureRecord",
         "CaptureSink",

@@ -67,7 +67,10 @@ def test_a_capture_folder_relative_to_the_root_is_accepted(demo: Registry) -> No
     assert demo.get_environment_config("demo", "production") == config
 
 
-@pytest.mark.parametrize("capture", [{"folder": ""}, {"folder": 3}, ["folder"]])
+@pytest.mark.parametrize(
+    "capture",
+    [{"folder": ""}, {"folder": 3}, ["folder"], {"llm_prompts": "yes"}, {"llm_calls": 0}],
+)
 def test_a_malformed_capture_entry_is_refused(demo: Registry, capture: object) -> None:
     with pytest.raises(InvalidInput, match="capture"):
         demo.set_environment_config("demo", "production", {"capture": capture})

@@ -10,6 +10,7 @@ import pytest
 import shipyard.errors
 from shipyard.errors import (
     ClientGone,
+    EndpointError,
     HttpError,
     InvalidSetting,
     ModelError,
@@ -44,7 +45,7 @@ def test_every_error_of_the_tree_has_one_status() -> None:
         "SchemaError UnknownTable MissingColumn WrongType NullValue OutOfRange PipelineError "
         "GraphError CaptureError InvalidInput InvalidSetting InvalidComponentConfig",
         500: "ModelError",
-        502: "StoreError",
+        502: "StoreError EndpointError",  # an upstream failed: the store, an llm endpoint
         503: "StoreReadOnly",  # the store refuses writes
         507: "StoreFull",  # Insufficient Storage
     }
@@ -98,6 +99,27 @@ def test_each_server_style_places_the_details_its_clients_read() -> None:
         "request_id": "r2",
     }
     assert orjson.loads(error_body(error, "r2", "registry"))["details"] == where
+
+
+def test_an_endpoint_failure_tells_the_client_the_node_and_the_log_the_endpoint(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    raised = EndpointError(
+        "llm 'answer' failed: EndpointError: http://10.0.0.7:8000/v1/chat/completions "
+        "answered 503: overloaded; 3 attempts",
+        "answer",
+        "answered 503 (3 attempts)",
+    )
+    with caplog.at_level(logging.WARNING, logger="tests.web"):
+        error = http_error(raised, "req-9", log, "POST /predict")
+    assert (error.status, error.kind) == (502, "EndpointError")
+    assert str(error) == (
+        "llm 'answer' failed: its language model endpoint answered 503 (3 attempts)"
+    )
+    assert error.details == {"node": "answer", "reason": "answered 503 (3 attempts)"}
+    for style in ("registry", "predict", "oip"):
+        assert b"10.0.0.7" not in error_body(error, "req-9", style)
+    assert "10.0.0.7:8000" in caplog.text and "req-9" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotFound
-from ..registry import LoadPolicy
+from ..registry import LoadPolicy, llm_endpoint
 from ..runtime import Artifact
 from ._options import BatchOptions
 
@@ -77,7 +77,8 @@ def check_loadable(
     Verifies every file, then applies the environment's signature and pickle policy
     against the registry's trusted keys (``LoadPolicy``): SignatureRequired, ModelError,
     or the runtime's TamperedArtifact. Returns ``options`` with the trusted key that
-    signed the bundle (when one did) and ``allow_unsafe`` from ``allow_pickle``.
+    signed the bundle (when one did), ``allow_unsafe`` from ``allow_pickle``, and the llm
+    endpoint the environment config names (``llm_endpoint``: unless this host names one).
     """
     artifact = Artifact(bundle)
     artifact.verify()
@@ -86,9 +87,11 @@ def check_loadable(
     chosen = options or BatchOptions()
     key = signer if signer is not None else chosen.public_key
     origin = {"project": project, "environment": env, "model": model, "version": label}
+    endpoint = llm_endpoint(registry.get_environment_config(project, env))
     return replace(
         chosen,
         public_key=key,
         allow_unsafe=allow_unsafe,
         provenance={**(chosen.provenance or {}), **origin},
+        endpoint=endpoint if endpoint is not None else chosen.endpoint,
     )

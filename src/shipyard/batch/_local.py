@@ -13,12 +13,13 @@ import hashlib
 import json
 import multiprocessing
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import ExitStack, closing
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,41 @@ def llm_calls_location(output: str) -> str:
 
 @dataclass(frozen=True)
 class Progress:
-    """Where a run is: records read so far, how many were rejected, the share of the file read."""
+    """Where a run is: records read so far, how many were rejected, the share of the file
+    read, and the llm calls made so far (also those of the chunk being scored)."""
 
     rows: int
     rejected: int
     fraction: float | None
     seconds: float
+    llm_calls: int = 0
+
+
+class CallCounter:
+    """Counts the llm calls a run makes, across threads and (``shared``) worker processes."""
+
+    def __init__(self, shared: Any = None) -> None:
+        self._shared = shared  # a multiprocessing Value("q") the workers add to, or None
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def __call__(self, record: object = None) -> None:
+        """One more call (``recorded_calls``'s ``on_call``)."""
+        if self._shared is not None:
+            with self._shared.get_lock():
+                self._shared.value += 1
+        else:
+            with self._lock:
+                self._count += 1
+
+    @property
+    def value(self) -> int:
+        return int(self._shared.value) if self._shared is not None else self._count
+
+    @property
+    def shared(self) -> Any:
+        """What worker processes add to (None: this process counts alone)."""
+        return self._shared
 
 
 @dataclass(frozen=True)
@@ -115,6 +145,7 @@ class ChunkScorer:
             raise UsageError(f"the id column '{self.key}' has the name of an output")
         self.passthrough = (self.key, ROW) if id_column and id_column != ROW else (ROW,)
         self.calls_llm = any(executor.nodes[n]["kind"] == "llm" for n in self.plan.nodes)
+        self.on_call: CallCounter | None = None  # told of each llm call as it ends
 
     def needed_columns(self) -> list[str]:
         """The columns to read from the input: the declared ones and the id column."""
@@ -144,7 +175,7 @@ class ChunkScorer:
         record of each llm call made for it (``shipyard.runtime.recorded_calls``), each
         carrying the row's id and ``_row`` instead of its place in the chunk."""
         batch = chunk.batch
-        with recorded_calls() as calls:
+        with recorded_calls(self.on_call) as calls:
             scored, rejected = self.executor.score_arrow_rows(
                 batch, self.table, self.plan.outputs, self.passthrough
             )
@@ -201,16 +232,20 @@ def load_executor(
     public_key: Any = None,
     allow_unsafe: bool = True,
     app_config: Mapping[str, Any] | None = None,
+    endpoint: Any = None,
 ) -> Executor:
     """The verified bundle's executor (every file checked, and the signature when a key is set),
     running with ``app_config``.
 
-    Raises TamperedArtifact, SignatureError or ArtifactError; ModelError for a pickle (or a
-    skops type beyond the allow-list) when ``allow_unsafe`` is False.
+    ``endpoint`` is where its llm nodes call (default: the host's SHIPYARD_LLM_*). Raises
+    TamperedArtifact, SignatureError or ArtifactError; ModelError for a pickle (or a skops
+    type beyond the allow-list) when ``allow_unsafe`` is False.
     """
     artifact = bundle if isinstance(bundle, Artifact) else Artifact(bundle, public_key)
     # verifies before anything is deserialised
-    executor = artifact.executor(public_key=public_key, allow_unsafe=allow_unsafe)
+    executor = artifact.executor(
+        public_key=public_key, allow_unsafe=allow_unsafe, endpoint=endpoint
+    )
     return executor.with_app_config(app_config) if app_config else executor
 
 
@@ -226,10 +261,14 @@ def _start_worker(
     outputs: Sequence[str] | None,
     id_column: str | None,
     app_config: Mapping[str, Any],
+    endpoint: Any = None,
+    calls: Any = None,
 ) -> None:
     global _worker_scorer
-    executor = load_executor(bundle, public_key, allow_unsafe, app_config)
+    executor = load_executor(bundle, public_key, allow_unsafe, app_config, endpoint)
     _worker_scorer = ChunkScorer(executor, outputs, id_column)
+    if calls is not None:
+        _worker_scorer.on_call = CallCounter(calls)
 
 
 def _score_in_worker(chunk: Chunk) -> Scored:
@@ -250,15 +289,20 @@ def _scored_in_order(
     bundle: Path,
     public_key: Any,
     allow_unsafe: bool = True,
+    endpoint: Any = None,
+    shared_calls: Any = None,
 ) -> Generator[tuple[Chunk, Scored], None, None]:
-    """Each chunk with what scoring it gave, in input order; ``workers`` processes if > 1."""
+    """Each chunk with what scoring it gave, in input order; ``workers`` processes if > 1
+    (each adding its llm calls to ``shared_calls``, a multiprocessing Value, when given)."""
     if workers <= 1:
         for chunk in chunks:
             yield chunk, scorer.score(chunk)
         return
     config = dict(scorer.executor.app_config)  # each worker loads the bundle with it too
-    outputs, id_column = scorer.plan.outputs, _id_column(scorer)
-    arguments = (str(bundle), public_key, allow_unsafe, outputs, id_column, config)
+    arguments = (
+        *(str(bundle), public_key, allow_unsafe),
+        *(scorer.plan.outputs, _id_column(scorer), config, endpoint, shared_calls),
+    )
     with ProcessPoolExecutor(
         workers, mp_context=_pool_context(), initializer=_start_worker, initargs=arguments
     ) as pool:
@@ -275,6 +319,31 @@ def _scored_in_order(
         finally:
             for _, future in pending:
                 future.cancel()
+
+
+class _Ticker:
+    """Calls ``tick()`` on a thread every ``every`` seconds while ``count()`` has moved."""
+
+    def __init__(self, tick: Callable[[], None], count: Callable[[], int], every: float = 0.5):
+        self._tick, self._count, self._every = tick, count, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="batch-llm-progress", daemon=True)
+
+    def _run(self) -> None:
+        seen = self._count()
+        while not self._stop.wait(self._every):
+            now = self._count()
+            if now != seen:
+                seen = now
+                self._tick()
+
+    def __enter__(self) -> _Ticker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _id_column(scorer: ChunkScorer) -> str | None:
@@ -300,8 +369,12 @@ def run_local(
     per call (the row's id, prompt hash and text, settings, the model the endpoint
     reported, tokens, latency, answer; see ``shipyard.runtime.recorded_calls``). The files
     appear only when the run completes (written under temporary names, then renamed).
+    The llm calls of a chunk's rows are made ``concurrency`` at a time per llm node (the
+    endpoint's, default 4; in each of ``workers`` processes).
     ``on_progress`` is called with a Progress after every chunk; ``should_stop`` too, and
-    a True from it raises BatchStopped, leaving nothing behind.
+    a True from it raises BatchStopped, leaving nothing behind. A pipeline with an llm
+    node also reports, from a thread, every half second in which calls were made, so a
+    long chunk shows its calls (``Progress.llm_calls``) before it is done.
     Raises UsageError for bad options or an unreadable input, the bundle's ArtifactError
     when it fails verification, ModelError when a node fails on valid input.
     """
@@ -314,12 +387,19 @@ def run_local(
         raise UsageError("the output would overwrite the input; choose another path")
     public_key = options.public_key
     artifact = bundle if isinstance(bundle, Artifact) else Artifact(bundle, public_key)
-    executor = load_executor(artifact, public_key, options.allow_unsafe, options.app_config)
+    executor = load_executor(
+        artifact, public_key, options.allow_unsafe, options.app_config, options.endpoint
+    )
     scorer = ChunkScorer(executor, options.outputs, options.id_column)
     rejects = rejects_location(output)
     calls = llm_calls_location(output) if scorer.calls_llm else None
     origin = provenance(artifact, options)
     rows = rejected = 0
+    counter: CallCounter | None = None
+    if scorer.calls_llm:
+        shared = _pool_context().Value("q", 0) if options.workers > 1 else None
+        counter = scorer.on_call = CallCounter(shared)
+    last = Progress(0, 0, 0.0, 0.0)
     with (
         Source(input, input_format, scorer.needed_columns(), options.chunk_rows) as source,
         Sink(output, format, {PROVENANCE_KEY: json.dumps(origin).encode()}) as sink,
@@ -327,6 +407,13 @@ def run_local(
         ExitStack() as optional,
     ):
         calls_sink = optional.enter_context(Sink(calls, "jsonl")) if calls else None
+        if counter is not None and on_progress is not None:
+            # An llm call takes a while: report the calls made while a chunk is scored.
+            def tick() -> None:
+                seconds = time.perf_counter() - started
+                on_progress(replace(last, seconds=seconds, llm_calls=counter.value))
+
+            optional.enter_context(_Ticker(tick, lambda: counter.value))
         scorer.check_columns(source.names, input)
         id_type: pa.DataType = pa.string()
         # closed explicitly, before the file: a worker pool may be reading chunks from it
@@ -337,6 +424,8 @@ def run_local(
             artifact.path,
             public_key,
             options.allow_unsafe,
+            options.endpoint,
+            counter.shared if counter is not None else None,
         )
         with closing(results):
             for chunk, (scored, records, llm_records) in results:
@@ -353,7 +442,9 @@ def run_local(
                 rejected += len(records)
                 if on_progress is not None:
                     elapsed = time.perf_counter() - started
-                    on_progress(Progress(rows, rejected, source.fraction(), elapsed))
+                    made = counter.value if counter is not None else 0
+                    last = Progress(rows, rejected, source.fraction(), elapsed, made)
+                    on_progress(last)
         reject_sink.commit()
         if calls_sink is not None:
             calls_sink.commit()

@@ -28,6 +28,10 @@ class BatchOptions:
     rules that read app config see (a deployed run: the component's app config in that
     environment; otherwise their defaults).
 
+    ``endpoint`` (a ``shipyard.runtime.Endpoint``) is where llm nodes call (default: the
+    host's SHIPYARD_LLM_* variables); a deployed version's run takes it from the
+    environment config's ``llm`` entry (``shipyard.registry.llm_endpoint``).
+
     Local engine: ``chunk_rows`` records are scored at a time, in ``workers`` processes.
     Spark engine: a session on ``master`` (when none is active), ``arrow_batch_rows`` rows
     per Arrow batch sent to the Python workers. Each engine ignores the other's knobs.
@@ -45,3 +49,4 @@ class BatchOptions:
     allow_unsafe: bool = True
     provenance: Mapping[str, Any] | None = None
     app_config: Mapping[str, Any] | None = None
+    endpoint: Any = None  # shipyard.runtime.Endpoint (imported with numpy, not here)

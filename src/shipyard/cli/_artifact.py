@@ -301,8 +301,9 @@ def _print_genai(genai: dict[str, dict[str, Any]]) -> None:
             )
             console.print(f"[bold]llm {name}[/]: {settings}", markup=True, highlight=False)
             console.print(
-                "  endpoint and key: not in the bundle; set at run time by "
-                "SHIPYARD_LLM_BASE_URL and SHIPYARD_LLM_API_KEY"
+                "  endpoint and key: not in the bundle; set at run time by the host "
+                "(SHIPYARD_LLM_BASE_URL, SHIPYARD_LLM_API_KEY) or the environment config "
+                "(llm.base_url)"
             )
         elif kind == "knowledge":
             console.print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -315,6 +316,19 @@ def _value(text: str) -> Any:
         return text
 
 
+def _set_at(config: dict[str, Any], path: list[str], value: Any) -> None:
+    """Set ``config[a][b]… = value`` for ``path`` [a, b, …], making the mappings missing on the
+    way; UsageError when one on the way holds something else."""
+    node = config
+    for depth, part in enumerate(path[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            where = ".".join(path[: depth + 1])
+            raise UsageError(f"'{where}' in the environment config is not a mapping")
+        node = child
+    node[path[-1]] = value
+
+
 def _read_mapping(file: Path) -> dict[str, Any]:
     """A JSON or YAML file holding a mapping (UsageError naming the file otherwise)."""
     try:
@@ -344,20 +358,27 @@ def set_config(
     project: str = PROJECT,
     as_json: bool = JSON,
 ) -> None:
-    """Set environment config: merge KEY=VALUE pairs (VALUE as JSON when it is), or --file."""
+    """Set environment config: merge KEY=VALUE pairs (VALUE as JSON when it is), or --file.
+
+    A dotted KEY sets a key inside a mapping: llm.base_url=URL sets {"llm": {"base_url": URL}}
+    and keeps the mapping's other keys.
+    """
     if bool(pairs) == (file is not None):
         raise UsageError("give KEY=VALUE pairs or --file FILE (one of them)")
-    updates: dict[str, Any] = {}
+    updates: list[tuple[list[str], Any]] = []
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"'{pair}' is not KEY=VALUE")
-        updates[key] = _value(value)
+        path = key.split(".")
+        if not sep or not all(path):
+            raise UsageError(f"'{key if sep else pair}' is not KEY=VALUE (KEY may be dotted)")
+        updates.append((path, _value(value)))
     with open_backend() as backend:
         if file is not None:
             new = _read_mapping(file)
         else:
-            new = {**plain(backend.get_environment_config(project, env)), **updates}
+            new = copy.deepcopy(plain(backend.get_environment_config(project, env)))
+            for path, value in updates:
+                _set_at(new, path, value)
         result = backend.set_environment_config(project, env, new)
     emit(result, as_json, lambda r: f"environment config set: {revision_line(r)}")
 

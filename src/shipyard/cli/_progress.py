@@ -1,7 +1,9 @@
-"""The progress bar of a local batch run: share of the file read, rows, rejected, rows/s.
+"""The progress bar of a local batch run: share of the file read, rows, rejected, rows/s,
+and the llm calls made so far when the pipeline calls a language model.
 
-The batch engine reports a ``shipyard.batch.Progress`` after every chunk; drawing it is
-the command line's business.
+The batch engine reports a ``shipyard.batch.Progress`` after every chunk (and, for llm
+calls, while a chunk is scored, from another thread); drawing it is the command line's
+business.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ def progress_bar(console: Console, label: str) -> Iterator[Callable[[Progress], 
         TaskProgressColumn(),
         TextColumn("{task.fields[rows]:,} rows · {task.fields[rejected]:,} rejected"),
         TextColumn("· {task.fields[rate]:,.0f} rows/s"),
+        TextColumn("{task.fields[calls]}"),
         TimeElapsedColumn(),
         console=console,
         transient=True,
         disable=not console.is_terminal,
     )
     with bar:
-        task = bar.add_task(label, total=1.0, rows=0, rejected=0, rate=0.0)
+        task = bar.add_task(label, total=1.0, rows=0, rejected=0, rate=0.0, calls="")
 
         def update(progress: Progress) -> None:
             rate = progress.rows / progress.seconds if progress.seconds > 0 else 0.0
@@ -49,6 +52,7 @@ def progress_bar(console: Console, label: str) -> Iterator[Callable[[Progress], 
                 rows=progress.rows,
                 rejected=progress.rejected,
                 rate=rate,
+                calls=f"· {progress.llm_calls:,} llm calls" if progress.llm_calls else "",
             )
 
         yield update

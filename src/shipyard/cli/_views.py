@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.markup import escape
+from rich.text import Text
 
 from ._output import cell, table
 
@@ -144,6 +145,8 @@ def change_lines(diff: dict[str, Any]) -> str:
             lines.append(
                 f"  change  {c['name']} {c['b_version']} -> {c['a_version']} ({c['change']})"
             )
+            for f in c.get("files", []):
+                lines.append(f"          {f['path']} {f['change']} (+{f['added']} -{f['removed']})")
     for part, word in (("settings", "setting"), ("config", "config ")):
         for value in diff[part]:
             before, after = (cell(value[side]) for side in ("b", "a"))
@@ -163,8 +166,27 @@ def diff_view(diff: dict[str, Any]) -> RenderableType:
     parts: list[RenderableType] = [f"putting [bold]{a}[/] into [bold]{b}[/] would change:"]
     if components:
         parts.append(table(components, ("component", "change", a, b), "components"))
+    for c in diff["components"]:
+        for f in c.get("files", []):
+            parts.append(file_diff_view(c["name"], f))
     for part in ("settings", "config"):
         if diff[part]:
             rows = [{"key": v["key"], a: v["a"], b: v["b"]} for v in diff[part]]
             parts.append(table(rows, ("key", a, b), part))
     return Group(*parts)
+
+
+_DIFF_STYLES = (("+++", "bold"), ("---", "bold"), ("@@", "cyan"), ("+", "green"), ("-", "red"))
+
+
+def file_diff_view(component: str, file: dict[str, Any]) -> RenderableType:
+    """A GenAI file's unified diff under a heading, additions green and removals red."""
+    heading = (
+        f"{component}: {file['path']} ({file['kind']} {file['node']}): "
+        f"{file['change']}, +{file['added']} -{file['removed']}"
+    )
+    text = Text(heading + "\n", style="bold")
+    for line in file["diff"].splitlines(keepends=True):
+        style = next((s for prefix, s in _DIFF_STYLES if line.startswith(prefix)), "")
+        text.append(line, style=style)
+    return text

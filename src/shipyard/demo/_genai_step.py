@@ -234,7 +234,8 @@ def genai_step(workdir: Path, console: Console) -> dict[str, Any]:
         "and the same bundle calls it."
     )
     with stand_in_endpoint() as base_url:
-        env = {k: v for k, v in os.environ.items() if k != "SHIPYARD_LLM_API_KEY"}
+        keys = ("SHIPYARD_LLM_API_KEY", "SHIPYARD_LLM_API_KEY_FILE")
+        env = {k: v for k, v in os.environ.items() if k not in keys}
         env["SHIPYARD_LLM_BASE_URL"] = base_url  # the stand-in needs no key: none is sent
         console.print(
             f"$ SHIPYARD_LLM_BASE_URL={base_url} python -m {artifact.package}.python_dict"

@@ -28,6 +28,7 @@ from ._api import RegistryAPI
 from ._batch_rules import batch_formats, rejects_location
 from ._credentials import Credential
 from ._db import MAX_ID, create_engine, database_url, migrate, schema_revision, shipyard_home
+from ._llm_config import SECRETS_ROOT_ENV, llm_endpoint, secrets_root
 from ._lookup import NAME as NAME_PATTERN
 from ._registry import DEFAULT_ENVIRONMENTS, ROLES, Registry
 from ._roots import BATCH_ROOTS_ENV, CAPTURE_ROOT_ENV, Roots, batch_roots, capture_root
@@ -53,6 +54,7 @@ from ._types import (
     EffectiveSetting,
     Environment,
     EnvironmentStatus,
+    FileDiff,
     Model,
     ModelVersion,
     Project,
@@ -74,6 +76,9 @@ __all__ = [
     "Roots",
     "batch_roots",
     "capture_root",
+    "SECRETS_ROOT_ENV",
+    "llm_endpoint",
+    "secrets_root",
     "load_yaml",
     "scope_refusal",
     "AuditAnchor",
@@ -107,6 +112,7 @@ __all__ = [
     "EffectiveSetting",
     "Environment",
     "EnvironmentStatus",
+    "FileDiff",
     "InvalidComponentConfig",
     "InvalidInput",
     "InvalidSetting",

@@ -8,6 +8,7 @@ from typing import Any
 from ..errors import InvalidComponentConfig, InvalidInput, NotFound
 from . import _audit, _component_config, _lookup, _state
 from ._core import RegistryCore
+from ._llm_config import check_llm_config
 from ._lookup import listing
 from ._roots import check_environment_config
 from ._rows import (
@@ -133,8 +134,9 @@ class ComponentsMixin(RegistryCore):
     def set_environment_config(self, project: str, env: str, config: dict[str, Any]) -> Revision:
         """Replace the environment config with ``config`` (a JSON object); a new revision.
 
-        Raises InvalidInput for a config that is not JSON data, PermissionDenied for a
-        ``capture.folder`` that leads out of the serving host's capture root.
+        Raises InvalidInput for a config that is not JSON data or an ``llm`` entry that is
+        malformed or holds a key, PermissionDenied for a ``capture.folder`` (or an
+        ``llm.api_key_file``) that leads out of the serving host's capture (secrets) root.
         """
         if not isinstance(config, dict):
             raise InvalidInput("environment config must be a mapping")
@@ -149,6 +151,7 @@ class ComponentsMixin(RegistryCore):
             def mutate(_: RevisionRow, state: State) -> tuple[State, str]:
                 # Checked once the role is: a deployer refused the environment learns no more.
                 check_environment_config(config)
+                check_llm_config(config)  # names where the key is, never holds it
                 state.config = config
                 return state, "set environment config"
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from sqlalchemy import select
 
 from ..errors import Conflict, InvalidInput
 from . import _approvals, _audit, _lookup, _settings, _state
 from ._approvals import ApprovalsMixin
+from ._genai_diff import genai_changes
 from ._rows import (
     EnvironmentRow,
     RevisionRow,
@@ -173,7 +176,10 @@ class PromotionMixin(ApprovalsMixin):
 
         Reads as the change itself: ``diff(uat, production)`` is what promoting uat would
         do to production's components, ``diff(production@3, production)`` what rolling
-        production back to revision 3 would do.
+        production back to revision 3 would do. A component whose version changes lists
+        the GenAI files (prompt templates, llm.json, knowledge documents, answer schemas)
+        that differ between the two bundles as unified diffs (read from the artifact
+        store; nothing in them runs). Raises StoreError when a bundle is missing from it.
         """
         with self._read() as session:
             proj = _lookup.project(session, project)
@@ -187,4 +193,23 @@ class PromotionMixin(ApprovalsMixin):
                     session, environment, int(number) if number else None
                 )
                 states.append(state)
-        return _state.diff(a, b, states[0], states[1])
+            digests = {
+                name: (states[1].entries[name].version.digest, entry.version.digest)
+                for name, entry in states[0].entries.items()
+                if name in states[1].entries
+            }
+        found = _state.diff(a, b, states[0], states[1])
+        components = []
+        for change in found.components:
+            if "version" in change.change.split(", "):
+                old, new = digests[change.name]
+                files = genai_changes(
+                    self.store,
+                    old,
+                    new,
+                    f"{b} {change.b_version}",
+                    f"{a} {change.a_version}",
+                )
+                change = dataclasses.replace(change, files=files)
+            components.append(change)
+        return dataclasses.replace(found, components=components)

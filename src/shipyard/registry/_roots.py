@@ -143,7 +143,8 @@ def check_capture_folder(folder: Any) -> str:
 
 
 def check_environment_config(config: dict[str, Any]) -> dict[str, Any]:
-    """``config``, with its ``capture`` entry checked (see ``check_capture_folder``)."""
+    """``config``, with its ``capture`` entry checked (see ``check_capture_folder``;
+    ``llm_calls`` and ``llm_prompts`` are true or false)."""
     capture = config.get("capture")
     if capture is None:
         return config
@@ -151,4 +152,7 @@ def check_environment_config(config: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput("environment config: capture must be a mapping of rate and folder")
     if capture.get("folder") is not None:
         check_capture_folder(capture["folder"])
+    for key in ("llm_calls", "llm_prompts"):
+        if key in capture and not isinstance(capture[key], bool):
+            raise InvalidInput(f"environment config: capture.{key} must be true or false")
     return config

@@ -171,8 +171,31 @@ class EnvironmentStatus:
 
 
 @dataclass(frozen=True)
+class FileDiff:
+    """A GenAI file (a prompt template, llm.json, …) that differs between two versions.
+
+    ``diff`` is a unified diff from ``b``'s version to ``a``'s (what putting ``a`` into
+    ``b`` changes); ``change`` is "changed", "added" or "removed"; ``added`` and
+    ``removed`` count its lines; ``truncated`` says lines were left out of ``diff``.
+    """
+
+    path: str  # in the bundle; a retrieve node's settings are "metadata.json#NODE"
+    node: str
+    kind: str  # prompt, llm, knowledge, retrieve, parse
+    change: str
+    added: int
+    removed: int
+    diff: str
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
 class ComponentDiff:
-    """How one component differs between ``a`` and ``b`` (a version is None where it is absent)."""
+    """How one component differs between ``a`` and ``b`` (a version is None where it is absent).
+
+    ``files``: for a version change, the GenAI files (templates, LLM settings, knowledge,
+    answer schemas) whose text differs between the two bundles, as unified diffs.
+    """
 
     name: str
     change: str  # "added", "removed", "version", "app_config", "version, app_config"
@@ -180,6 +203,7 @@ class ComponentDiff:
     b_version: str | None
     a_app_config: dict[str, Any] | None
     b_app_config: dict[str, Any] | None
+    files: list[FileDiff] = dataclasses.field(default_factory=list)
 
 
 @dataclass(frozen=True)

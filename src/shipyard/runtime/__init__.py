@@ -21,6 +21,7 @@ from ._card import check_model_card, merge_model_cards
 from ._errors import (
     ArtifactError,
     CaptureError,
+    EndpointError,
     GraphError,
     IncompatibleArtifact,
     MissingColumn,
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from ._arrow import arrow_array, arrow_type
     from ._dataset import NUMERIC, TYPES, ColumnSpec, encode, parse_dataset, table_specs, to_array
     from ._executor import FORMAT_VERSION, Executor, Plan, reason
-    from ._llm import recorded_calls
+    from ._llm import Endpoint, recorded_calls
     from ._models import feature_matrix, load_model, load_onnx
     from ._prompt import prompt_environment
     from ._retrieval import build_index, chunk_text, npy_bytes
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 # The names that need numpy, each with the module that defines it.
 _NUMPY_NAMES = {
     "ColumnSpec": "_dataset",
+    "Endpoint": "_llm",
     "Executor": "_executor",
     "FORMAT_VERSION": "_executor",
     "NUMERIC": "_dataset",
@@ -79,6 +81,8 @@ __all__ = [
     "ArtifactError",
     "CaptureError",
     "ColumnSpec",
+    "Endpoint",
+    "EndpointError",
     "Executor",
     "FORMAT_VERSION",
     "GraphError",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tarfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from ._errors import ArtifactError, ModelError, TamperedArtifact, UsageError
 
 if TYPE_CHECKING:
     from ._executor import Executor
+    from ._llm import Endpoint
 
 
 # A bundle is read into memory before it is checked, so its size is bounded first: a
@@ -40,13 +41,16 @@ def _max_bundle_bytes() -> int:
         ) from None
 
 
-def read_bundle(path: str | os.PathLike[str]) -> tuple[str, dict[str, bytes]]:
+def read_bundle(
+    path: str | os.PathLike[str], select: Callable[[str], bool] | None = None
+) -> tuple[str, dict[str, bytes]]:
     """Read a bundle.tar.gz into memory: ``(top folder, {relative path: bytes})``.
 
-    Refuses links, device files, absolute paths, '..' and members outside one top
-    folder with TamperedArtifact; raises ArtifactError when the file is not a tar.gz,
-    and TamperedArtifact when its files would expand beyond SHIPYARD_MAX_BUNDLE_BYTES
-    (default 4 GiB) or it holds more than 100,000 members.
+    ``select`` (a relative path -> whether to read it) reads only some files; every
+    member is checked all the same. Refuses links, device files, absolute paths, '..' and
+    members outside one top folder with TamperedArtifact; raises ArtifactError when the
+    file is not a tar.gz, and TamperedArtifact when its files would expand beyond
+    SHIPYARD_MAX_BUNDLE_BYTES (default 4 GiB) or it holds more than 100,000 members.
     """
     limit = _max_bundle_bytes()
     total = 0
@@ -57,6 +61,7 @@ def read_bundle(path: str | os.PathLike[str]) -> tuple[str, dict[str, bytes]]:
     except (tarfile.TarError, OSError) as exc:
         raise ArtifactError(f"'{path}' is not a readable bundle.tar.gz ({exc})") from None
     files: dict[str, bytes] = {}
+    skipped: set[str] = set()
     top: str | None = None
     with archive:
         members = []
@@ -99,11 +104,14 @@ def read_bundle(path: str | os.PathLike[str]) -> tuple[str, dict[str, bytes]]:
                 raise TamperedArtifact(
                     f"member '{member.name}' is outside the top folder", member.name
                 )
+            relative = PurePosixPath(*name.parts[1:]).as_posix()
+            if relative in files or relative in skipped:
+                raise TamperedArtifact(f"file '{relative}' appears twice in the archive", relative)
+            if select is not None and not select(relative):
+                skipped.add(relative)
+                continue
             handle = archive.extractfile(member)
             assert handle is not None
-            relative = PurePosixPath(*name.parts[1:]).as_posix()
-            if relative in files:
-                raise TamperedArtifact(f"file '{relative}' appears twice in the archive", relative)
             files[relative] = handle.read()
     if top is None:
         raise ArtifactError(f"'{path}' is an empty archive")
@@ -116,9 +124,11 @@ def build_executor(
     signed: bool,
     allow_unsafe: bool,
     entry_point: str = "python_dict",
+    endpoint: Endpoint | None = None,
 ) -> Executor:
     """The executor of files already verified, warning when the host's versions differ.
 
+    ``endpoint`` is where llm nodes call (default: the host's SHIPYARD_LLM_* variables).
     Raises ModelError when numpy (or another package running needs) is missing, UsageError
     for an app bundle (it holds a web app's source, no pipeline to run).
     """
@@ -136,7 +146,7 @@ def build_executor(
             f"running a bundle needs the '{exc.name}' package; "
             "install the bundle's requirements.txt"
         ) from exc
-    executor = Executor(files, signed=signed, allow_unsafe=allow_unsafe)
+    executor = Executor(files, signed=signed, allow_unsafe=allow_unsafe, endpoint=endpoint)
     versions = files.get(f"{entry_point}/versions.json")
     if versions is not None:
         try:
@@ -275,6 +285,7 @@ class Artifact:
         *,
         allow_unsafe: bool = True,
         public_key: str | bytes | os.PathLike[str] | None = None,
+        endpoint: Endpoint | None = None,
     ) -> Executor:
         """The loaded executor (verifies first; loads models once).
 
@@ -286,14 +297,20 @@ class Artifact:
         ModelError naming the node and the ``allow_pickle`` allowance it needs.
         ``public_key`` is the key to check the signature with (default: the one given to
         ``Artifact`` or SHIPYARD_PUBLIC_KEY), e.g. the trusted key a registry named.
+        ``endpoint`` is where llm nodes call (default: the host's SHIPYARD_LLM_* variables).
         """
         # A strict load that succeeded holds nothing unsafe, so it serves any later call.
         if self._executor is not None and self._executor.allow_unsafe and not allow_unsafe:
             self._executor = None
+        if self._executor is not None and self._executor.endpoint != endpoint:
+            self._executor = None  # its llm nodes call another endpoint
         if self._executor is None:
             report = self.verify(public_key)
             self._executor = build_executor(
-                self.files, signed=bool(report["signature_checked"]), allow_unsafe=allow_unsafe
+                self.files,
+                signed=bool(report["signature_checked"]),
+                allow_unsafe=allow_unsafe,
+                endpoint=endpoint,
             )
         return self._executor
 

@@ -18,14 +18,19 @@ Standard library only: this module is copied into every bundle, where no
     │   ├── GraphError            unknown reference, cycle, duplicate name, type clash
     │   └── CaptureError          a function cannot be written into a bundle
     ├── ModelError                a model cannot be saved, loaded or called
+    │   └── EndpointError         an llm node's endpoint failed: unreachable, timed out,
+    │                             an error status after the retries, not a chat completion
     └── UsageError                a command was called wrongly (exit code 2)
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ArtifactError",
     "CaptureError",
+    "EndpointError",
     "GraphError",
     "IncompatibleArtifact",
     "MissingColumn",
@@ -133,6 +138,30 @@ class CaptureError(PipelineError):
 
 class ModelError(ShipyardError):
     """A model cannot be saved, loaded or called."""
+
+
+class EndpointError(ModelError):
+    """An llm node's endpoint failed: it could not be reached, did not answer in time,
+    answered an error status (after the retries), or sent something unusable.
+
+    ``str()`` names the endpoint's URL (without credentials), for the host's log.
+    ``node`` is the llm node, when known; ``reason`` says what went wrong without the
+    URL or the endpoint's own words (``answered 503 (3 attempts)``), fit for a client.
+    """
+
+    def __init__(self, message: str, node: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.node = node
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keeps node and reason across processes
+        return (type(self), (str(self), self.node, self.reason))
+
+    @property
+    def public_message(self) -> str:
+        """What a client of a server is told: the node and the reason, not the endpoint."""
+        node = f"llm '{self.node}'" if self.node else "an llm node"
+        return f"{node} failed: its language model endpoint {self.reason or 'failed'}"
 
 
 class UsageError(ShipyardError):

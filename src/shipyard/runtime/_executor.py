@@ -19,9 +19,17 @@ import numpy as np
 
 from . import _dataset
 from ._arrow import EMPTY, arrow_array, arrow_values
-from ._errors import GraphError, IncompatibleArtifact, ModelError, SchemaError, UsageError
+from ._errors import (
+    EndpointError,
+    GraphError,
+    IncompatibleArtifact,
+    ModelError,
+    SchemaError,
+    UsageError,
+)
 from ._genai import KINDS as GENAI_KINDS
 from ._genai import load_genai
+from ._llm import Endpoint
 from ._models import load_model
 from ._retrieval import Bm25Index
 from ._source import load_function
@@ -50,7 +58,8 @@ class Executor:
     defaults (unsigned, allowed) load whatever the bundle holds, as before: right for a
     pipeline's own files and for a host that imports a bundle it chose. A service loading
     bundles that others registered passes ``allow_unsafe=False`` and gets ModelError
-    naming the node instead.
+    naming the node instead. llm nodes call ``endpoint`` (default: the one the host's
+    SHIPYARD_LLM_* variables name).
 
     ``app_config`` is the app config the runs see: a feature or rule whose spec names
     ``app_config`` arguments gets each from there when the key is present (else its
@@ -58,9 +67,15 @@ class Executor:
     """
 
     def __init__(
-        self, files: Mapping[str, bytes], *, signed: bool = False, allow_unsafe: bool = True
+        self,
+        files: Mapping[str, bytes],
+        *,
+        signed: bool = False,
+        allow_unsafe: bool = True,
+        endpoint: Endpoint | None = None,
     ) -> None:
         self.files: Mapping[str, bytes] = files
+        self.endpoint = endpoint
         self.signed = signed
         self.allow_unsafe = allow_unsafe
         self.metadata: dict[str, Any] = json.loads(files["metadata.json"])
@@ -115,7 +130,7 @@ class Executor:
         if spec["kind"] == "model":
             return load_model(spec, files, signed=self.signed, allow_unsafe=self.allow_unsafe)
         if spec["kind"] in GENAI_KINDS:
-            return load_genai(spec, files, self.nodes, self._indexes)
+            return load_genai(spec, files, self.nodes, self._indexes, endpoint=self.endpoint)
         return load_function(files[spec["file"]], spec["file"], spec["function"])
 
     def plan(self, outputs: Sequence[str] | None = None) -> Plan:
@@ -179,9 +194,10 @@ class Executor:
                             kwargs[argument] = copy.deepcopy(self.app_config[key])
                     raw = self._callables[name](**kwargs)
             except Exception as exc:
-                raise ModelError(
-                    f"{spec['kind']} '{name}' failed: {type(exc).__name__}: {exc}"
-                ) from exc
+                message = f"{spec['kind']} '{name}' failed: {type(exc).__name__}: {exc}"
+                if isinstance(exc, EndpointError):  # the endpoint's fault, not the bundle's
+                    raise EndpointError(message, name, exc.reason) from exc
+                raise ModelError(message) from exc
             values[name] = _coerce(name, spec["dtype"], raw, rows)
         return values
 

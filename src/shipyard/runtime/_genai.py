@@ -35,11 +35,13 @@ def load_genai(
     nodes: Mapping[str, Mapping[str, Any]],
     indexes: dict[str, Bm25Index],
     environ: Mapping[str, str] | None = None,
+    endpoint: Endpoint | None = None,
 ) -> Any:
     """What the executor runs for the GenAI node ``spec`` (a knowledge node: its index).
 
-    ``indexes`` caches knowledge indexes by node, so each loads once; ``environ`` (default
-    ``os.environ``) names the llm endpoint. Raises ModelError naming the node.
+    ``indexes`` caches knowledge indexes by node, so each loads once. An llm node calls
+    ``endpoint`` when given, else the one ``environ`` (default ``os.environ``) names.
+    Raises ModelError naming the node.
     """
     kind = spec["kind"]
     name = spec["name"]
@@ -50,7 +52,8 @@ def load_genai(
             return load_prompt(folder(spec), files)
         if kind == "llm":
             settings = json.loads(files[spec["file"]])
-            endpoint = Endpoint.from_environ(os.environ if environ is None else environ)
+            if endpoint is None:
+                endpoint = Endpoint.from_environ(os.environ if environ is None else environ)
             return _llm_call(ChatClient(name, settings, endpoint, messages=bool(spec["messages"])))
         if kind == "retrieve":
             if nodes.get(spec["knowledge"], {}).get("kind") != "knowledge":

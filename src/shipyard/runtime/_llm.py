@@ -7,7 +7,12 @@ read when the bundle loads:
     SHIPYARD_LLM_BASE_URL      the API's base, e.g. http://127.0.0.1:8000/v1 (vLLM,
                                llama.cpp, Ollama) or a hosted endpoint's
     SHIPYARD_LLM_API_KEY       sent as ``Authorization: Bearer``; never logged or recorded
+    SHIPYARD_LLM_API_KEY_FILE  or: a file holding the key, read at each call (a rotated
+                               secret is picked up without a restart)
     SHIPYARD_LLM_CONCURRENCY   calls one node keeps in flight at once (default 4)
+
+A host may also build the ``Endpoint`` itself (Shipyard's serve and batch do, from an
+environment's config) and give it to the executor.
 
 So one bundle runs against a local server in uat and a hosted endpoint in production.
 A call that times out, or is answered 408, 429 or 5xx, is tried again a bounded number of
@@ -38,10 +43,11 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import ModelError
+from ._errors import EndpointError, ModelError
 
 BASE_URL_ENV = "SHIPYARD_LLM_BASE_URL"
 API_KEY_ENV = "SHIPYARD_LLM_API_KEY"
+API_KEY_FILE_ENV = "SHIPYARD_LLM_API_KEY_FILE"
 CONCURRENCY_ENV = "SHIPYARD_LLM_CONCURRENCY"
 DEFAULT_CONCURRENCY = 4
 
@@ -57,17 +63,16 @@ MAX_ANSWER_BYTES = 16 * 1024 * 1024
 Sleep = Callable[[float], None]
 
 
-class EndpointError(ModelError):
-    """The endpoint could not be reached, refused the call, or answered something unusable."""
-
-
 @dataclass(frozen=True)
 class Endpoint:
-    """Where an llm node's calls go: ``base_url`` (None: not configured), key, concurrency."""
+    """Where an llm node's calls go: ``base_url`` (None: not configured), concurrency, and
+    the key: ``api_key`` itself, or ``api_key_file``, a file holding it (read at each call).
+    """
 
     base_url: str | None
     api_key: str | None = field(default=None, repr=False)
     concurrency: int = DEFAULT_CONCURRENCY
+    api_key_file: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> Endpoint:
@@ -84,7 +89,31 @@ class Endpoint:
             concurrency = 0
         if concurrency < 1:
             raise ModelError(f"{CONCURRENCY_ENV} must be a whole number >= 1, not {text!r}")
-        return cls(base, environ.get(API_KEY_ENV) or None, concurrency)
+        key, key_file = environ.get(API_KEY_ENV) or None, environ.get(API_KEY_FILE_ENV) or None
+        if key and key_file:
+            raise ModelError(f"set {API_KEY_ENV} or {API_KEY_FILE_ENV}, not both")
+        return cls(base, key, concurrency, key_file)
+
+    def key(self) -> str | None:
+        """The key to send: ``api_key``, or what ``api_key_file`` holds now (stripped).
+
+        Raises EndpointError naming the file (never its content) when it cannot be read
+        or is empty.
+        """
+        if self.api_key_file is None:
+            return self.api_key
+        short = "has an API key file that cannot be read"
+        try:
+            with open(self.api_key_file, encoding="utf-8") as file:
+                text = file.read(64 * 1024).strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise EndpointError(
+                f"the API key file {self.api_key_file} cannot be read ({why})", reason=short
+            ) from None
+        if not text:
+            raise EndpointError(f"the API key file {self.api_key_file} is empty", reason=short)
+        return text
 
 
 def shown(url: str) -> str:
@@ -96,21 +125,38 @@ def shown(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
-_recorder: contextvars.ContextVar[list[dict[str, Any]] | None] = contextvars.ContextVar(
+class _Recorder(list[dict[str, Any]]):
+    """The records of a ``recorded_calls`` block, and whom to tell when a call ends."""
+
+    def __init__(self, on_call: Callable[[dict[str, Any]], None] | None) -> None:
+        super().__init__()
+        self.on_call = on_call
+
+    def add(self, record: dict[str, Any]) -> None:
+        self.append(record)
+        if self.on_call is not None:
+            self.on_call(record)
+
+
+_recorder: contextvars.ContextVar[_Recorder | None] = contextvars.ContextVar(
     "shipyard_llm_calls", default=None
 )
 
 
 @contextmanager
-def recorded_calls() -> Iterator[list[dict[str, Any]]]:
+def recorded_calls(
+    on_call: Callable[[dict[str, Any]], None] | None = None,
+) -> Iterator[list[dict[str, Any]]]:
     """Collect a record of every llm call made in this context (this thread or task).
 
     Records are dicts: ``node``, ``row``, ``prompt_sha256``, ``prompt`` (the messages),
     ``settings``, ``endpoint`` (base URL without credentials), ``model`` (as the endpoint
     reported it), ``usage`` (tokens), ``latency_ms``, ``attempts``, ``finish_reason``,
-    ``answer``, and ``error`` when the call failed.
+    ``answer``, and ``error`` when the call failed. ``on_call(record)`` is called as each
+    call ends (from the thread that made it: a node calls ``concurrency`` at a time), so
+    a batch run can count calls while a chunk is still being scored.
     """
-    calls: list[dict[str, Any]] = []
+    calls = _Recorder(on_call)
     token = _recorder.set(calls)
     try:
         yield calls
@@ -196,7 +242,7 @@ class ChatClient:
         chat = json.loads(prompt)
         return [{"role": str(m["role"]), "content": str(m["content"])} for m in chat]
 
-    def _answer(self, prompt: Any, row: int, calls: list[dict[str, Any]] | None) -> str | None:
+    def _answer(self, prompt: Any, row: int, calls: _Recorder | None) -> str | None:
         messages = self._messages(prompt)
         record: dict[str, Any] = {
             "node": self.node,
@@ -213,29 +259,35 @@ class ChatClient:
         except EndpointError as exc:
             record.update(latency_ms=_ms(self._clock() - started), answer=None, error=str(exc))
             if calls is not None:
-                calls.append(record)
+                calls.add(record)
             if self.on_error == "null":
                 return None
             raise
         record.update(latency_ms=_ms(self._clock() - started), attempts=attempts, **reply)
         if calls is not None:
-            calls.append(record)
+            calls.add(record)
         answer: str = reply["answer"]
         return answer
 
     def _call(self, messages: list[dict[str, str]]) -> tuple[dict[str, Any], int]:
-        """POST one chat completion, retrying what is worth retrying; (reply fields, attempts)."""
+        """POST one chat completion, retrying what is worth retrying; (reply fields, attempts).
+
+        Each failure is an EndpointError whose message names the endpoint and whose
+        ``reason`` (for a client) does not.
+        """
         if self.endpoint.base_url is None:
             raise EndpointError(
                 f"no endpoint configured: set {BASE_URL_ENV} to an OpenAI-compatible base URL "
-                "(e.g. http://127.0.0.1:8000/v1)"
+                "(e.g. http://127.0.0.1:8000/v1)",
+                reason="is not configured",
             )
         url = self.endpoint.base_url.rstrip("/") + "/chat/completions"
         where = shown(url)
         data = json.dumps({**self._body, "messages": messages}).encode()
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.endpoint.api_key:
-            headers["Authorization"] = f"Bearer {self.endpoint.api_key}"
+        key = self.endpoint.key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
         attempts = 1 + max(self.retries, 0)
         for attempt in range(1, attempts + 1):
             request = urllib.request.Request(url, data=data, headers=headers, method="POST")
@@ -246,26 +298,33 @@ class ChatClient:
                 return _reply(body, where), attempt
             except urllib.error.HTTPError as exc:
                 detail = _error_detail(exc)
+                short = f"answered {exc.code}"
                 if exc.code not in RETRY_STATUSES:
-                    raise EndpointError(f"{where} answered {exc.code}{detail}") from None
-                problem = f"{where} answered {exc.code}{detail}"
+                    raise EndpointError(f"{where} {short}{detail}", reason=short) from None
+                problem = f"{where} {short}{detail}"
                 wait = _retry_after(exc.headers.get("Retry-After"))
                 if wait is not None and wait > MAX_RETRY_AFTER:
+                    later = f"asks to retry after {wait:g} s (more than {MAX_RETRY_AFTER:g} s)"
                     raise EndpointError(
-                        f"{problem} and asks to retry after {wait:g} s "
-                        f"(more than {MAX_RETRY_AFTER:g} s)"
+                        f"{problem} and {later}", reason=f"{short} and {later}"
                     ) from None
             except TimeoutError:
-                problem = f"{where} did not answer within {self.timeout:g} s"
+                short = f"did not answer within {self.timeout:g} s"
+                problem = f"{where} {short}"
             except urllib.error.URLError as exc:
                 if isinstance(exc.reason, TimeoutError):
-                    problem = f"{where} did not answer within {self.timeout:g} s"
+                    short = f"did not answer within {self.timeout:g} s"
+                    problem = f"{where} {short}"
                 else:
-                    problem = f"{where} cannot be reached ({exc.reason})"
+                    short = "cannot be reached"
+                    problem = f"{where} {short} ({exc.reason})"
             except (ConnectionError, OSError) as exc:  # reset, refused mid-answer
-                problem = f"{where} broke the connection ({exc})"
+                short = "broke the connection"
+                problem = f"{where} {short} ({exc})"
             if attempt == attempts:
-                raise EndpointError(f"{problem}; {attempts} attempts") from None
+                raise EndpointError(
+                    f"{problem}; {attempts} attempts", reason=f"{short} ({attempts} attempts)"
+                ) from None
             self._sleep(wait if wait is not None else min(MAX_BACKOFF, 0.5 * 2 ** (attempt - 1)))
         raise AssertionError("unreachable")
 
@@ -277,19 +336,21 @@ def _ms(seconds: float) -> float:
 def _reply(body: bytes, where: str) -> dict[str, Any]:
     """The fields of a chat completion Shipyard keeps; EndpointError when it is not one."""
     if len(body) > MAX_ANSWER_BYTES:
-        raise EndpointError(f"{where} sent an answer over {MAX_ANSWER_BYTES} bytes")
+        short = f"sent an answer over {MAX_ANSWER_BYTES} bytes"
+        raise EndpointError(f"{where} {short}", reason=short)
     try:
         document = json.loads(body)
         choice = document["choices"][0]
         content = choice["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         text = body[:120].decode("utf-8", "replace")
+        short = "sent something that is not a chat completion"
         raise EndpointError(
-            f"{where} sent something that is not a chat completion ({type(exc).__name__}: "
-            f"{exc}; it begins {text!r})"
+            f"{where} {short} ({type(exc).__name__}: {exc}; it begins {text!r})", reason=short
         ) from None
     if not isinstance(content, str):
-        raise EndpointError(f"{where} sent a completion without text content")
+        short = "sent a completion without text content"
+        raise EndpointError(f"{where} {short}", reason=short)
     usage = document.get("usage") if isinstance(document.get("usage"), dict) else {}
     return {
         "model": document.get("model"),

@@ -19,7 +19,7 @@ image's handler. See docs/serving.md, docs/apps.md and docs/deploying.md.
 from ._app import ServingApp
 from ._apps import AppMount
 from ._baked import BakedRegistry
-from ._capture import Capture, CaptureRecord, CaptureSink, ParquetFolder
+from ._capture import CallRecords, Capture, CaptureRecord, CaptureSink, ParquetFolder
 from ._environment import EnvironmentLoader, Follower
 from ._keys import KeyRing
 from ._lambda import LambdaHandler
@@ -33,6 +33,7 @@ from ._shadow import Shadow
 __all__ = [
     "AppMount",
     "BakedRegistry",
+    "CallRecords",
     "Capture",
     "CaptureRecord",
     "CaptureSink",

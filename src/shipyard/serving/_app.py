@@ -52,7 +52,7 @@ from ..web import (
 )
 from ._apps import PREFIX as APPS_PREFIX
 from ._apps import app_name, own_url, request_context, serve_app
-from ._capture import Capture, CaptureRecord
+from ._capture import CallRecords, Capture, CaptureRecord
 from ._info_routes import REQUEST_ID_KEY, InfoRoutes
 from ._keys import KeyRing
 from ._logs import ComponentLogs
@@ -162,8 +162,13 @@ class ServingApp:
         previous, self.table = self.table, table
         self.not_loaded = None
         self.held_models = self.held_models or bool(table.models)
-        if self.capture is not None and table.capture_rate is not None:
-            self.capture.rate = table.capture_rate
+        if self.capture is not None:
+            if table.capture_rate is not None:
+                self.capture.rate = table.capture_rate
+            if table.llm_calls is not None:
+                self.capture.llm_calls = table.llm_calls
+            if table.llm_prompts is not None:
+                self.capture.llm_prompts = table.llm_prompts
         if table is not previous:
             self.metrics.swaps.labels("done").inc()
         self.metrics.set_loaded(
@@ -319,6 +324,7 @@ class ServingApp:
         request_id = self._request_id(scope)
         route = "infer" if oip else "predict"
         runner: ModelRunner | None = None
+        calls: list[dict[str, Any]] | None = None  # the llm calls made, when the plan has any
         status = 200
         self.in_flight += 1
         self.metrics.in_flight.inc()
@@ -336,7 +342,14 @@ class ServingApp:
             if self.strict:
                 _refuse_undeclared(runner, decoded)
             plan = runner.plan_for(decoded.outputs)
-            if self.low_latency or decoded.rows <= self.inline_rows:
+            if runner.calls_endpoint(plan):
+                # An llm call waits on the network: never on the event loop. Every call
+                # is recorded for audit, sampled or not.
+                calls = []
+                values = await run_in_threadpool(
+                    runner.run_recorded, decoded.tables, decoded.rows, plan, calls
+                )
+            elif self.low_latency or decoded.rows <= self.inline_rows:
                 values = runner.run(decoded.tables, decoded.rows, plan)
             else:
                 values = await run_in_threadpool(runner.run, decoded.tables, decoded.rows, plan)
@@ -365,6 +378,8 @@ class ServingApp:
             if status >= 500 and self.logs is not None and runner is not None:
                 self.logs.error(runner.model, f"{where}: {route} request {request_id} failed", exc)
             await self._send_error(send, error, request_id, runner, oip)
+            if calls and runner is not None:
+                self._offer_calls(runner, request_id, calls)  # the failed call too
             return
         finally:
             self.in_flight -= 1
@@ -381,11 +396,21 @@ class ServingApp:
         capture = self.capture
         sampled = capture is not None and capture.sampled()
         if entry.shadow is not None and entry.shadow is not runner:
-            # A sampled request's shadow answer is captured too, to compare with the live one.
-            self.shadow.offer(entry.shadow, decoded, request_id, capture if sampled else None)
+            # A sampled request's shadow answer is captured too, to compare with the live
+            # one; the shadow's llm calls are kept whether sampled or not.
+            self.shadow.offer(entry.shadow, decoded, request_id, capture, sampled)
+        if calls:
+            self._offer_calls(runner, request_id, calls)
         if capture is not None and sampled:
             record = _capture_record(runner, request_id, decoded, values, elapsed * 1000.0)
             capture.offer(record)
+
+    def _offer_calls(
+        self, runner: ModelRunner, request_id: str, calls: list[dict[str, Any]]
+    ) -> None:
+        if self.capture is not None:
+            record = CallRecords(runner.model, runner.version, request_id, time.time(), calls)
+            self.capture.offer_calls(record)
 
     def _decode(
         self, scope: Scope, body: bytes, runner: ModelRunner, oip: bool, bool_free: bool

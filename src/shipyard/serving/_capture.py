@@ -14,6 +14,14 @@ version's answer to a mirrored request, outputs only), ``latency_ms`` (the live 
 ``input.TABLE.COLUMN`` … and ``output.NODE`` …. FOLDER lies under the
 serving host's capture root (``$SHIPYARD_CAPTURE_ROOT``), whatever an environment config
 says: checked when serving starts and again before every write.
+
+LLM calls are kept for audit whatever the sampling rate: every call an llm node made for a
+request (``shipyard.runtime.recorded_calls``: prompt hash, settings, endpoint, the model
+the endpoint reported, tokens, latency, answer, error) goes to
+``FOLDER/MODEL/VERSION/YYYYMMDDTHHMMSSZ-PID-N.llm_calls.jsonl``, one JSON object a line,
+with ``request_id``, ``row``, ``captured_at``, ``version`` and ``role`` first. The rendered
+prompt (``prompt``, the messages sent) is kept only when ``llm_prompts`` is on; it is null
+otherwise, and ``prompt_sha256`` still identifies it. ``llm_calls`` off keeps none.
 """
 
 from __future__ import annotations
@@ -23,13 +31,14 @@ import logging
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import orjson
 
 from ..registry import Roots, capture_root
 from ..runtime import arrow_array
@@ -53,11 +62,26 @@ class CaptureRecord:
     latency_ms: float | None = None
 
 
+@dataclass(frozen=True)
+class CallRecords:
+    """The llm calls one request made, as ``shipyard.runtime.recorded_calls`` records them."""
+
+    model: str
+    version: str
+    request_id: str
+    at: float  # seconds since the epoch
+    calls: Sequence[Mapping[str, Any]]
+    role: str = "live"  # or "shadow"
+
+
 class CaptureSink(Protocol):
     """Where captured batches go (a seam: tests plug in a slow or failing one)."""
 
     def write(self, model: str, version: str, table: object) -> None:
         """Store one batch (a ``pyarrow.Table``); may raise OSError."""
+
+    def write_calls(self, model: str, version: str, records: Sequence[Mapping[str, Any]]) -> None:
+        """Store llm call records (JSON objects); may raise OSError."""
 
 
 class ParquetFolder:
@@ -98,23 +122,39 @@ class ParquetFolder:
     def write(self, model: str, version: str, table: object) -> None:
         import pyarrow.parquet as pq
 
-        target = Path(self.root.locate(str(self.folder / model / version), "the capture folder"))
-        target.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = target / f"{stamp}-{os.getpid()}-{next(self._numbers)}.parquet"
-        partial = path.with_suffix(".partial")
+        path = self._next_file(model, version, ".parquet")
+        partial = path.with_name(path.name + ".partial")
         try:
             pq.write_table(table, partial)
             os.replace(partial, path)
         finally:
             partial.unlink(missing_ok=True)
 
+    def write_calls(self, model: str, version: str, records: Sequence[Mapping[str, Any]]) -> None:
+        path = self._next_file(model, version, ".llm_calls.jsonl")
+        partial = path.with_name(path.name + ".partial")
+        line = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
+        try:
+            partial.write_bytes(b"".join(orjson.dumps(r, option=line) for r in records))
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def _next_file(self, model: str, version: str, suffix: str) -> Path:
+        """A new file's path under ``folder/MODEL/VERSION/``, checked against the root."""
+        target = Path(self.root.locate(str(self.folder / model / version), "the capture folder"))
+        target.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        return target / f"{stamp}-{os.getpid()}-{next(self._numbers)}{suffix}"
+
 
 class Capture:
     """Samples requests at ``rate`` (0 to 1) and writes them through ``sink`` in the background.
 
-    ``rate`` may be changed at any time (a new environment revision can change it).
-    Call ``start()`` before use and ``stop()`` to flush what is buffered.
+    ``llm_calls`` keeps every llm call's record (not sampled: an audit trail misses
+    nothing), ``llm_prompts`` the rendered prompt in it. All three may be changed at any
+    time (a new environment revision can change them). Call ``start()`` before use and
+    ``stop()`` to flush what is buffered.
     """
 
     def __init__(
@@ -127,15 +167,21 @@ class Capture:
         rows_per_file: int = 10_000,
         seconds_per_file: float = 60.0,
         seed: int | None = None,
+        llm_calls: bool = True,
+        llm_prompts: bool = False,
     ) -> None:
         self.sink = sink
         self.rate = rate
+        self.llm_calls = llm_calls
+        self.llm_prompts = llm_prompts
         self._metrics = metrics
         self._random = random.Random(seed).random
         self._rows_per_file = rows_per_file
         self._seconds_per_file = seconds_per_file
         self._buffers: dict[tuple[str, str], list[CaptureRecord]] = {}
         self._started: dict[tuple[str, str], float] = {}
+        self._calls: dict[tuple[str, str], list[dict[str, Any]]] = {}  # llm call lines
+        self._calls_started: dict[tuple[str, str], float] = {}
         self._worker = Worker(
             "shipyard-capture",
             self._add,
@@ -161,7 +207,18 @@ class Capture:
         if not self._worker.submit(record):
             self._metrics.capture_dropped.labels("queue_full").inc()
 
-    def _add(self, record: CaptureRecord) -> None:
+    def offer_calls(self, record: CallRecords) -> None:
+        """Queue a request's llm call records (unless ``llm_calls`` is off); a full queue
+        drops them, counted as one request."""
+        if not self.llm_calls or not record.calls:
+            return
+        if not self._worker.submit(record):
+            self._metrics.capture_dropped.labels("queue_full").inc()
+
+    def _add(self, record: CaptureRecord | CallRecords) -> None:
+        if isinstance(record, CallRecords):
+            self._add_calls(record)
+            return
         key = (record.model, record.version)
         buffer = self._buffers.setdefault(key, [])
         if not buffer:
@@ -170,11 +227,41 @@ class Capture:
         if sum(len(next(iter(r.outputs.values()))[1]) for r in buffer) >= self._rows_per_file:
             self._flush(key)
 
+    def _add_calls(self, record: CallRecords) -> None:
+        key = (record.model, record.version)
+        lines = self._calls.setdefault(key, [])
+        if not lines:
+            self._calls_started[key] = time.monotonic()
+        at = datetime.fromtimestamp(record.at, UTC).isoformat(timespec="microseconds")
+        head = {"captured_at": at, "version": record.version, "role": record.role}
+        for call in record.calls:
+            line = {"request_id": record.request_id, "row": call.get("row"), **head}
+            line.update((k, v) for k, v in call.items() if k != "row")
+            if not self.llm_prompts:
+                line["prompt"] = None  # the hash still names it; the text holds the inputs
+            lines.append(line)
+        if len(lines) >= self._rows_per_file:
+            self._flush_calls(key)
+
     def _flush_due(self) -> None:
         now = time.monotonic()
         for key in list(self._buffers):
             if self._buffers[key] and now - self._started[key] >= self._seconds_per_file:
                 self._flush(key)
+        for key in list(self._calls):
+            if self._calls[key] and now - self._calls_started[key] >= self._seconds_per_file:
+                self._flush_calls(key)
+
+    def _flush_calls(self, key: tuple[str, str]) -> None:
+        lines = self._calls.pop(key, [])
+        if not lines:
+            return
+        try:
+            self.sink.write_calls(key[0], key[1], lines)
+        except Exception as exc:  # as for inputs and outputs: capture never stops serving
+            logger.warning("capture of %s %s: %d llm calls lost (%s)", *key, len(lines), exc)
+            requests = len({line["request_id"] for line in lines})
+            self._metrics.capture_dropped.labels("write_failed").inc(requests)
 
     def _flush(self, key: tuple[str, str]) -> None:
         records = self._buffers.pop(key, [])

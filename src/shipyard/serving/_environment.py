@@ -8,13 +8,14 @@ plain JSON data (``to_json``), so either serves alike.
 ``traffic`` settings, environment config), fetches every version it needs (from the
 artifact store, or downloaded from the server) and checks its sha256 against the digest
 the registry names, verifies and loads each bundle (manifest, and the signature when
-``SHIPYARD_PUBLIC_KEY`` is set), warms it up with the bundle's example input, and
-returns a new ``RouteTable`` in which each version answers with its app config. Versions
-already loaded are reused. Each app component is fetched and checked the same way
-(digest, manifest, signature and trust policy) before it is extracted and its code
-imported (``_apps``), and mounted in the table with its version's app config and the
-environment config. ``only_app`` loads one app and no model (``shipyard serve --app``:
-an app's own deployment).
+``SHIPYARD_PUBLIC_KEY`` is set) with its llm nodes calling the endpoint the config's
+``llm`` entry names (unless this host names its own: ``shipyard.registry.llm_endpoint``),
+warms it up with the bundle's example input, and returns a new ``RouteTable`` in which
+each version answers with its app config. Versions already loaded are reused. Each app
+component is fetched and checked the same way (digest, manifest, signature and trust
+policy) before it is extracted and its code imported (``_apps``), and mounted in the
+table with its version's app config and the environment config. ``only_app`` loads one
+app and no model (``shipyard serve --app``: an app's own deployment).
 
 ``Follower`` polls the revision number every ``poll_seconds`` on a background thread
 (the registry sends no notifications) and refreshes the environment's API keys at the
@@ -31,13 +32,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..apps import AppBundle
 from ..errors import ArtifactError, NotFound, StoreError, TamperedArtifact
-from ..registry import LoadPolicy, to_json
-from ..runtime import Artifact
+from ..registry import LoadPolicy, llm_endpoint, to_json
+from ..runtime import Artifact, Endpoint
 from ._apps import AppMount, LoadedApp, load_app
 from ._keys import KeyRing
 from ._logs import ComponentLogs
@@ -56,12 +58,29 @@ def is_app(component: dict[str, Any]) -> bool:
     return component.get("kind", "model") == "app"
 
 
-def capture_settings(config: dict[str, Any]) -> tuple[float, str | None]:
-    """``(rate, folder)`` from an environment config's ``capture`` entry (rate 0 when unset)."""
+@dataclass(frozen=True)
+class CaptureSettings:
+    """An environment config's ``capture`` entry: the share of requests whose inputs and
+    outputs are kept, where, and whether llm calls (and their rendered prompts) are kept."""
+
+    rate: float = 0.0
+    folder: str | None = None
+    llm_calls: bool = True
+    llm_prompts: bool = False
+
+
+def capture_settings(config: dict[str, Any]) -> CaptureSettings:
+    """The ``capture`` entry of an environment config (the defaults where it says nothing)."""
     entry = config.get("capture") or {}
-    rate = float(entry.get("rate", 0.0)) if isinstance(entry, dict) else 0.0
-    folder = entry.get("folder") if isinstance(entry, dict) else None
-    return min(max(rate, 0.0), 1.0), folder
+    if not isinstance(entry, dict):
+        return CaptureSettings()
+    rate = float(entry.get("rate", 0.0))
+    return CaptureSettings(
+        min(max(rate, 0.0), 1.0),
+        entry.get("folder"),
+        entry.get("llm_calls", True) is not False,
+        entry.get("llm_prompts", False) is True,
+    )
 
 
 class EnvironmentLoader:
@@ -89,8 +108,12 @@ class EnvironmentLoader:
         self.capture_rate = capture_rate  # overrides the environment config when set
         self.logs = logs  # where the apps' component logs go
         self.only_app = only_app
-        self._loaded: dict[tuple[str, str, str], ModelRunner] = {}
-        self._previous: set[tuple[str, str, str]] = set()
+        # By (model, version label, digest, llm endpoint): an endpoint moved by the
+        # environment config loads the version again, calling the new one.
+        self._loaded: dict[tuple[str, str, str, Endpoint | None], ModelRunner] = {}
+        self._previous: set[tuple[str, str, str, Endpoint | None]] = set()
+        self._used: set[tuple[str, str, str, Endpoint | None]] = set()
+        self._endpoint: Endpoint | None = None
         self._apps: dict[tuple[str, str, str], LoadedApp] = {}
         self._previous_apps: set[tuple[str, str, str]] = set()
         self._policy: LoadPolicy | None = None
@@ -130,6 +153,8 @@ class EnvironmentLoader:
         status = self.status()
         self._policy = None  # read again for each load: keys may have been revoked
         self._status = status
+        self._endpoint = llm_endpoint(status["config"])  # None: the host's SHIPYARD_LLM_*
+        self._used = set()
         apps = self._mounts(status)
         routes: dict[str, ModelRoute] = {}
         for component in status["components"]:
@@ -153,19 +178,21 @@ class EnvironmentLoader:
                 self._tagged(name, shadow, deployed, runner) if shadow else None,
                 {deployed: runner},
             )
-        rate, _ = capture_settings(status["config"])
+        capture = capture_settings(status["config"])
         table = RouteTable(
             self.project,
             self.environment,
             routes,
             status["revision"],
-            rate if self.capture_rate is None else self.capture_rate,
-            apps,
+            capture.rate if self.capture_rate is None else self.capture_rate,
+            apps=apps,
+            llm_calls=capture.llm_calls,
+            llm_prompts=capture.llm_prompts,
         )
-        held = {(r.model, r.version, r.digest) for _, r in table.runners()}
         # Keep what this table holds plus what the previous one held: a rollback is then quick.
-        self._loaded = {k: v for k, v in self._loaded.items() if k in held or k in self._previous}
-        self._previous = held
+        used = self._used
+        self._loaded = {k: v for k, v in self._loaded.items() if k in used or k in self._previous}
+        self._previous = used
         held_apps = {(m.app.name, m.app.version, m.app.digest) for m in apps.values()}
         for key, loaded in list(self._apps.items()):
             if key not in held_apps and key not in self._previous_apps:
@@ -210,7 +237,8 @@ class EnvironmentLoader:
         return self._runner(model, tag, version["digest"]).configured(version.get("app_config"))
 
     def _runner(self, model: str, label: str, digest: str) -> ModelRunner:
-        key = (model, label, digest)
+        key = (model, label, digest, self._endpoint)
+        self._used.add(key)
         runner = self._loaded.get(key)
         if runner is not None:
             return runner
@@ -222,7 +250,13 @@ class EnvironmentLoader:
             artifact.verify()  # every file against the manifest; no code has run yet
             signer, allow_unsafe = self._check_trust(model, label, artifact)
             runner = ModelRunner.from_artifact(
-                artifact, model, label, digest, public_key=signer, allow_unsafe=allow_unsafe
+                artifact,
+                model,
+                label,
+                digest,
+                public_key=signer,
+                allow_unsafe=allow_unsafe,
+                endpoint=self._endpoint,
             )
         warm = runner.warm_up()
         logger.info(

@@ -62,6 +62,7 @@ def _model_errors(style: str) -> dict[str, Any]:
         "413": _error("Body over the limit", style),
         "422": _error("Input breaks the schema (table, column, row)", style),
         "500": _error("The model failed (the server log has the request id)", style),
+        "502": _error("An llm node's endpoint failed (the body names the node)", style),
     }
 
 

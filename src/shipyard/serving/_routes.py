@@ -68,7 +68,8 @@ class RouteTable:
     """Every model and app an environment serves, at one revision.
 
     ``revision`` is None when serving a bundle file; ``capture_rate`` is the share of
-    requests to capture (0 to 1; None leaves the app's capture as it is); ``apps`` are
+    requests to capture (0 to 1), ``llm_calls`` and ``llm_prompts`` whether llm calls and
+    their rendered prompts are kept (None leaves the app's capture as it is); ``apps`` are
     the app components, served under ``/apps/NAME/``.
     """
 
@@ -78,6 +79,8 @@ class RouteTable:
     revision: int | None = None
     capture_rate: float | None = None
     apps: Mapping[str, AppMount] = field(default_factory=dict)
+    llm_calls: bool | None = None
+    llm_prompts: bool | None = None
 
     def runners(self) -> Iterator[tuple[str, ModelRunner]]:
         """``(role, runner)`` of every version held: live, shadow or addressable."""

@@ -20,7 +20,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import SchemaError
-from ..runtime import Artifact, ColumnSpec, Executor, Plan, parse_dataset, to_array
+from ..runtime import (
+    Artifact,
+    ColumnSpec,
+    Endpoint,
+    Executor,
+    Plan,
+    parse_dataset,
+    recorded_calls,
+    to_array,
+)
 
 Tables = dict[str, dict[str, np.ndarray]]
 
@@ -89,6 +98,7 @@ class ModelRunner:
         }
         self.inputs = tuple(_tensor(n, c.type) for n, (_, c) in self.input_columns.items())
         self.outputs = tuple(_tensor(name, executor.dtype(name)) for name in self.plan.outputs)
+        self._llm_nodes = frozenset(n for n, s in executor.nodes.items() if s["kind"] == "llm")
 
     @classmethod
     def from_bundle(
@@ -120,13 +130,17 @@ class ModelRunner:
         *,
         public_key: bytes | None = None,
         allow_unsafe: bool = True,
+        endpoint: Endpoint | None = None,
     ) -> ModelRunner:
         """Load an opened bundle (verified first, as ``Artifact.executor`` does).
 
         ``public_key`` checks the signature (e.g. the registry's trusted key that signed
-        it); ``allow_unsafe`` False refuses pickles and skops types beyond the allow-list.
+        it); ``allow_unsafe`` False refuses pickles and skops types beyond the allow-list;
+        ``endpoint`` is where its llm nodes call (default: the host's SHIPYARD_LLM_*).
         """
-        executor = artifact.executor(public_key=public_key, allow_unsafe=allow_unsafe)
+        executor = artifact.executor(
+            public_key=public_key, allow_unsafe=allow_unsafe, endpoint=endpoint
+        )
         return cls(executor, model or executor.name, version or executor.version, digest)
 
     def configured(self, app_config: Mapping[str, Any] | None) -> ModelRunner:
@@ -249,6 +263,24 @@ class ModelRunner:
             return {name: _no_rows(self.executor.dtype(name)) for name in plan.outputs}
         values = self.executor.run_columns(tables, rows, plan)
         return {name: values[name] for name in plan.outputs}
+
+    def calls_endpoint(self, plan: Plan) -> bool:
+        """Whether running ``plan`` calls a language model endpoint (it has an llm node)."""
+        return bool(self._llm_nodes) and not self._llm_nodes.isdisjoint(plan.nodes)
+
+    def run_recorded(
+        self, tables: Tables, rows: int, plan: Plan, calls: list[dict[str, Any]]
+    ) -> dict[str, np.ndarray]:
+        """``run``, adding to ``calls`` a record of each llm call it makes, also when it fails.
+
+        The records are ``shipyard.runtime.recorded_calls``'s (node, row, prompt hash and
+        messages, settings, endpoint, model, tokens, latency, answer, error).
+        """
+        with recorded_calls() as made:
+            try:
+                return self.run(tables, rows, plan)
+            finally:
+                calls.extend(made)
 
     def typed(self, values: Mapping[str, np.ndarray]) -> dict[str, dict[str, Any]]:
         """Outputs in the dict format's typed form ``{name: {"type", "values"}}``."""

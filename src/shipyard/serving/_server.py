@@ -251,9 +251,9 @@ def build_app(
     except BaseException:
         logs.close()
         raise
-    _, configured_folder = capture_settings(
+    configured_folder = capture_settings(
         registry.get_environment_config(options.project, options.environment)
-    )
+    ).folder
     settings = loader.settings()
     low_latency = (
         settings.get("low_latency_mode") if options.low_latency is None else options.low_latency

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import orjson
 
 from ._background import Worker
-from ._capture import Capture, CaptureRecord
+from ._capture import CallRecords, Capture, CaptureRecord
 from ._metrics import Metrics
 from ._payloads import Decoded
 from ._runner import ModelRunner
@@ -45,23 +46,26 @@ class Shadow:
         decoded: Decoded,
         request_id: str,
         capture: Capture | None = None,
+        sampled: bool = True,
     ) -> None:
         """Mirror a request the live version answered; counted as dropped if the queue is full.
 
-        With ``capture``, the shadow's outputs are offered to it once computed.
+        With ``capture``, the shadow's llm calls are offered to it, and its outputs too
+        when the live request was ``sampled``.
         """
-        if not self._worker.submit((runner, decoded, request_id, capture)):
+        if not self._worker.submit((runner, decoded, request_id, capture, sampled)):
             self._metrics.shadow.labels(runner.model, runner.version, "dropped").inc()
 
-    def _run(self, item: tuple[ModelRunner, Decoded, str, Capture | None]) -> None:
-        runner, decoded, request_id, capture = item
+    def _run(self, item: tuple[ModelRunner, Decoded, str, Capture | None, bool]) -> None:
+        runner, decoded, request_id, capture, sampled = item
         started = time.perf_counter()
+        calls: list[dict[str, Any]] = []
         try:
             if decoded.style == "dict" or runner.single_table is None:
                 tables, rows = runner.dataset(decoded.given)
             else:
                 tables, rows = runner.columns(decoded.given)
-            values = runner.run(tables, rows, runner.plan_for(decoded.outputs))
+            values = runner.run_recorded(tables, rows, runner.plan_for(decoded.outputs), calls)
         except Exception as exc:
             self._metrics.shadow.labels(runner.model, runner.version, "error").inc()
             logger.warning(
@@ -73,8 +77,14 @@ class Shadow:
                 exc,
             )
             return
+        finally:
+            if capture is not None and calls:
+                record = CallRecords(
+                    runner.model, runner.version, request_id, time.time(), calls, "shadow"
+                )
+                capture.offer_calls(record)
         self._metrics.shadow.labels(runner.model, runner.version, "ok").inc()
-        if capture is not None:
+        if capture is not None and sampled:
             outputs = {name: (runner.executor.dtype(name), array) for name, array in values.items()}
             capture.offer(
                 CaptureRecord(

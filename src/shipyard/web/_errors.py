@@ -7,14 +7,16 @@
     409     Conflict, AuditBroken
     422     InvalidInput, SchemaError, ArtifactError, PipelineError, any other ShipyardError
     500     ModelError, AppError, and every exception that is not a ShipyardError
-    502     StoreError (unless listed below)
+    502     StoreError (unless listed below), EndpointError (an llm node's endpoint failed)
     503     StoreReadOnly
     507     StoreFull
     any     HttpError and ClientGone carry their own ``status``
 
 A client's mistake is a 4xx that names the error class (``kind``), its message and its
 public attributes (``details``: table, column, row, key, problems, …). A 500 says only
-which request id to look for in the server log, which holds the traceback.
+which request id to look for in the server log, which holds the traceback. An error with a
+``public_message`` (EndpointError: its own message names the endpoint's URL, which is the
+server's business) is answered with that instead, and logged whole as a warning.
 
 Each server answers in its own style:
 
@@ -41,6 +43,7 @@ from ..errors import (
     ArtifactError,
     AuditBroken,
     Conflict,
+    EndpointError,
     HttpError,
     InvalidInput,
     ModelError,
@@ -78,13 +81,14 @@ STATUSES: Mapping[type[ShipyardError], int] = MappingProxyType(
         PermissionDenied: 403,
         AuditBroken: 409,
         StoreError: 502,
+        EndpointError: 502,  # Bad Gateway: the upstream language model failed, not the bundle
         StoreReadOnly: 503,
         StoreFull: 507,  # Insufficient Storage
     }
 )
 
 _PLAIN = (str, int, float, bool, type(None))
-_RESERVED = frozenset({"error", "message", "kind", "details", "request_id"})
+_RESERVED = frozenset({"error", "message", "kind", "details", "request_id", "public_message"})
 
 
 def http_status(error: BaseException | type[BaseException]) -> int:
@@ -105,15 +109,20 @@ def http_status(error: BaseException | type[BaseException]) -> int:
 def http_error(error: BaseException, request_id: str, log: logging.Logger, where: str) -> HttpError:
     """``error`` as the HttpError a server answers with; a 500 is logged, traceback included.
 
-    An HttpError is answered as it is. A ShipyardError keeps its class name, message and
-    public attributes unless its status is 500; a 500's message names only the request
-    id (``where`` says in the log what failed: a route, a model).
+    An HttpError is answered as it is. A ShipyardError keeps its class name, message (its
+    ``public_message`` when it has one) and public attributes unless its status is 500; a
+    500's message names only the request id (``where`` says in the log what failed: a
+    route, a model).
     """
     if isinstance(error, HttpError):
         return error
     status = http_status(error)
     if status != 500:
-        answer = HttpError(status, type(error).__name__, str(error))
+        public = getattr(error, "public_message", None)
+        if isinstance(public, str):
+            log.warning("request %s (%s) failed: %s", request_id, where, error)
+        message = public if isinstance(public, str) else str(error)
+        answer = HttpError(status, type(error).__name__, message)
         answer.details = _details(error)
         return answer
     log.error("request %s (%s) failed", request_id, where, exc_info=error)
