@@ -161,7 +161,9 @@ def _predict(
     )
     document = httpx.get(f"{url}/openapi.json", timeout=10).json()
     content = document["paths"].get(path, {}).get("post", {}).get("requestBody", {})
-    example = content.get("content", {}).get("application/json", {}).get("example")
+    media = content.get("content", {}).get("application/json", {})
+    # The document names one example of each body form; the dict format's is the bundle's own.
+    example = (media.get("examples") or {}).get("dict", {}).get("value", media.get("example"))
     if example is None:
         raise ShipyardError(
             f"{name} has no example input to send (export the bundle with reference data, "
