@@ -13,10 +13,14 @@ from ._views import diff_view, history_view, revision_line, setting_line, status
 
 def demo(
     workdir: Path = typer.Option(
-        Path("demo-output"), "--workdir", help="Where keys, bundles and the production copy go."
+        Path("demo-output"),
+        "--workdir",
+        help="Where keys, bundles, the production copy and the demo's web app go.",
     ),
 ) -> None:
-    """Train, export a signed bundle, run it as production would, then register and promote it.
+    """Train, export a signed bundle, run it as production would, register, promote and serve it.
+
+    A web app from the web template then joins it in one promotion and answers beside it.
 
     The registry part runs on a fresh embedded registry in WORKDIR/.shipyard.
     """

@@ -1,4 +1,5 @@
-"""``shipyard demo``: the whole journey (train, export, verify, promote, score, serve) in one go.
+"""``shipyard demo``: the whole journey (train, export, verify, promote, score, serve, an app
+beside the model, GenAI, monitoring, a deploy render) in one go.
 
 The command line is its only user: the ``demo`` command builds a ``Display`` from its own
 console, views and progress bar and calls ``run_demo``. ``build_pipeline`` and

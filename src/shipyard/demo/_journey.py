@@ -14,6 +14,7 @@ from ..artifact import generate_key_pair
 from ..errors import ShipyardError
 from ..runtime import Artifact
 from . import _registry_steps
+from ._app_step import app_step
 from ._batch_step import batch_step
 from ._deploy_step import deploy_step
 from ._display import Display
@@ -27,7 +28,8 @@ ROWS = (0, 13, 19, 81, 250)  # refer, refer, routine, review, refer: rows of the
 
 def run_demo(workdir: Path, display: Display) -> None:
     """Train, export a signed bundle, run it as production would, register and promote it,
-    score a file with it and serve it, printing each step on ``display``.
+    score a file with it, serve it, put a web app beside it, run a GenAI pipeline, monitor
+    and render production, printing each step on ``display``.
 
     Keys, bundles, the production copy and a fresh embedded registry (``.shipyard``) go
     to ``workdir``. Raises ShipyardError when a step does not give what it should.
@@ -114,11 +116,16 @@ def run_demo(workdir: Path, display: Display) -> None:
     batch_step(workdir, bundle, console, display.progress)
     console.rule("[bold]12. serve production on localhost and ask it for one prediction")
     serve_step(workdir, _registry_steps.PROJECT, "production", console, public_key=public)
-    console.rule("[bold]13. GenAI: retrieve -> prompt -> llm -> rule, on a local stand-in endpoint")
+    console.rule(
+        "[bold]13. an app beside the model: create it from the web template, register, "
+        "promote both, predict through it"
+    )
+    app_step(workdir, _registry_steps.PROJECT, _registry_steps.CHAIN, (private, public), display)
+    console.rule("[bold]14. GenAI: retrieve -> prompt -> llm -> rule, on a local stand-in endpoint")
     genai_step(workdir, console)
-    console.rule("[bold]14. monitor production: drifted traffic, its drift table, the report")
+    console.rule("[bold]15. monitor production: drifted traffic, its drift table, the report")
     monitor_step(workdir, _registry_steps.PROJECT, "production", console, public_key=public)
-    console.rule("[bold]15. render production for Kubernetes (Kustomize overlay)")
+    console.rule("[bold]16. render production for Kubernetes (Kustomize overlay)")
     deploy_step(workdir, _registry_steps.PROJECT, "production", console)
     console.rule("[bold]done")
     console.print(f"inspect it: shipyard artifact inspect {bundle} --public-key {public}")

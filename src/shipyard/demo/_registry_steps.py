@@ -51,9 +51,12 @@ def second_version(pipeline: Pipeline, version: str = "1.1.0") -> Pipeline:
     )
 
 
-def _registry(home: Path) -> Registry:
-    """A fresh embedded registry in ``home`` (whatever was there is removed first)."""
-    shutil.rmtree(home, ignore_errors=True)
+def demo_registry(home: Path, fresh: bool = False) -> Registry:
+    """The demo's embedded registry in ``home``, acting as you (``$SHIPYARD_USER`` or your
+    login), anchoring the audit head in ``home/anchors``; ``fresh``: whatever was in
+    ``home`` is removed first and the registry made anew."""
+    if fresh:
+        shutil.rmtree(home, ignore_errors=True)
     engine = create_engine(f"sqlite:///{(home / 'registry.db').resolve()}")
     migrate(engine)
     actor = os.environ.get("SHIPYARD_USER") or getpass.getuser()
@@ -61,7 +64,7 @@ def _registry(home: Path) -> Registry:
     return Registry(engine, LocalStore(home / "artifacts"), actor, witness=witness)
 
 
-class _Narrator:
+class Narrator:
     """Prints each step, and the command a user would type before each registry operation."""
 
     def __init__(self, display: Display) -> None:
@@ -111,10 +114,10 @@ def run(
     """
     sign_key, public = keys
     home = workdir / ".shipyard"
-    say, views = _Narrator(display), display.views
+    say, views = Narrator(display), display.views
     say.step("5. register the bundle and deploy it to integration")
     say.line(f"embedded registry: {home} (SQLite + local artifact store, made fresh)")
-    with _registry(home) as registry:
+    with demo_registry(home, fresh=True) as registry:
         say.command(f"key trust {public} --name demo-release")
         trusted = to_json(registry.trust_key("demo-release", public.read_text()))
         say.line(

@@ -3,6 +3,7 @@
 ``serve_step`` runs the real ``shipyard serve`` in a subprocess against the demo's
 embedded registry (``WORKDIR/.shipyard``), makes an API key, sends one prediction with
 the same bytes the printed curl command sends, and shuts the server down with SIGTERM.
+``serving`` is that server as a context manager, for the steps that call it otherwise.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,19 +54,36 @@ def open_registry(workdir: Path) -> Registry:
     return Registry(engine, LocalStore(home / "artifacts"), "demo")
 
 
-def serve_step(
+@dataclass(frozen=True)
+class Served:
+    """A running ``shipyard serve``: its ``base`` URL, the file holding the API key made
+    for it, and the name of the environment's first model."""
+
+    base: str
+    key_file: Path
+    model: str
+
+    def key(self) -> str:
+        return self.key_file.read_text().strip()
+
+
+@contextmanager
+def serving(
     workdir: Path,
     project: str,
     env: str,
     console: Console,
     public_key: Path | None = None,
-) -> dict[str, Any]:
-    """Serve ``project``/``env`` from ``WORKDIR/.shipyard`` on localhost, predict once, stop.
+    log_name: str = "serve.log",
+) -> Iterator[Served]:
+    """Serve ``project``/``env`` from ``WORKDIR/.shipyard`` on localhost until the block ends.
 
-    Prints the commands a user would type (apikey create, serve, curl) and the answer.
-    ``public_key`` makes the server check bundle signatures. Returns the answer's JSON.
-    Raises ShipyardError when the server does not start, the prediction fails, or the
-    server does not stop cleanly; the server process is always stopped.
+    Makes an API key of ``env`` (kept in ``WORKDIR/api-key.txt``, mode 600, never printed),
+    starts the real ``shipyard serve`` in a subprocess (its output in ``WORKDIR/log_name``),
+    waits until it is ready, and after the block stops it with SIGTERM, printing the
+    commands a user would type. ``public_key`` makes the server check bundle signatures.
+    Raises ShipyardError when the server does not start or does not stop cleanly; the
+    server process is always stopped.
     """
     home = (workdir / ".shipyard").resolve()
     with open_registry(workdir) as registry:
@@ -85,7 +106,8 @@ def serve_step(
     environment.pop("SHIPYARD_ARTIFACT_STORE", None)
     if public_key is not None:
         environment["SHIPYARD_PUBLIC_KEY"] = str(public_key.resolve())
-    log = (workdir / "serve.log").open("w")
+    log_path = workdir / log_name
+    log = log_path.open("w")
     server = subprocess.Popen(
         [*_shipyard(), "serve", "--project", project, "--env", env, "--port", str(port)],
         env=environment,
@@ -94,17 +116,46 @@ def serve_step(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(base, server, workdir / "serve.log")
-        answer = _predict(base, project, env, model, key_file, workdir, console)
+        _wait_for(base, server, log_path)
+        yield Served(base, key_file, model)
     finally:
         code = _stop(server)
         log.close()
     if code not in (0, -signal.SIGTERM):
-        raise ShipyardError(f"the server exited with {code}; see {workdir / 'serve.log'}")
-    console.print(
-        f"server drained and stopped (SIGTERM); its log: {workdir / 'serve.log'}", soft_wrap=True
-    )
-    return answer
+        raise ShipyardError(f"the server exited with {code}; see {log_path}")
+    console.print(f"server drained and stopped (SIGTERM); its log: {log_path}", soft_wrap=True)
+
+
+def serve_step(
+    workdir: Path,
+    project: str,
+    env: str,
+    console: Console,
+    public_key: Path | None = None,
+) -> dict[str, Any]:
+    """Serve ``project``/``env`` from ``WORKDIR/.shipyard`` on localhost, predict once, stop.
+
+    Prints the commands a user would type (apikey create, serve, curl) and the answer.
+    ``public_key`` makes the server check bundle signatures. Returns the answer's JSON.
+    Raises ShipyardError when the server does not start, the prediction fails, or the
+    server does not stop cleanly; the server process is always stopped.
+    """
+    with serving(workdir, project, env, console, public_key) as served:
+        return _predict(served, project, env, workdir, console)
+
+
+def curl(url: str, key_file: Path | None = None, body: Path | None = None) -> str:
+    """The curl command a user would type for ``url`` (with the key read from ``key_file``,
+    POSTing ``body`` as JSON), dimmed, to print with ``soft_wrap``."""
+    parts = ["curl -s"]
+    if body is not None:
+        parts.append("-X POST")
+    parts.append(url)
+    if key_file is not None:
+        parts.append(f'-H "X-API-Key: $(cat {key_file})"')
+    if body is not None:
+        parts.append(f'-H "Content-Type: application/json" -d @{body}')
+    return f"[dim]$ {' '.join(parts)}[/]"
 
 
 def _wait_for(base: str, server: subprocess.Popen[Any], log: Path) -> None:
@@ -122,30 +173,27 @@ def _wait_for(base: str, server: subprocess.Popen[Any], log: Path) -> None:
 
 
 def _predict(
-    base: str, project: str, env: str, model: str, key_file: Path, workdir: Path, console: Console
+    served: Served, project: str, env: str, workdir: Path, console: Console
 ) -> dict[str, Any]:
     columns = reference()["tumours"]
     body = {"tumours": {name: values[:1] for name, values in columns.items()}}
     request = workdir / "predict-request.json"
     request.write_text(json.dumps(body))
-    url = f"{base}/api/v1/projects/{project}/environments/{env}/models/{model}/predict"
-    console.print(
-        f'[dim]$ curl -s -X POST {url} -H "X-API-Key: $(cat {key_file})" '
-        f'-H "Content-Type: application/json" -d @{request}[/]',
-        soft_wrap=True,
+    url = (
+        f"{served.base}/api/v1/projects/{project}/environments/{env}/models/{served.model}/predict"
     )
-    key = key_file.read_text().strip()
+    console.print(curl(url, served.key_file, request), soft_wrap=True)
     response = httpx.post(
         url,
         content=request.read_bytes(),
-        headers={"X-API-Key": key, "Content-Type": "application/json"},
+        headers={"X-API-Key": served.key(), "Content-Type": "application/json"},
         timeout=30,
     )
     if response.status_code != 200:
         raise ShipyardError(f"the prediction failed: HTTP {response.status_code} {response.text}")
     console.print(response.text, soft_wrap=True)
     console.print(
-        f"answered by {model} {response.headers['x-shipyard-version']} "
+        f"answered by {served.model} {response.headers['x-shipyard-version']} "
         f"(X-Shipyard-Version), request id {response.headers['x-request-id']}"
     )
     return dict(response.json())
