@@ -1,9 +1,10 @@
-"""``shipyard demo``'s steps (scoring a file, serving production), its public names, and the
-rule that only the command line imports it."""
+"""``shipyard demo``'s steps (the registry's, scoring a file, serving production), its public
+names, and the rule that only the command line imports it."""
 
 from __future__ import annotations
 
 import ast
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,12 +13,70 @@ from rich.console import Console
 
 import shipyard
 import shipyard.demo
+from shipyard.demo import _registry_steps
 from shipyard.demo._batch_step import batch_step
 from shipyard.demo._serve_step import open_registry, serve_step
+from shipyard.pipeline import Pipeline
 
+from ._display import recording_display
 from ._production import production_registry
 
 PACKAGE = Path(shipyard.__file__).parent
+
+
+def test_the_registry_steps_take_every_change_into_production_through_a_reviewers_approval(
+    tmp_path: Path,
+    demo_pipeline: Pipeline,
+    signed_bundle: Path,
+    key_pair: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SHIPYARD_USER", "alice")
+    (tmp_path / "dist").mkdir()
+    bundle = Path(shutil.copy(signed_bundle, tmp_path / "dist"))
+    display = recording_display()
+    _registry_steps.run(tmp_path, demo_pipeline, bundle, key_pair, display)
+
+    with open_registry(tmp_path) as registry:
+        requests = registry.list_change_requests("demo", "production")[::-1]  # oldest first
+        history = registry.history("demo", "production")
+        status = registry.status("demo", "production")
+    # 1.0.0 and 1.1.0 promoted, the unsigned 1.2.0 refused at approval and rejected, the
+    # rollback to 1.0.0: each asked for by alice and decided by the reviewer.
+    assert [(r.action, r.state) for r in requests] == [
+        ("promote", "applied"),
+        ("promote", "applied"),
+        ("promote", "rejected"),
+        ("rollback", "applied"),
+    ]
+    assert {r.requested_by for r in requests} == {"alice"}
+    assert {r.decided_by for r in requests} == {"reviewer"}
+    assert [[a.actor for a in r.approvals] for r in requests] == [
+        ["reviewer"],
+        ["reviewer"],
+        [],
+        ["reviewer"],
+    ]
+    changed = [r for r in history if r.reason.startswith(("promote", "rollback"))]
+    assert [r.number for r in changed] == [
+        r.result_revision for r in requests[::-1] if r.result_revision
+    ]
+    assert {r.actor for r in changed} == {"reviewer"}
+    assert [c.tag for c in status.components] == ["v1"]
+    assert status.settings["approvals_required"].value == 1
+
+    shown = display.console.export_text()
+    assert (
+        "$ shipyard env settings set approvals_required 1 --project demo --env production" in shown
+    )
+    first, unsigned = requests[0].id, requests[2].id
+    own = f"refused: alice asked for change request {first} and cannot approve it"
+    assert shown.count(own) == 1 and shown.count("cannot approve it") == 1
+    assert f"$ SHIPYARD_USER=reviewer shipyard env approve {first} --project demo" in shown
+    assert f"applied: change request {first} (promote uat@" in shown
+    assert "refused at approval: environment 'production'" in shown and "it is unsigned" in shown
+    assert f"rejected: change request {unsigned} (promote uat@" in shown
+    assert "audit log OK" in shown and "audit verify on the copy fails" in shown
 
 
 def test_the_batch_step_scores_100_000_rows_and_shows_the_four_broken_ones(

@@ -8,7 +8,15 @@ from pathlib import Path
 import typer
 
 from ._output import console
-from ._views import diff_view, history_view, revision_line, setting_line, status_view, version_line
+from ._views import (
+    change_line,
+    diff_view,
+    history_view,
+    revision_line,
+    setting_line,
+    status_view,
+    version_line,
+)
 
 
 def demo(
@@ -31,6 +39,7 @@ def demo(
         version=version_line,
         revision=revision_line,
         setting=setting_line,
+        change=change_line,
         status=status_view,
         diff=diff_view,
         history=history_view,

@@ -14,7 +14,10 @@ from ..errors import ApprovalRequired, Conflict, UsageError
 from ._backend import ENV, JSON, PROJECT, PROJECT_ENV, YES, confirm, confirm_change, open_backend
 from ._output import console, emit, listing, plain
 from ._views import (
+    CHANGE_COLUMNS,
+    change_line,
     change_lines,
+    change_row,
     diff_view,
     history_view,
     revision_line,
@@ -233,7 +236,7 @@ def changes(
     """Change requests (promotions and rollbacks waiting for approval, and their outcome)."""
     with open_backend() as backend:
         result = backend.list_change_requests(project, env, state)
-    emit(result, as_json, lambda rows: listing(*CHANGE_COLUMNS)([_change_row(r) for r in rows]))
+    emit(result, as_json, lambda rows: listing(*CHANGE_COLUMNS)([change_row(r) for r in rows]))
 
 
 @app.command("approve")
@@ -245,7 +248,7 @@ def approve(
     """Approve a change request as another person; the last approval needed applies it."""
     with open_backend() as backend:
         result = backend.approve_change(project, request)
-    emit(result, as_json, _decision_line)
+    emit(result, as_json, change_line)
 
 
 @app.command("reject")
@@ -258,30 +261,7 @@ def reject(
     """Reject (or, as its requester, withdraw) a pending change request."""
     with open_backend() as backend:
         result = backend.reject_change(project, request, reason)
-    emit(result, as_json, _decision_line)
-
-
-CHANGE_COLUMNS = ("id", "environment", "change", "state", "approvals", "requested_by", "note")
-
-
-def _change_row(request: dict[str, Any]) -> dict[str, Any]:
-    change = (
-        f"promote {request['source']}@{request['source_revision']}"
-        if request["action"] == "promote"
-        else f"rollback to {request['to_revision']}"
-    )
-    approvals = f"{len(request['approvals'])}/{request['approvals_required']}"
-    return dict(request, change=change, approvals=approvals)
-
-
-def _decision_line(request: dict[str, Any]) -> str:
-    row = _change_row(request)
-    what = f"change request {request['id']} ({row['change']} into {request['environment']})"
-    if request["state"] == "applied":
-        return f"applied: {what} is revision {request['result_revision']}"
-    if request["state"] == "pending":
-        return f"approved: {what} has {row['approvals']} approvals; it applies at the last"
-    return f"{request['state']}: {what}" + (f": {request['note']}" if request["note"] else "")
+    emit(result, as_json, change_line)
 
 
 def _plan(heading: str, plan: dict[str, Any]) -> str:

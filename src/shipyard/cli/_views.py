@@ -69,6 +69,31 @@ def setting_line(setting: dict[str, Any]) -> str:
     return f"{setting['key']} = {json.dumps(setting['value'])} (from {setting['level']}{inherited})"
 
 
+CHANGE_COLUMNS = ("id", "environment", "change", "state", "approvals", "requested_by", "note")
+
+
+def change_row(request: dict[str, Any]) -> dict[str, Any]:
+    """A change request as a row of ``env changes``: its change and approvals in words."""
+    change = (
+        f"promote {request['source']}@{request['source_revision']}"
+        if request["action"] == "promote"
+        else f"rollback to {request['to_revision']}"
+    )
+    approvals = f"{len(request['approvals'])}/{request['approvals_required']}"
+    return dict(request, change=change, approvals=approvals)
+
+
+def change_line(request: dict[str, Any]) -> str:
+    """Where a change request stands after an approval or rejection, in one line."""
+    row = change_row(request)
+    what = f"change request {request['id']} ({row['change']} into {request['environment']})"
+    if request["state"] == "applied":
+        return f"applied: {what} is revision {request['result_revision']}"
+    if request["state"] == "pending":
+        return f"approved: {what} has {row['approvals']} approvals; it applies at the last"
+    return f"{request['state']}: {what}" + (f": {request['note']}" if request["note"] else "")
+
+
 def settings_table(settings: list[dict[str, Any]], title: str | None = None) -> RenderableType:
     """Effective settings: value, the level each came from, whether it is inherited."""
     rows = [dict(s, value=json.dumps(s["value"])) for s in settings]

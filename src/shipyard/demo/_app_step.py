@@ -3,9 +3,10 @@
 ``app_step`` scaffolds the web template's app for the demo model (what ``shipyard app
 create`` writes), locks it as a signed app bundle, registers and tags it, adds it with
 the model production runs to the first environment of the chain, and promotes that
-environment along the chain, so one promotion brings app and model into production in
-one revision. It then serves production with the real ``shipyard serve`` and asks the
-app, as a user would, for one prediction, which must be the model's own answer.
+environment along the chain, so one promotion (approved by a second person, as
+production needs) brings app and model into production in one revision. It then serves
+production with the real ``shipyard serve`` and asks the app, as a user would, for one
+prediction, which must be the model's own answer.
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ def app_step(
     app's folder (``WORKDIR/triage_web``) is made fresh; its bundle goes to
     ``WORKDIR/dist``. Returns ``{"revision": the promotion's revision, "app": the app's
     answer, "model": the model's own predictions for the same row}`` (plain JSON).
-    Raises ShipyardError when the promotion does not carry both, or the app does not
-    answer as it should, or answers otherwise than the model. The promotions are plain
-    ones, as in step 6: the demo's production requires no approvals (``approvals_required``
-    0); a target that does stops the step with ApprovalRequired.
+    The promotions are those of step 6: into a target that needs approval
+    (``approvals_required``, 1 on the demo's production), the promotion is a change
+    request that the reviewer approves. Raises ShipyardError when that approval does not
+    apply it (the target needs more), the promotion does not carry both, or the app does
+    not answer as it should, or answers otherwise than the model.
     """
     from ..app_templates import CreateOptions, create_app
     from ..apps import build_app_bundle

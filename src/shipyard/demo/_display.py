@@ -30,13 +30,15 @@ def no_progress(label: str) -> Iterator[Callable[[Progress], None]]:
 class RegistryViews:
     """How registry results read for people, each taking a result's plain JSON data.
 
-    ``version``, ``revision`` and ``setting`` make one line; ``status``, ``diff`` and
+    ``version``, ``revision``, ``setting`` and ``change`` (a change request, as ``env
+    approve`` and ``env reject`` print it) make one line; ``status``, ``diff`` and
     ``history`` a rich renderable (the views of ``env status``, ``env diff``, ``env history``).
     """
 
     version: Line
     revision: Line
     setting: Line
+    change: Line
     status: View
     diff: View
     history: View

@@ -2,6 +2,8 @@
 
 It runs on a fresh embedded registry in ``<workdir>/.shipyard`` (never on the registry the
 environment points at), and prints, before each step, the command that does the same.
+Production needs one approval (``approvals_required`` 1): each promotion or rollback into
+it is a change request, which a second person, the reviewer, approves.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import ShipyardError, SignatureRequired
+from ..errors import ApprovalRequired, PermissionDenied, ShipyardError, SignatureRequired
 from ..pipeline import Pipeline, rule
 from ..registry import (
     AuditBroken,
@@ -31,6 +33,7 @@ from ._pipeline import decision, reference
 
 PROJECT = "demo"
 CHAIN = ("integration", "uat", "production")
+REVIEWER = "reviewer"  # the second person, who approves what reaches production
 
 
 def second_version(pipeline: Pipeline, version: str = "1.1.0") -> Pipeline:
@@ -78,15 +81,72 @@ class Narrator:
         """One line of output, never wrapped (it may be a command to copy)."""
         self.console.print(text, soft_wrap=True)
 
-    def command(self, text: str) -> None:
-        self.line(f"[dim]$ shipyard {text}[/]")
+    def command(self, text: str, actor: str | None = None) -> None:
+        """``$ shipyard TEXT``; ``actor``: typed as that person (``SHIPYARD_USER=actor``)."""
+        who = f"SHIPYARD_USER={actor} " if actor else ""
+        self.line(f"[dim]$ {who}shipyard {text}[/]")
 
-    def promote(self, registry: Registry, env: str) -> Any:
-        """Promote ``env``; returns the new revision of the environment it promotes to."""
+    def promote(self, registry: Registry, env: str, own_approval: bool = False) -> Any:
+        """Promote ``env``; returns the new revision of the environment it promotes to.
+
+        Into an environment that needs approval, the promotion is a change request that
+        the reviewer approves (see ``approve``; ``own_approval`` as there).
+        """
         self.command(f"env promote {env} --project {PROJECT} --yes")
-        revision = to_json(registry.promote(PROJECT, env))
+        try:
+            revision = to_json(registry.promote(PROJECT, env))
+        except ApprovalRequired as pending:
+            self.line(f"pending: {pending}")
+            return self.approve(registry, pending, own_approval)
         self.line(f"promoted {env} -> {self.views.revision(revision)}")
         return revision
+
+    def rollback(self, registry: Registry, env: str) -> Any:
+        """Roll ``env`` back one revision (through the reviewer's approval where it needs
+        one); returns the new revision."""
+        self.command(f"env rollback {env} --project {PROJECT} --yes")
+        try:
+            revision = to_json(registry.rollback(PROJECT, env))
+        except ApprovalRequired as pending:
+            self.line(f"pending: {pending}")
+            return self.approve(registry, pending)
+        self.line(f"rolled back: {self.views.revision(revision)}")
+        return revision
+
+    def reviewer(self, registry: Registry) -> Registry:
+        """The same registry (same database) acting as the reviewer, a deployer who is
+        not the requester."""
+        name = REVIEWER if registry.actor != REVIEWER else f"{REVIEWER}-2"
+        return registry.with_actor(name, "deployer")
+
+    def approve(self, registry: Registry, pending: ApprovalRequired, own: bool = False) -> Any:
+        """Have the reviewer approve change request ``pending``; returns the revision it made.
+
+        ``own``: first show that the requester (``registry``'s actor) cannot approve it.
+        Raises the change's own errors (SignatureRequired, say), which leave the request
+        pending, and ShipyardError when the approval did not apply it (more approvals
+        needed, or the target changed since the request).
+        """
+        request = pending.change_request
+        if own:
+            self.command(f"env approve {request} --project {PROJECT}")
+            try:
+                registry.approve_change(PROJECT, request)
+            except PermissionDenied as exc:
+                self.line(f"[red]refused[/]: {exc}")
+            else:
+                raise ShipyardError(f"{registry.actor} approved their own change request")
+        reviewer = self.reviewer(registry)
+        self.command(f"env approve {request} --project {PROJECT}", reviewer.actor)
+        decided = to_json(reviewer.approve_change(PROJECT, request))
+        self.line(self.views.change(decided))
+        if decided["state"] != "applied":
+            raise ShipyardError(
+                f"change request {request} is {decided['state']} after {reviewer.actor}'s "
+                f"approval, not applied: {pending.environment} did not change"
+            )
+        number = decided["result_revision"]
+        return to_json(registry.get_revision(PROJECT, pending.environment, number))
 
     def release(self, registry: Registry, bundle: Path) -> Any:
         """Register, tag and deploy a bundle to integration; returns the tagged version."""
@@ -110,7 +170,10 @@ def run(
 
     ``keys`` is the (private, public) key pair: the registry trusts the public key, so
     production (which requires signatures) takes what the private key signed, and refuses
-    an unsigned bundle. Promotions anchor the audit head in ``.shipyard/anchors``.
+    an unsigned bundle. Production needs one approval: each promotion or rollback into it
+    waits as a change request until the reviewer (a second registry object on the same
+    database, acting as another person) approves it. Promotions, rollbacks and the
+    approvals that apply them anchor the audit head in ``.shipyard/anchors``.
     """
     sign_key, public = keys
     home = workdir / ".shipyard"
@@ -127,6 +190,12 @@ def run(
         say.command(f"project create {PROJECT}")
         project = to_json(registry.create_project(PROJECT, CHAIN))
         say.line(f"created project {PROJECT}: {' -> '.join(project['environments'])}")
+        say.command(f"env settings set approvals_required 1 --project {PROJECT} --env production")
+        approvals = registry.set_setting("approvals_required", "1", PROJECT, "production")
+        say.line(
+            f"set {views.setting(to_json(approvals))}: every promotion or rollback into "
+            f"production waits for a second person's approval (here: {REVIEWER})"
+        )
         first = say.release(registry, bundle)
         say.command(f"env challenger create integration-pr-1 --from integration -p {PROJECT}")
         challenger = to_json(registry.create_challenger(PROJECT, "integration-pr-1", "integration"))
@@ -140,7 +209,7 @@ def run(
         setting = registry.set_setting("replicas", "3", PROJECT, "production")
         say.line(f"set {views.setting(to_json(setting))}: production's own, kept on promotion")
         say.promote(registry, "integration")
-        released = say.promote(registry, "uat")["number"]
+        released = say.promote(registry, "uat", own_approval=True)["number"]
         for env in CHAIN:
             say.command(f"env status {env} --project {PROJECT}")
             say.console.print(views.status(to_json(registry.status(PROJECT, env))))
@@ -163,15 +232,27 @@ def run(
         say.command(f"env promote uat --project {PROJECT} --yes")
         try:
             registry.promote(PROJECT, "uat")
-        except SignatureRequired as exc:
-            say.line(f"[red]refused[/]: {exc}")
+        except ApprovalRequired as pending:
+            # The request is recorded; the signature policy is checked when it would apply.
+            say.line(f"pending: {pending}")
+            try:
+                say.approve(registry, pending)
+            except SignatureRequired as exc:
+                say.line(f"[red]refused[/] at approval: {exc}")
+            else:
+                raise ShipyardError("production took an unsigned bundle") from None
+            reviewer = say.reviewer(registry)
+            reason = "unsigned: production takes only signed versions"
+            request = pending.change_request
+            say.command(
+                f'env reject {request} --reason "{reason}" --project {PROJECT}', reviewer.actor
+            )
+            say.line(views.change(to_json(reviewer.reject_change(PROJECT, request, reason))))
         else:
-            raise ShipyardError("production took an unsigned bundle")
+            raise ShipyardError("production took a promotion without approval")
 
         say.step(f"9. roll production back from {second['tag']} to {first['tag']}")
-        say.command(f"env rollback production --project {PROJECT} --yes")
-        rolled = to_json(registry.rollback(PROJECT, "production"))
-        say.line(f"rolled back: {views.revision(rolled)}")
+        say.rollback(registry, "production")
         say.command(f"env history production --project {PROJECT}")
         say.console.print(views.history(to_json(registry.history(PROJECT, "production"))))
 
@@ -183,7 +264,7 @@ def run(
         say.line(
             f"[green]audit log OK[/]: {report['events']} events, hash chain intact, "
             f"head {report['head_hash'][:16]}…, and it matches the {len(recorded)} anchors "
-            "each promotion and rollback wrote outside the database"
+            "each applied promotion and rollback wrote outside the database"
         )
     _tamper_with_a_copy(home, say.line)
 
