@@ -44,7 +44,7 @@ def test_every_error_of_the_tree_has_one_status() -> None:
         422: "ShipyardError ArtifactError TamperedArtifact SignatureError IncompatibleArtifact "
         "SchemaError UnknownTable MissingColumn WrongType NullValue OutOfRange PipelineError "
         "GraphError CaptureError InvalidInput InvalidSetting InvalidComponentConfig",
-        500: "ModelError",
+        500: "ModelError AppError",
         502: "StoreError EndpointError",  # an upstream failed: the store, an llm endpoint
         503: "StoreReadOnly",  # the store refuses writes
         507: "StoreFull",  # Insufficient Storage
