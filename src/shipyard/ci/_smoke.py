@@ -161,7 +161,10 @@ def _predict(
     )
     document = httpx.get(f"{url}/openapi.json", timeout=10).json()
     content = document["paths"].get(path, {}).get("post", {}).get("requestBody", {})
-    example = content.get("content", {}).get("application/json", {}).get("example")
+    # The route's named examples, one a form it takes; "dict" is the bundle's own
+    # example input (typed columns).
+    examples = content.get("content", {}).get("application/json", {}).get("examples", {})
+    example = examples.get("dict", {}).get("value")
     if example is None:
         raise ShipyardError(
             f"{name} has no example input to send (export the bundle with reference data, "
