@@ -289,7 +289,7 @@ def test_a_scaffolded_app_locks_as_an_app_bundle(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("template", "passed"), [("web", 16), ("batch", 13), ("blank", 3)], ids=str
+    ("template", "passed"), [("web", 16), ("batch", 14), ("blank", 4)], ids=str
 )
 def test_the_scaffolded_apps_own_tests_pass_out_of_the_box(
     template: str, passed: int, tmp_path: Path
