@@ -268,13 +268,18 @@ def test_the_apps_workflows_register_it_and_run_its_smoke_tests(tmp_path: Path) 
     steps = yaml.safe_load(workflow.read_text())["jobs"]["challenger"]["steps"]
     scripts = {s.get("name"): s.get("run", "") for s in steps}
     assert "Build the bundles (the repository's export step)" not in scripts  # no models here
-    register = scripts["Register the app as a candidate and deploy it to the challenger"]
-    assert register == 'shipyard app register . --env "$CHALLENGER"'
+    name = "Register the app as a candidate and deploy it to the challenger"
+    register = scripts[name]
+    assert 'shipyard app register . --env "$CHALLENGER" --sign-key "$sign_key"' in register
+    # The signing key is that step's alone: the smoke step runs the repository's code.
+    secret_steps = [s["name"] for s in steps if "SHIPYARD_SIGN_KEY" in str(s.get("env", {}))]
+    assert secret_steps == [name]
     smoke = scripts["Smoke-test the challenger"]
     assert "SHIPYARD_SMOKE_PATH=/apps/triage_web" in smoke and "-m smoke tests/smoke" in smoke
     assert "-r requirements.txt -r requirements-dev.txt" in scripts["Install shipyard"]
     gitlab = (folder / ".gitlab-ci.yml").read_text()
-    assert 'shipyard app register . --env "$CHALLENGER"' in gitlab
+    assert 'shipyard app register . --env "$CHALLENGER" --sign-key "$sign_key"' in gitlab
+    assert "unset SHIPYARD_SIGN_KEY" in gitlab  # a GitLab job's variables are every line's
 
 
 def test_a_scaffolded_app_locks_as_an_app_bundle(tmp_path: Path) -> None:
@@ -289,7 +294,7 @@ def test_a_scaffolded_app_locks_as_an_app_bundle(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("template", "passed"), [("web", 16), ("batch", 13), ("blank", 3)], ids=str
+    ("template", "passed"), [("web", 16), ("batch", 14), ("blank", 4)], ids=str
 )
 def test_the_scaffolded_apps_own_tests_pass_out_of_the_box(
     template: str, passed: int, tmp_path: Path

@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+import shipyard
+
 STEP_TIMEOUT = 300  # seconds for one step; every step here talks to loopback only
 
 Approve = Callable[[str, str], bool]  # (job, environment) -> approved?
@@ -466,12 +468,15 @@ def _expand_gitlab(text: str, variables: dict[str, str]) -> str:
 
 
 def runner_environment(home: Path) -> dict[str, str]:
-    """What a fresh runner's shell has: this venv's tools first, a home of its own, no
-    Shipyard variables from the test process, and pip kept off the network."""
+    """What a fresh runner's shell has: this venv's tools first, with the shipyard under
+    test (the tree this test imports, not whatever the venv installed), a home of its own,
+    no Shipyard variables from the test process, and pip kept off the network."""
     tools = Path(sys.executable).parent
+    source = Path(shipyard.__file__).resolve().parents[1]
     home.mkdir(parents=True, exist_ok=True)
     return {
         "PATH": os.pathsep.join([str(tools), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "PYTHONPATH": str(source),
         "HOME": str(home),
         "LANG": "C.UTF-8",
         "PIP_NO_INDEX": "1",  # the runner's pip finds shipyard installed; never the network

@@ -8,60 +8,19 @@ credentials are the CI secrets: the server's URL and a deployer token.
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from shipyard.ci import CIOptions, render_ci
-from shipyard.registry import Registry
-from shipyard.registry_http import RegistryClient
-from tests.serving._hold import wait_until
 
 from ._play import GitHubWorkflow, GitLabFile, JobRun, runner_environment
+from ._server import MODEL, Server, git, registry_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-
-MODEL = "tumour_triage"
-SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
-
-
-@dataclass
-class Server:
-    """A ``shipyard server`` process on loopback and the tokens made for it."""
-
-    url: str
-    deployer: str
-    viewer: str
-
-    def client(self, token: str | None = None) -> RegistryClient:
-        return RegistryClient(self.url, token or self.viewer)
-
-    def state(self) -> dict[str, Any]:
-        """Each environment of project demo: what it holds (model -> tag or candidate id)."""
-        with self.client() as registry:
-            found = {}
-            for env in registry.list_environments("demo"):
-                status = registry.status("demo", env["name"])
-                found[env["name"]] = {
-                    "revision": status["revision"],
-                    "challenger_of": env["challenger_of"],
-                    "components": {
-                        c["name"]: c["tag"] or f"candidate {c['version_id']}"
-                        for c in status["components"]
-                    },
-                }
-        print(json.dumps(found))  # the state after each played step, for -s runs
-        return found
 
 
 @pytest.fixture()
@@ -72,74 +31,17 @@ def server(
     bundles: list[Path],
 ) -> Iterator[Server]:
     """Project demo with v1 of the model on every environment, served by ``shipyard server``."""
-    home = tmp_path / "registry"
-    for name in ("SHIPYARD_URL", "SHIPYARD_TOKEN", "SHIPYARD_DATABASE_URL", "SHIPYARD_PROJECT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("SHIPYARD_HOME", str(home))
-    monkeypatch.setenv("SHIPYARD_USER", "ops")
-    with Registry.open() as registry:
-        registry.create_project("demo", ["integration", "uat", "production"])
-        registry.trust_key("release", key_pair[1].read_text())
-        registry.register_model("demo", bundles[0])
-        registry.tag("demo", MODEL, 1)
-        registry.add_component("demo", "integration", MODEL)
-        registry.promote("demo", "integration")
-        registry.promote("demo", "uat")
-        deployer = registry.create_token("ci", "deployer")[1]
-        viewer = registry.create_token("checks", "viewer")[1]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    log = (tmp_path / "server.log").open("wb")
-    process = subprocess.Popen(
-        [SHIPYARD, "server", "--host", "127.0.0.1", "--port", str(port)],
-        env=dict(os.environ),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-
-        def healthy() -> bool:
-            assert process.poll() is None, (tmp_path / "server.log").read_text()
-            try:
-                return httpx.get(f"{url}/health", timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(healthy, "shipyard server started", timeout=60)
-        yield Server(url, deployer, viewer)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
-
-
-def _git(folder: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *args],
-        cwd=folder,
-        check=True,
-        capture_output=True,
-        text=True,
-        env={
-            **os.environ,
-            "GIT_AUTHOR_NAME": "dev",
-            "GIT_AUTHOR_EMAIL": "dev@example.org",
-            "GIT_COMMITTER_NAME": "dev",
-            "GIT_COMMITTER_EMAIL": "dev@example.org",
-        },
-    )
-    return done.stdout.strip()
+    with registry_server(tmp_path, monkeypatch, key_pair, bundles[0]) as running:
+        yield running
 
 
 def _repository(tmp_path: Path, bundle: Path, provider: str) -> Path:
     """A clone of a model repository: its export step (``make bundle``) writes the
     branch's bundle, and the rendered CI files; ``origin`` is a bare repository here."""
     origin = tmp_path / "origin.git"
-    _git(tmp_path, "init", "--quiet", "--bare", "-b", "main", str(origin))
+    git(tmp_path, "init", "--quiet", "--bare", "-b", "main", str(origin))
     repo = tmp_path / "repo"
-    _git(tmp_path, "clone", "--quiet", str(origin), str(repo))
+    git(tmp_path, "clone", "--quiet", str(origin), str(repo))
     (repo / "models").mkdir()
     shutil.copy2(bundle, repo / "models" / bundle.name)
     (repo / "Makefile").write_text(
@@ -147,10 +49,10 @@ def _repository(tmp_path: Path, bundle: Path, provider: str) -> Path:
         '\tcp models/*.tar.gz "$(SHIPYARD_BUNDLE_DIR)/"\n'
     )
     render_ci(CIOptions(provider, project="demo"), repo)
-    _git(repo, "checkout", "--quiet", "-B", "main")
-    _git(repo, "add", ".")
-    _git(repo, "commit", "--quiet", "-m", "The model and its CI")
-    _git(repo, "push", "--quiet", "origin", "main")
+    git(repo, "checkout", "--quiet", "-B", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "--quiet", "-m", "The model and its CI")
+    git(repo, "push", "--quiet", "origin", "main")
     return repo
 
 
@@ -297,8 +199,8 @@ def test_gitlab_pipelines_take_a_merge_request_through_a_challenger_to_productio
     # The merge: GitLab may run the stop job before the main branch's pipeline; the stop
     # job leaves a merged challenger to that pipeline.
     message = "Merge branch 'feature-7' into 'main'\n\nNew model\n\nSee merge request acme/models!7"
-    _git(repo, "commit", "--quiet", "--allow-empty", "-m", message)
-    _git(repo, "push", "--quiet", "origin", "main")
+    git(repo, "commit", "--quiet", "--allow-empty", "-m", message)
+    git(repo, "push", "--quiet", "origin", "main")
     stopped = ci.stop(merge_request, "challenger")
     assert stopped.result == "success" and "was merged" in stopped.log, stopped.log
     assert "pr-7" in server.state()

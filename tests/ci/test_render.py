@@ -28,14 +28,20 @@ def _tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(params=[None, "pytest -m smoke tests/smoke"], ids=["examples", "own-smoke"])
+@pytest.fixture(
+    params=[
+        [],
+        ["--smoke-command", "pytest -m smoke tests/smoke"],
+        ["--app", "web", "--smoke-command", "pytest -m smoke web/tests/smoke"],
+        ["--no-bundles", "--app", "."],
+    ],
+    ids=["examples", "own-smoke", "models-and-app", "app-alone"],
+)
 def rendered(request: pytest.FixtureRequest, tmp_path: Path, capsys) -> Path:
     """Both providers' files for project demo, written by the command into a repository."""
     for provider in ("github", "gitlab"):
         args = ["ci", "render", "--provider", provider, "-o", str(tmp_path), "-p", "demo"]
-        if request.param:
-            args += ["--smoke-command", request.param]
-        code, out, err = run_cli(capsys, *args)
+        code, out, err = run_cli(capsys, *args, *request.param)
         assert code == 0, err
     return tmp_path
 
@@ -159,14 +165,16 @@ def test_an_apps_repository_registers_its_app_instead_of_building_bundles(
     workflow = tmp_path / ".github/workflows/shipyard.yml"
     steps = yaml.safe_load(workflow.read_text())["jobs"]["challenger"]["steps"]
     runs = {s.get("name"): s.get("run") for s in steps}
-    assert runs["Register the app as a candidate and deploy it to the challenger"] == (
-        'shipyard app register web --env "$CHALLENGER"'
-    )
+    register = runs["Register the app as a candidate and deploy it to the challenger"]
+    assert 'shipyard app register web --env "$CHALLENGER" --sign-key "$sign_key"' in register
     assert not any("ci candidates" in (r or "") for r in runs.values())
-    assert _tool("actionlint", "-no-color", str(workflow)).returncode == 0
+    assert "secret SHIPYARD_SIGN_KEY" in workflow.read_text()  # the header says to set it
+    done = _tool("actionlint", "-no-color", str(workflow))
+    assert done.returncode == 0, done.stdout + done.stderr
     both = render_files(CIOptions("gitlab", "demo", app_dir="apps/web"))[".gitlab-ci.yml"]
     assert 'shipyard ci candidates "$SHIPYARD_BUNDLE_DIR" --env "$CHALLENGER"' in both
-    assert 'shipyard app register apps/web --env "$CHALLENGER"' in both
+    assert 'shipyard app register apps/web --env "$CHALLENGER" --sign-key' in both
+    assert "variable SHIPYARD_SIGN_KEY, of type File" in both
     assert "App bundles go here" not in render_files(CIOptions("gitlab", "demo"))[".gitlab-ci.yml"]
 
 

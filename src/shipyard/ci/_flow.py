@@ -39,9 +39,9 @@ class CIOptions:
     ``NAME-VERSION.tar.gz`` per model into ``$SHIPYARD_BUNDLE_DIR`` (None: the repository
     builds no model, as an app's own repository). ``app_dir`` is the folder of the
     repository's app (its shipyard-app.toml), registered with ``shipyard app register``
-    beside the bundles (None: no app). ``smoke_command``, when given, replaces the default
-    smoke test (each model's example input) and runs with $SHIPYARD_SMOKE_URL and
-    $SHIPYARD_SMOKE_API_KEY set.
+    beside the bundles, signed with the key in $SHIPYARD_SIGN_KEY (None: no app).
+    ``smoke_command``, when given, replaces the default smoke test (each model's example
+    input) and runs with $SHIPYARD_SMOKE_URL and $SHIPYARD_SMOKE_API_KEY set.
     """
 
     provider: str
@@ -102,12 +102,18 @@ class CIOptions:
         return self.environments[-1]
 
 
+SIGN_KEY = "SHIPYARD_SIGN_KEY"
+
+
 @dataclass(frozen=True)
 class Step:
-    """One shell step: a name people read in the CI log, and its script."""
+    """One shell step: a name people read in the CI log, and its script. ``secrets`` are
+    the secrets only this step gets (GitHub gives them to the step alone; on GitLab every
+    variable is the job's, so the script unsets them once used)."""
 
     name: str
     run: str
+    secrets: tuple[str, ...] = ()
 
 
 class Flow:
@@ -155,8 +161,9 @@ class Flow:
             register.append('shipyard ci candidates "$SHIPYARD_BUNDLE_DIR" --env "$CHALLENGER"')
             what.append("the bundles")
         if o.app_dir:
-            # The app folder locked as an app bundle: a candidate, added to the challenger.
-            register.append(f'shipyard app register {shlex.quote(o.app_dir)} --env "$CHALLENGER"')
+            # The app folder locked as an app bundle, signed (the last environment takes
+            # only signed versions): a candidate, added to the challenger.
+            register.append(self._register_app(o.app_dir))
             what.append("the app")
         save = "\n".join(
             [
@@ -177,10 +184,33 @@ class Flow:
         return [
             *build,
             Step(f"Create the challenger from {o.first}", create),
-            Step(name, "\n".join(register)),
+            Step(name, "\n".join(register), (SIGN_KEY,) if o.app_dir else ()),
             Step("Smoke-test the challenger", smoke),
             Step("Save the challenger's component config", save),
         ]
+
+    def _register_app(self, folder: str) -> str:
+        """``shipyard app register FOLDER`` signed with $SHIPYARD_SIGN_KEY: the private key
+        (PEM) itself (a GitHub secret, a GitLab variable), or the path of a file holding it
+        (a GitLab variable of type File). It goes into a file of mode 0600 that is removed
+        after, and out of the environment of every later command (the smoke test runs the
+        repository's code)."""
+        return "\n".join(
+            [
+                f': "${{{SIGN_KEY}:?is empty: set the {self.secret_kind} {SIGN_KEY} to the '
+                "private key (PEM) that signs the app, one the registry trusts (shipyard key "
+                'generate; shipyard key trust)}"',
+                'sign_key="$(mktemp)"',
+                f'if [ -f "${SIGN_KEY}" ]; then cat "${SIGN_KEY}" > "$sign_key"; '
+                f'else printf \'%s\\n\' "${SIGN_KEY}" > "$sign_key"; fi',
+                f"unset {SIGN_KEY}",
+                "registered=0",
+                f'shipyard app register {shlex.quote(folder)} --env "$CHALLENGER" '
+                '--sign-key "$sign_key" || registered=$?',
+                'rm -f "$sign_key"',
+                '[ "$registered" -eq 0 ]',
+            ]
+        )
 
     def integrate(self) -> list[Step]:
         """Merge: the challenger's component config into the first environment, tags, and

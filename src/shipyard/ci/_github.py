@@ -24,6 +24,11 @@ NOTES = [
     "    and fail at the credentials check;",
     "  - environment PRODUCTION with required reviewers: the production job waits for them.",
 ]
+# After the secrets, when the workflow registers an app.
+SIGN_NOTES = [
+    "  - secret SHIPYARD_SIGN_KEY: the private key (PEM) that signs the app, whose public",
+    "    key the registry trusts (shipyard key generate; shipyard key trust NAME.pub);",
+]
 
 
 def render(options: CIOptions) -> dict[str, str]:
@@ -87,7 +92,8 @@ def render(options: CIOptions) -> dict[str, str]:
             ),
         },
     }
-    notes = [line.replace("PRODUCTION", o.last) for line in NOTES]
+    lines = [*NOTES[:4], *(SIGN_NOTES if o.app_dir else []), *NOTES[4:]]
+    notes = [line.replace("PRODUCTION", o.last) for line in lines]
     return {PATH: header(o, notes) + "\n" + dump(document, spaced="jobs")}
 
 
@@ -123,7 +129,11 @@ def _job(
 def _step(step: Step | dict[str, Any]) -> dict[str, Any]:
     if isinstance(step, dict):
         return step
-    return {"name": step.name, "run": step.run}
+    rendered: dict[str, Any] = {"name": step.name}
+    if step.secrets:  # this step's alone: no other step's environment holds them
+        rendered["env"] = {name: f"${{{{ secrets.{name} }}}}" for name in step.secrets}
+    rendered["run"] = step.run
+    return rendered
 
 
 def _upload(name: str) -> dict[str, Any]:

@@ -37,6 +37,12 @@ NOTES = [
     "  - merges make merge commits (GitLab's default method and message template): the",
     "    main branch's pipeline reads the merge request's number from that message.",
 ]
+# After the variables, when the pipeline registers an app.
+SIGN_NOTES = [
+    "  - variable SHIPYARD_SIGN_KEY, of type File (GitLab cannot mask a value of several",
+    "    lines) and not protected: the private key (PEM) that signs the app, whose public",
+    "    key the registry trusts (shipyard key generate; shipyard key trust NAME.pub);",
+]
 
 
 def render(options: CIOptions) -> dict[str, str]:
@@ -130,7 +136,8 @@ def render(options: CIOptions) -> dict[str, str]:
             ),
         },
     }
-    notes = [line.replace("PRODUCTION", o.last) for line in NOTES]
+    lines = [*NOTES[:3], *(SIGN_NOTES if o.app_dir else []), *NOTES[3:]]
+    notes = [line.replace("PRODUCTION", o.last) for line in lines]
     return {PATH: header(o, notes) + "\n" + dump(document)}
 
 

@@ -54,8 +54,14 @@ def smoke(backend: Any, options: SmokeOptions) -> dict[str, Any]:
     p, e = options.project, options.environment
     status = to_json(backend.status(p, e))
     models = [c for c in status["components"] if c["kind"] == "model"]
-    if not models:
-        raise ShipyardError(f"{p}/{e} holds no model: nothing to smoke-test")
+    if not status["components"]:
+        raise ShipyardError(f"{p}/{e} holds no component: nothing to smoke-test")
+    if not models and not options.command:
+        # An app alone (a blank app's environment) is smoke-tested by its own command.
+        raise ShipyardError(
+            f"{p}/{e} holds no model: nothing to send an example to (give --command with "
+            "a smoke test of your own)"
+        )
     record, key = backend.create_api_key(p, e, _KEY_NAME)
     deadline = time.monotonic() + options.timeout
     try:
@@ -161,9 +167,10 @@ def _predict(
     )
     document = httpx.get(f"{url}/openapi.json", timeout=10).json()
     content = document["paths"].get(path, {}).get("post", {}).get("requestBody", {})
-    media = content.get("content", {}).get("application/json", {})
-    # The document names one example of each body form; the dict format's is the bundle's own.
-    example = (media.get("examples") or {}).get("dict", {}).get("value", media.get("example"))
+    # The route's named examples, one a form it takes; "dict" is the bundle's own
+    # example input (typed columns).
+    examples = content.get("content", {}).get("application/json", {}).get("examples", {})
+    example = examples.get("dict", {}).get("value")
     if example is None:
         raise ShipyardError(
             f"{name} has no example input to send (export the bundle with reference data, "
