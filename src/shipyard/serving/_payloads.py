@@ -120,6 +120,8 @@ def mlflow_columns(key: str, payload: Any, runner: ModelRunner) -> Any:
         return _rows_to_columns(payload["columns"], payload["data"])
     if isinstance(payload, dict):  # instances / inputs as columns: {column: [values]}
         return payload
+    if payload == []:  # no rows: zero values of every column (no record names one)
+        return {name: [] for name in runner.tables[runner.single_table].columns}
     if isinstance(payload, list) and payload and all(isinstance(r, list) for r in payload):
         # rows without names: the declared columns, in order (as a tensor's columns)
         names = list(runner.tables[runner.single_table].columns)
