@@ -211,6 +211,30 @@ def test_json_lines_that_are_not_records_are_rejected_by_number(
     assert rows == [0, 1, 3, 4, 6, 7, 8, 9]
 
 
+def test_a_json_line_holding_two_records_is_rejected_whole_with_its_number(
+    artifact: Artifact, tumours: pa.Table, tmp_path: Path
+) -> None:
+    # pyarrow reads the block (every line JSON) as 11 records for 10 lines
+    data = write_table(tumours.slice(0, 10), tmp_path / "in.jsonl")
+    lines = data.read_text().splitlines()
+    one = lines[4]
+    lines[4] = f"{one} {one}"
+    data.write_text("\n".join(lines) + "\n")
+    result = run_local(artifact, str(data), str(tmp_path / "out.jsonl"))
+    assert (result.rows, result.scored, result.rejected) == (10, 9, 1)
+    (record,) = rejects_of(tmp_path / "out.jsonl")
+    column = len(one) + 2  # where the second object starts (columns count from 1)
+    assert record["row"] == 4 and record["table"] is None
+    assert record["message"].startswith(f"line is not valid JSON (Extra data at column {column}): ")
+    assert read_table(tmp_path / "out.jsonl").column("_row").to_pylist() == [
+        0,
+        1,
+        2,
+        3,
+        *range(5, 10),
+    ]
+
+
 def test_rows_read_always_equal_rows_written_plus_rows_rejected(
     artifact: Artifact, tumours: pa.Table, tmp_path: Path
 ) -> None:

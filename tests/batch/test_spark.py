@@ -136,6 +136,74 @@ def test_a_line_with_the_wrong_number_of_fields_gets_the_same_reject_on_both_eng
         assert 12 not in want_rows.to_pylist() and 13 in want_rows.to_pylist()
 
 
+# Lines of a JSON Lines file that hold no record, each made from the record's own line.
+BAD_JSON_LINES = {
+    12: lambda line: line[:40],  # cut short, after a number
+    40: lambda line: "[1, 2, 3]",
+    300: lambda line: "42",
+    777: lambda line: line + " trailing",  # Spark's reader alone would read the object
+    900: lambda line: f"[{line}]",  # an array of the record: Spark's reader, one record
+    1234: lambda line: "[]",  # Spark's reader: no record, so no row to reject
+    1500: lambda line: line.replace('"', "'"),  # single quotes: not JSON
+    1600: lambda line: line + line,  # two objects on one line (pyarrow reads both)
+}
+
+
+def _damage_json_lines(tumours: pa.Table, path: Path) -> Path:
+    """The tumour rows as JSON Lines: DAMAGE's bad values, BAD_JSON_LINES, a blank line."""
+    records = tumours.to_pylist()
+    for row, (column, value) in DAMAGE.items():
+        records[row][column] = None if value == "" else value if value == "n/a" else float(value)
+    lines = [json.dumps(record) for record in records]
+    for row, damage in BAD_JSON_LINES.items():
+        lines[row] = damage(lines[row])
+    lines.insert(1000, "   ")  # a blank line is no record, and numbers none
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("id_column", [None, "id"])
+def test_a_json_line_that_is_no_record_gets_the_same_reject_on_both_engines(
+    spark: Any, signed_bundle: Path, tumours: pa.Table, tmp_path: Path, id_column: str | None
+) -> None:
+    data = _damage_json_lines(tumours, tmp_path / "in.jsonl")
+    options = BatchOptions(id_column=id_column, chunk_rows=300)
+    local = run_local(Artifact(signed_bundle), str(data), str(tmp_path / "local.csv"), options)
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(64 * 1024))  # several partitions
+    try:
+        result = run_spark(
+            signed_bundle, str(data), str(tmp_path / "spark.csv"), options, spark=spark
+        )
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    bad = sorted([*DAMAGE, *BAD_JSON_LINES])
+    assert (local.rows, local.scored, local.rejected) == (2000, 2000 - len(bad), len(bad))
+    assert (result.rows, result.scored, result.rejected) == (2000, 2000 - len(bad), len(bad))
+    local_rejects = sorted(rejects_of(tmp_path / "local.csv"), key=lambda r: r["row"])
+    spark_rejects = read_rejects(tmp_path / "spark.csv.rejects.jsonl")
+    spark_rejects.sort(key=lambda r: r["row"])
+    assert [r["row"] for r in local_rejects] == [r["row"] for r in spark_rejects] == bad
+    for got, want in zip(spark_rejects, local_rejects, strict=True):
+        assert got == want
+    by_row = {r["row"]: r for r in spark_rejects}
+    assert by_row[12]["message"] == (
+        "line is not valid JSON (Expecting ',' delimiter at column 41): "
+        """'{"id": "T0000012", "mean_radius": 12.163'"""
+    )
+    assert by_row[777]["message"].startswith("line is not valid JSON (Extra data at column ")
+    for row in (40, 300, 900, 1234):
+        assert by_row[row]["message"].startswith("line is not a JSON object: ")
+    assert by_row[1234]["message"] == "line is not a JSON object: '[]'"
+    for row in BAD_JSON_LINES:
+        assert by_row[row]["table"] is by_row[row]["column"] is None
+        assert by_row[row].get("id") is None
+    if id_column is None:  # the lines that hold no record keep their numbers: gaps in _row
+        got_rows = read_folder(tmp_path / "spark.csv", "csv").sort_by("_row").column("_row")
+        want_rows = ds.dataset(tmp_path / "local.csv", format="csv").to_table().column("_row")
+        assert got_rows.to_pylist() == want_rows.to_pylist()
+        assert 1234 not in want_rows.to_pylist() and 1235 in want_rows.to_pylist()
+
+
 def test_spark_submit_runs_the_example_on_a_python_without_shipyard(
     signed_bundle: Path, damaged: Path, tmp_path: Path
 ) -> None:

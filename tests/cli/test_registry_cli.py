@@ -18,6 +18,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from ..serving import _pipelines
 from .test_cli import run_cli
 
 MODEL = "tumour_triage"
@@ -186,6 +187,50 @@ def test_promote_and_rollback_list_the_change_and_dry_runs_change_nothing(
     # The diff reads as the change: promoting integration would add the model back.
     [change] = shipyard.json("env", "diff", "integration", "uat")["components"]
     assert (change["change"], change["a_version"], change["b_version"]) == ("added", "v1", None)
+
+
+def test_promoting_a_challenger_from_an_older_state_says_it_removes_what_it_lacks(
+    shipyard: Shipyard,
+    bundles: list[Path],
+    key_pair: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Issue 12: uat gained a model after pr-1 was cloned from it; promoting pr-1 removed
+    # that model silently, while env diff pr-1 uat called it "added".
+    _project_with_v1(shipyard, bundles[0])
+    monkeypatch.setenv("SHIPYARD_PROJECT", "demo")
+    shipyard.ok("env", "promote", "integration", "--yes")
+    shipyard.ok("env", "challenger", "create", "pr-1", "--from", "uat")
+    other = _pipelines.export(
+        _pipelines.frame_pipeline(),
+        tmp_path,
+        {"frame": {"a": [1.0], "b": [2.0], "c": [3.0]}},
+        key_pair[0],
+    )
+    shipyard.ok("model", "register", str(other))
+    shipyard.ok("model", "tag", "frame_total", "1")
+    shipyard.ok("component", "add", "frame_total", "--env", "uat")
+
+    [change] = shipyard.json("env", "diff", "pr-1", "uat")["components"]
+    assert (change["name"], change["change"], change["b_version"]) == (
+        "frame_total",
+        "removed",
+        "v1",
+    )
+    planned = shipyard.ok("env", "promote", "pr-1", "--dry-run")
+    assert planned.splitlines() == ["promoting pr-1 would change uat:", "  remove  frame_total v1"]
+    assert {name for name, _ in _components(shipyard.json("env", "status", "uat"))} == {
+        MODEL,
+        "frame_total",
+    }
+    out = shipyard.ok("env", "promote", "pr-1", "--yes")
+    said = out.splitlines()
+    assert "  remove  frame_total v1" in said
+    assert said.index("  remove  frame_total v1") < next(
+        i for i, line in enumerate(said) if line.startswith("promoted pr-1 -> uat")
+    )  # listed before it is done
+    assert _components(shipyard.json("env", "status", "uat")) == [(MODEL, "v1")]
 
 
 def test_four_eyes_a_promotion_waits_for_a_second_person(
@@ -375,6 +420,7 @@ def test_app_config_files_are_read_strictly_and_a_no_op_says_unchanged(
     shipyard.ok("component-config", "save", str(saved), *at)
     out = shipyard.ok("component-config", "apply", str(saved), *at, "--yes")
     assert out.startswith("unchanged: integration already holds that")
+    assert shipyard.json("env", "status", "integration")["revision"] == added["number"]
 
     twice = tmp_path / "twice.yaml"
     twice.write_text("threshold: 0.4\nteam: risk\nthreshold: 0.9\n")

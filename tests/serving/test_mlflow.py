@@ -102,3 +102,38 @@ def test_invocations_with_several_models_names_them(client: httpx.Client) -> Non
     assert response.status_code == 400
     message = response.json()["message"]
     assert "/invocations needs exactly one model" in message and "frame_total" in message
+
+
+def test_invocations_names_the_models_only_to_a_caller_with_a_key(toy_runners: dict) -> None:
+    from shipyard.serving import KeyRing, ServingApp, bundle_table
+
+    from .conftest import guarded_server
+
+    locked = ServingApp(
+        bundle_table([toy_runners["frame"], toy_runners["tensors"]]),
+        keys=KeyRing.from_keys(["s3cret-key"]),
+    )
+    with guarded_server(locked) as base:
+        anonymous = httpx.post(base + "/invocations", json=SPLIT, timeout=30)
+        assert anonymous.status_code == 401
+        assert "frame_total" not in anonymous.text and "tensor_score" not in anonymous.text
+        keyed = httpx.post(
+            base + "/invocations", json=SPLIT, headers={"X-API-Key": "s3cret-key"}, timeout=30
+        )
+        assert keyed.status_code == 400 and "frame_total" in keyed.json()["message"]
+
+
+def test_invocations_takes_only_mlflow_payloads(toy_runners: dict) -> None:
+    from shipyard.serving import ServingApp, bundle_table
+
+    from .conftest import guarded_server
+
+    one = ServingApp(bundle_table([toy_runners["frame"]]), seed=1)
+    with guarded_server(one) as base:
+        for body in ({"frame": {"a": [1], "b": [2], "c": [3]}}, {"a": [1], "b": [2], "c": [3]}):
+            refused = httpx.post(base + "/invocations", json=body, timeout=30)
+            assert refused.status_code == 400, refused.text
+            message = refused.json()["message"]
+            assert "dataframe_split, dataframe_records, instances, inputs" in message
+        with_params = httpx.post(base + "/invocations", json={**RECORDS, "params": {}}, timeout=30)
+        assert with_params.json() == {"predictions": [{"total": 6.0}, {"total": 15.0}]}

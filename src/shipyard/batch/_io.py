@@ -34,7 +34,7 @@ from ..errors import UsageError
 # the engines take them from here.
 from ..registry import batch_formats as formats  # noqa: F401
 from ..registry import rejects_location  # noqa: F401
-from ._reasons import shown, wrong_field_count
+from ._reasons import json_record, wrong_field_count
 
 ROW = "_row"  # the record's number in its input file, carried when no id column is named
 S3_ENDPOINT_ENV = "SHIPYARD_S3_ENDPOINT_URL"
@@ -257,26 +257,32 @@ class Source:
     def _json_block(self, lines: list[bytes], start: int) -> Chunk:
         text = b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines)
         try:
+            text.decode("utf-8")  # pyarrow reads bytes that are not UTF-8 into its strings
             table = pjson.read_json(
                 io.BytesIO(text), read_options=pjson.ReadOptions(block_size=len(text) + 1)
             )
-            found = set(table.column_names)
-            columns = {n: table.column(n).combine_chunks() for n in self._read if n in found}
-            return Chunk(self._numbered(columns, range(start, start + len(lines))))
-        except pa.ArrowInvalid:
-            pass  # a line that is not JSON, or a column whose type changes: line by line
+            if table.num_rows == len(lines):  # not so when a line holds two objects
+                found = set(table.column_names)
+                columns = {n: table.column(n).combine_chunks() for n in self._read if n in found}
+                return Chunk(self._numbered(columns, range(start, start + len(lines))))
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            pass  # a line that is not one JSON object, or a column whose type changes
+        # Line by line: orjson reads the good ones quickly, and json_record (as the Spark
+        # engine reads every line) decides on any orjson refuses, and words its reason.
         records: list[dict[str, Any]] = []
         rows: list[int] = []
         unreadable: list[tuple[int | None, str]] = []
         for i, line in enumerate(lines):
+            decoded = line.decode("utf-8", errors="replace")
             try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                unreadable.append((start + i, f"line is not valid JSON ({exc}): {_shown(line)}"))
-                continue
-            if not isinstance(record, dict):
-                unreadable.append((start + i, f"line is not a JSON object: {_shown(line)}"))
-                continue
+                record = orjson.loads(decoded)
+            except orjson.JSONDecodeError:
+                record = None
+            if type(record) is not dict:
+                record, reason = json_record(decoded)
+                if record is None:
+                    unreadable.append((start + i, reason or "line is not a JSON object"))
+                    continue
             records.append(record)
             rows.append(start + i)
         names = [n for n in self._read if any(n in r for r in records)]
@@ -304,16 +310,11 @@ class Source:
         self.close()
 
 
-def _shown(line: bytes) -> str:
-    """A line of input for a message: decoded, stripped, at most 200 characters, quoted."""
-    return shown(line.decode("utf-8", errors="replace"))
-
-
 def _loose_array(values: list[Any]) -> pa.Array:
     """Values of one JSON column; mixed types become text, for validation to name."""
     try:
         return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):  # overflow: an int past 64 bits
         text = [v if v is None or isinstance(v, str) else orjson.dumps(v).decode() for v in values]
         return pa.array(text, type=pa.string())
 

@@ -9,7 +9,9 @@ travel as a broadcast: the cluster needs only the libraries of requirements.txt)
 written with ``df.write``. Rows that fail validation
 come back marked with their reason and are written beside the output, as on the local
 engine; so are CSV lines with the wrong number of fields (Spark keeps their text in a
-corrupt-record column), with the local engine's reason and row number. Spark writes
+corrupt-record column) and JSON Lines lines that are not one JSON object (each line is
+read as text and judged by ``_reasons.json_record``, as the local engine judges it),
+with the local engine's reason and row number. Spark writes
 folders of part files; on a local disk they are written under a temporary name and
 renamed when complete.
 """
@@ -38,7 +40,7 @@ from ._local import BatchResult, provenance
 from ._options import BatchOptions
 
 REASON = "_reject"  # the column the entry point marks a rejected row's reason in
-UNREADABLE = "_shipyard_unreadable"  # a CSV line with the wrong number of fields, as read
+UNREADABLE = "_shipyard_unreadable"  # the text of a line that holds no record, as read
 # Spark parses only the CSV columns a query uses unless told otherwise, and then cannot
 # see that a line has too few or too many fields.
 _CSV_PRUNING = "spark.sql.csv.parser.columnPruning.enabled"
@@ -145,8 +147,11 @@ def read_input(spark: Any, location: str, fmt: str) -> Any:
 
     A CSV frame also has ``_shipyard_unreadable``: the text of a line whose number of
     fields differs from the header's (null for the others; read with the session's CSV
-    column pruning off, or Spark would not notice).
+    column pruning off, or Spark would not notice). So does a JSON Lines frame, for a
+    line that is not one JSON object (see ``_read_json_lines``).
     """
+    if fmt == "jsonl":
+        return _read_json_lines(spark, location)
     if fmt != "csv":
         return spark.read.format(_SPARK_FORMATS[fmt]).load(location)
     from pyspark.sql.types import StringType, StructField, StructType
@@ -162,6 +167,33 @@ def read_input(spark: Any, location: str, fmt: str) -> Any:
         .option("columnNameOfCorruptRecord", UNREADABLE)
         .csv(location)
     )
+
+
+def _read_json_lines(spark: Any, location: str) -> Any:
+    """JSON Lines as a DataFrame of their records, one row a non-blank line, in file order.
+
+    Spark's JSON reader would read a line holding an array as several records (``[]``
+    as none), and a line with text after its object as that object; so each line is
+    read as text (split at line feeds only, blank lines skipped, as the local engine reads
+    it), judged by ``_reasons.json_record`` on the workers (``_shipyard_unreadable``
+    holds the text of a line that is no record), and parsed with the schema Spark
+    infers from the file.
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StructType
+
+    inferred = spark.read.option("lineSep", "\n").json(location).schema
+    if UNREADABLE in inferred.fieldNames():
+        raise UsageError(f"'{location}' has a field named '{UNREADABLE}', which Shipyard uses")
+    # Spark's own corrupt-record column, present when it met a line it could not parse
+    schema = StructType([f for f in inferred.fields if f.name != "_corrupt_record"])
+    lines = spark.read.option("lineSep", "\n").text(location)
+    lines = lines.where(F.col("value").rlike(r"\S"))  # \s: the whitespace bytes.strip drops
+    reason = F.udf(_reasons.json_reason, "string", useArrow=True)
+    return lines.select(
+        F.from_json(F.col("value"), schema).alias("record"),
+        F.when(reason(F.col("value")).isNotNull(), F.col("value")).alias(UNREADABLE),
+    ).select("record.*", UNREADABLE)
 
 
 def line_reasons(expected: int) -> Callable[[str | None], str | None]:
@@ -229,8 +261,9 @@ def run_spark(
     Raises UsageError, the bundle's ArtifactError, ModelError, or Spark's error when the
     job fails.
     """
-    from pyspark import StorageLevel
+    from pyspark import StorageLevel, cloudpickle
 
+    cloudpickle.register_pickle_by_value(_reasons)  # the workers may have no Shipyard
     started = time.perf_counter()
     options = options or BatchOptions()
     id_column = options.id_column
@@ -257,7 +290,11 @@ def run_spark(
             frame = read_input(session, input, input_format)
             if id_column is not None and id_column not in frame.columns:
                 raise UsageError(f"'{input}' has no column '{id_column}'")
-            header = [c for c in frame.columns if c != UNREADABLE]
+            reasons = (
+                line_reasons(len([c for c in frame.columns if c != UNREADABLE]))
+                if input_format == "csv"
+                else _reasons.json_reason
+            )
             if id_column != ROW:  # a reject's row is the record's number, with an id too
                 frame = with_row_numbers(frame)
             passthrough = [key] if key == ROW else [key, ROW]
@@ -274,7 +311,7 @@ def run_spark(
                 options.app_config,
             )
             persisted = scored.persist(StorageLevel.MEMORY_AND_DISK)
-            counts = _write_both(persisted, key, output, format, len(header))
+            counts = _write_both(persisted, key, output, format, reasons)
     finally:
         if owned:
             session.stop()
@@ -293,17 +330,23 @@ def run_spark(
     )
 
 
-def _write_both(scored: Any, key: str, output: str, fmt: str, fields: int) -> dict[bool, int]:
+def _write_both(
+    scored: Any,
+    key: str,
+    output: str,
+    fmt: str,
+    line_reason: Callable[[str | None], str | None],
+) -> dict[bool, int]:
     """Write the valid rows to ``output`` and the rejected ones beside it; count both.
 
     ``scored`` is persisted: both writes and the count read it once computed. A row with
-    ``_shipyard_unreadable`` is a CSV line the header's ``fields`` do not fit: rejected
-    with no id, table or column, whatever scoring made of it, as on the local engine.
+    ``_shipyard_unreadable`` is a line that holds no record (a CSV line the header does
+    not fit, a JSON line that is no object): rejected with no id, table or column,
+    whatever scoring made of it, as on the local engine, for ``line_reason`` of its
+    text (run on the workers).
     """
-    from pyspark import cloudpickle
     from pyspark.sql import functions as F
 
-    cloudpickle.register_pickle_by_value(_reasons)  # the workers may have no Shipyard
     try:
         reason = F.from_json(F.col(REASON), _REASON_SCHEMA)
         has_line = UNREADABLE in scored.columns
@@ -317,8 +360,7 @@ def _write_both(scored: Any, key: str, output: str, fmt: str, fields: int) -> di
         ident = F.col(key) if key == ROW else readable(F.col(key))
         message = reason["message"]
         if has_line:
-            line_reason = F.udf(line_reasons(fields), "string", useArrow=False)
-            message = F.coalesce(line_reason(line), message)
+            message = F.coalesce(F.udf(line_reason, "string", useArrow=False)(line), message)
         bad = scored.where(~ok).select(
             ident.alias(key),
             readable(reason["table"]).alias("table"),

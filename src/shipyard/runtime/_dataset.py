@@ -350,6 +350,9 @@ def parse_dataset(
                 raise MissingColumn("table is missing from the input", name, want[0])
             continue
         given = columns_of(name, data[name])
+        if not given and not isinstance(data[name], Mapping):
+            # no records at all: zero rows of every column, not a table with none
+            given = {column: (None, []) for column in spec.columns}
         for column in want:
             if column not in given:
                 raise MissingColumn("column is missing from the input", name, column)

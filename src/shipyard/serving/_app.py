@@ -61,6 +61,7 @@ from ._metrics import Metrics
 from ._payloads import (
     Decoded,
     decode_infer,
+    decode_invocations,
     decode_predict,
     encode_infer,
     encode_predict,
@@ -232,13 +233,19 @@ class ServingApp:
         """MLflow's scoring route: the one model of the environment, in MLflow's formats.
 
         MLflow's clients and scripts call exactly ``POST /invocations``; with several models
-        the request cannot say which, so it is a 400 naming them (use the predict route).
+        the request cannot say which, so it is a 400 naming them (use the predict route),
+        once the caller's key is checked: the names are not for anyone without one.
         """
         names = sorted(self.table.models)
         if len(names) == 1:
-            await self._model_request(scope, receive, send, names[0], None, False)
+            await self._model_request(scope, receive, send, names[0], None, False, mlflow=True)
             return
         request_id = self._request_id(scope)
+        try:
+            self._check_key(scope)
+        except HttpError as refused:
+            await self._send_error(send, refused, request_id, None, False)
+            return
         detail = (
             f"it serves {len(names)} models ({', '.join(names)}): call one's predict route, "
             f"/api/v1/projects/{self.table.project}/environments/{self.table.environment}"
@@ -317,12 +324,17 @@ class ServingApp:
         version: str | None,
         oip: bool,
         parts: list[str] | None = None,
+        *,
+        mlflow: bool = False,
     ) -> None:
-        """Answer a predict (``oip`` False) or infer request; every outcome is counted."""
+        """Answer a predict (``oip`` False) or infer request; every outcome is counted.
+
+        ``mlflow``: the body must be one of MLflow's payloads (``/invocations``).
+        """
         started = time.perf_counter()
         table = self.table
         request_id = self._request_id(scope)
-        route = "infer" if oip else "predict"
+        route = "infer" if oip else "invocations" if mlflow else "predict"
         runner: ModelRunner | None = None
         calls: list[dict[str, Any]] | None = None  # the llm calls made, when the plan has any
         status = 200
@@ -338,7 +350,7 @@ class ServingApp:
             runner = entry.pick(self._draw()) if version is None else runner_of(entry, version)
             body = await read_body(scope, receive, self.max_body_bytes)
             bool_free = b"true" not in body and b"false" not in body
-            decoded = self._decode(scope, body, runner, oip, bool_free)
+            decoded = self._decode(scope, body, runner, oip, bool_free, mlflow)
             if self.strict:
                 _refuse_undeclared(runner, decoded)
             plan = runner.plan_for(decoded.outputs)
@@ -413,12 +425,19 @@ class ServingApp:
             self.capture.offer_calls(record)
 
     def _decode(
-        self, scope: Scope, body: bytes, runner: ModelRunner, oip: bool, bool_free: bool
+        self,
+        scope: Scope,
+        body: bytes,
+        runner: ModelRunner,
+        oip: bool,
+        bool_free: bool,
+        mlflow: bool = False,
     ) -> Decoded:
         if oip:
             head, binary = split_binary(body, header(scope, b"inference-header-content-length"))
             return decode_infer(decode_json(head), binary, runner, bool_free)
-        decoded = decode_predict(decode_json(body), runner, bool_free)
+        decode = decode_invocations if mlflow else decode_predict
+        decoded = decode(decode_json(body), runner, bool_free)
         query = scope.get("query_string")
         if query:
             wanted = parse_qs(query.decode("latin-1")).get("outputs")

@@ -1,17 +1,18 @@
-"""The forms a predict body may take, as JSON Schema and as examples, for the OpenAPI document.
+"""The forms a predict or /invocations body may take, as JSON Schema and as examples.
 
 What ``_payloads.decode_predict`` accepts: the dict format (each table as plain or typed
 columns, or as records); for a pipeline with one input table also that table alone, with
-no table level (columns, or a list of records); and MLflow's four payloads. The request
-schema is a ``oneOf`` of these forms (a body is read as exactly one of them), and each
-form has a named example made from the bundle's example input.
-"""
+no table level (columns, or a list of records); and MLflow's four payloads, which are all
+that ``/invocations`` takes (``decode_invocations``). Each request schema is a ``oneOf``
+of its forms (a body is read as exactly one of them), and each form has a named example
+made from the bundle's example input; the OpenAPI document is built from them."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
+from ._payloads import MLFLOW_KEYS
 from ._runner import ModelRunner
 
 _JSON_TYPES: dict[str, dict[str, Any]] = {
@@ -64,9 +65,10 @@ def _mlflow(key: str, payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def predict_schema(model: str, runner: ModelRunner, schemas: dict[str, Any]) -> dict[str, Any]:
-    """The predict body of ``runner`` (a ``oneOf`` of its forms); each table's columns and
-    records schemas go into ``schemas`` once."""
+def _table_refs(
+    model: str, runner: ModelRunner, schemas: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """References to each table's columns and records schemas, which go into ``schemas``."""
     tables: dict[str, dict[str, Any]] = {}
     records: dict[str, dict[str, Any]] = {}
     for name, spec in runner.tables.items():
@@ -87,6 +89,36 @@ def predict_schema(model: str, runner: ModelRunner, schemas: dict[str, Any]) -> 
         }
         tables[name] = {"$ref": f"#/components/schemas/{key}.columns"}
         records[name] = {"$ref": f"#/components/schemas/{key}.records"}
+    return tables, records
+
+
+def _mlflow_forms(table: dict[str, Any], rows: dict[str, Any]) -> list[dict[str, Any]]:
+    """MLflow's four payloads of one table (its columns schema ``table``, records ``rows``)."""
+    positional = {
+        "type": "array",
+        "description": "Rows of values in the declared column order",
+        "items": {"type": "array"},
+    }
+    split = {
+        "type": "object",
+        "properties": {
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "data": positional,
+        },
+        "required": ["columns", "data"],
+    }
+    return [
+        _mlflow("dataframe_split", split),
+        _mlflow("dataframe_records", rows),
+        _mlflow("instances", {"anyOf": [rows, positional, table]}),
+        _mlflow("inputs", {"anyOf": [table, rows, positional]}),
+    ]
+
+
+def predict_schema(model: str, runner: ModelRunner, schemas: dict[str, Any]) -> dict[str, Any]:
+    """The predict body of ``runner`` (a ``oneOf`` of its forms); each table's columns and
+    records schemas go into ``schemas`` once."""
+    tables, records = _table_refs(model, runner, schemas)
     dict_format = {
         "title": "dict format",
         "description": "{table: {column: [values]}}, {table: {column: {type, values}}} or "
@@ -101,19 +133,6 @@ def predict_schema(model: str, runner: ModelRunner, schemas: dict[str, Any]) -> 
     if only is None:
         return {"oneOf": [dict_format]}
     table, rows = tables[only], records[only]
-    positional = {
-        "type": "array",
-        "description": "Rows of values in the declared column order",
-        "items": {"type": "array"},
-    }
-    split = {
-        "type": "object",
-        "properties": {
-            "columns": {"type": "array", "items": {"type": "string"}},
-            "data": positional,
-        },
-        "required": ["columns", "data"],
-    }
     bare_columns = {
         "title": "one table as columns, no table level",
         "allOf": [table],
@@ -124,12 +143,22 @@ def predict_schema(model: str, runner: ModelRunner, schemas: dict[str, Any]) -> 
             dict_format,
             bare_columns,
             {"title": "one table as records, no table level", **rows},
-            _mlflow("dataframe_split", split),
-            _mlflow("dataframe_records", rows),
-            _mlflow("instances", {"anyOf": [rows, positional, table]}),
-            _mlflow("inputs", {"anyOf": [table, rows, positional]}),
+            *_mlflow_forms(table, rows),
         ]
     }
+
+
+def invocations_schema(
+    model: str | None, runner: ModelRunner | None, schemas: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``/invocations`` body: a ``oneOf`` of MLflow's four payloads, each of the one
+    model's table (``model`` served by ``runner``); of any content when there is no such
+    model or its pipeline has several tables (no MLflow payload fits it then)."""
+    only = runner.single_table if runner is not None else None
+    if model is None or runner is None or only is None:
+        return {"oneOf": [_mlflow(key, {}) for key in MLFLOW_KEYS]}
+    tables, records = _table_refs(model, runner, schemas)
+    return {"oneOf": _mlflow_forms(tables[only], records[only])}
 
 
 def predict_examples(runner: ModelRunner) -> dict[str, Any]:
@@ -138,10 +167,7 @@ def predict_examples(runner: ModelRunner) -> dict[str, Any]:
     example = runner.example_input
     if not isinstance(example, dict):
         return {}
-    columns = {
-        table: {name: column["values"] for name, column in given.items()}
-        for table, given in example.items()
-    }
+    columns = _example_columns(example)
     records = {table: _records(given) for table, given in columns.items()}
     found: dict[str, tuple[str, Any]] = {
         "dict": ("The dict format, typed columns", example),
@@ -150,19 +176,46 @@ def predict_examples(runner: ModelRunner) -> dict[str, Any]:
     }
     only = runner.single_table
     if only is not None and only in columns:
-        names = list(columns[only])
-        rows = [list(row.values()) for row in records[only]]
         found |= {
             "columns": ("The table alone as columns", columns[only]),
             "records": ("The table alone as records", records[only]),
-            "dataframe_split": (
-                "MLflow dataframe_split",
-                {"dataframe_split": {"columns": names, "data": rows}},
-            ),
-            "dataframe_records": ("MLflow dataframe_records", {"dataframe_records": records[only]}),
-            "instances": ("MLflow instances, as records", {"instances": records[only]}),
-            "inputs": ("MLflow inputs, as columns", {"inputs": columns[only]}),
+            **_mlflow_examples(columns[only]),
         }
+    return _named(found)
+
+
+def invocations_examples(runner: ModelRunner) -> dict[str, Any]:
+    """A named example of each of MLflow's payloads for ``runner``'s one table, from its
+    bundle's example input; {} when it has none or several tables."""
+    example, only = runner.example_input, runner.single_table
+    if not isinstance(example, dict) or only is None or only not in example:
+        return {}
+    return _named(_mlflow_examples(_example_columns(example)[only]))
+
+
+def _example_columns(example: dict[str, Any]) -> dict[str, dict[str, list[Any]]]:
+    return {
+        table: {name: column["values"] for name, column in given.items()}
+        for table, given in example.items()
+    }
+
+
+def _mlflow_examples(columns: dict[str, list[Any]]) -> dict[str, tuple[str, Any]]:
+    """MLflow's four payloads of one table given as ``columns``, with their summaries."""
+    records = _records(columns)
+    rows = [list(row.values()) for row in records]
+    return {
+        "dataframe_split": (
+            "MLflow dataframe_split",
+            {"dataframe_split": {"columns": list(columns), "data": rows}},
+        ),
+        "dataframe_records": ("MLflow dataframe_records", {"dataframe_records": records}),
+        "instances": ("MLflow instances, as records", {"instances": records}),
+        "inputs": ("MLflow inputs, as columns", {"inputs": columns}),
+    }
+
+
+def _named(found: dict[str, tuple[str, Any]]) -> dict[str, Any]:
     return {name: {"summary": summary, "value": value} for name, (summary, value) in found.items()}
 
 

@@ -3,9 +3,11 @@
 Each model gets its predict route, with a request schema made from input_info.json (a
 ``oneOf`` of the forms a body may take, see ``_forms``) and an example of each form from
 its bundle's example input, and its Open Inference Protocol infer routes, with a request
-schema naming its input tensors. The document says what the server checks: field types,
-the fields it needs, the names it knows (models, versions, nodes), and every status a
-route answers with the body it carries.
+schema naming its input tensors. MLflow's ``/invocations`` is documented for the one
+model it serves (its four payloads), or as the 400 it answers when there are several.
+The document says what the server checks: field types, the fields it needs, the names it
+knows (models, versions, nodes), and every status a route answers with the body it
+carries.
 """
 
 from __future__ import annotations
@@ -14,7 +16,14 @@ import re
 from typing import Any
 
 from .._version import __version__
-from ._forms import component_key, predict_examples, predict_schema, value_schema
+from ._forms import (
+    component_key,
+    invocations_examples,
+    invocations_schema,
+    predict_examples,
+    predict_schema,
+    value_schema,
+)
 from ._payloads import DATATYPES
 from ._routes import RouteTable
 from ._runner import ModelRunner
@@ -66,6 +75,36 @@ def _model_errors(style: str) -> dict[str, Any]:
     }
 
 
+def _outputs_parameter(runner: ModelRunner) -> dict[str, Any]:
+    nodes = sorted(runner.executor.nodes)
+    return {
+        "name": "outputs",
+        "in": "query",
+        "required": False,
+        "description": "Comma-separated nodes to return (default: the outputs, "
+        f"{', '.join(runner.plan.outputs)}). Nodes: {', '.join(nodes)}.",
+        "schema": {"type": "string", "pattern": _names_pattern(nodes)},
+    }
+
+
+def _predictions(runner: ModelRunner) -> dict[str, Any]:
+    """MLflow's answer: one record a row, of the nodes asked for."""
+    return {
+        "title": "MLflow predictions",
+        "type": "object",
+        "properties": {
+            "predictions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "propertyNames": {"enum": sorted(runner.executor.nodes)},
+                },
+            }
+        },
+        "required": ["predictions"],
+    }
+
+
 def _predict(name: str, runner: ModelRunner, schemas: dict[str, Any]) -> dict[str, Any]:
     nodes = sorted(runner.executor.nodes)
     typed = {
@@ -82,12 +121,7 @@ def _predict(name: str, runner: ModelRunner, schemas: dict[str, Any]) -> dict[st
     answer = {
         "anyOf": [
             {"title": "typed dict format", "type": "object", "properties": typed},
-            {
-                "title": "MLflow predictions",
-                "type": "object",
-                "properties": {"predictions": {"type": "array", "items": {"type": "object"}}},
-                "required": ["predictions"],
-            },
+            _predictions(runner),
         ]
     }
     body: dict[str, Any] = {"schema": predict_schema(name, runner, schemas)}
@@ -98,16 +132,7 @@ def _predict(name: str, runner: ModelRunner, schemas: dict[str, Any]) -> dict[st
         "post": {
             "summary": f"{name} {runner.version}: {runner.executor.metadata['description']}",
             "operationId": f"predict_{name}",
-            "parameters": [
-                {
-                    "name": "outputs",
-                    "in": "query",
-                    "required": False,
-                    "description": "Comma-separated nodes to return (default: the outputs, "
-                    f"{', '.join(runner.plan.outputs)}). Nodes: {', '.join(nodes)}.",
-                    "schema": {"type": "string", "pattern": _names_pattern(nodes)},
-                }
-            ],
+            "parameters": [_outputs_parameter(runner)],
             "requestBody": {"required": True, "content": {"application/json": body}},
             "responses": {
                 "200": _ok(
@@ -119,6 +144,74 @@ def _predict(name: str, runner: ModelRunner, schemas: dict[str, Any]) -> dict[st
             },
             "security": _SECURITY,
         }
+    }
+
+
+def _invocations(table: RouteTable, schemas: dict[str, Any]) -> dict[str, Any]:
+    """MLflow's scoring route: the one model's MLflow payloads, or a 400 naming the models."""
+    names = sorted(table.models)
+    one = names[0] if len(names) == 1 else None
+    runner = table.models[one].primary if one is not None else None
+    body: dict[str, Any] = {"schema": invocations_schema(one, runner, schemas)}
+    operation: dict[str, Any] = {"operationId": "invocations", "security": _SECURITY}
+    if runner is not None:
+        examples = invocations_examples(runner)
+        if examples:
+            body["examples"] = examples
+        errors = _model_errors("PredictError")
+        del errors["404"]  # the route names no model: it is the one served
+        errors["400"] = _error(
+            "Not one of MLflow's payloads (a JSON object with exactly one of "
+            "dataframe_split, dataframe_records, instances, inputs, and optionally params), "
+            "malformed JSON, or a field of the wrong type",
+            "PredictError",
+        )
+        if runner.single_table is None:
+            errors["422"] = _error(
+                f"Always: {one}'s pipeline has several input tables, which no MLflow "
+                "payload can carry (use its predict route and the dict format)",
+                "PredictError",
+            )
+        operation |= {
+            "summary": f"MLflow's scoring route: {one} {runner.version}",
+            "description": "What MLflow's clients and scripts call. Takes exactly one of "
+            "MLflow's payloads and answers MLflow's way, one record a row; the same "
+            "model and checks as its predict route.",
+            "parameters": [_outputs_parameter(runner)],
+            "responses": {
+                "200": _ok('{"predictions": [records]}, one record a row', _predictions(runner)),
+                **errors,
+            },
+        }
+    else:
+        served = f"{len(names)} models ({', '.join(names)})" if names else "no model"
+        operation |= {
+            "summary": "MLflow's scoring route (for an environment with one model)",
+            "description": f"This environment serves {served}, so the route cannot say "
+            "which to call: every request (once its API key is checked) is a 400 naming the "
+            "models; call one's predict route instead.",
+            "responses": {
+                "400": _error(f"AmbiguousModel: this environment serves {served}", "PredictError"),
+                "401": _model_errors("PredictError")["401"],
+            },
+        }
+    operation["requestBody"] = {"required": True, "content": {"application/json": body}}
+    refused = _error("Only POST is served here", "PredictError")
+    refused["headers"] = {
+        **refused["headers"],
+        "Allow": {
+            "description": "The methods the path takes",
+            "required": True,
+            "schema": {"const": "POST"},
+        },
+    }
+    return {
+        "post": operation,
+        "get": {
+            "summary": "not served: MLflow's scoring route takes POST",
+            "operationId": "invocations_get",
+            "responses": {"405": refused},
+        },
     }
 
 
@@ -403,6 +496,7 @@ def openapi(table: RouteTable, secured: bool = True) -> dict[str, Any]:
         versioned = _infer(name, True)
         versioned["post"]["parameters"] = [_path_parameter("version", sorted(route.versions))]
         paths[f"/v2/models/{name}/versions/{{version}}/infer"] = versioned
+    paths["/invocations"] = _invocations(table, schemas)
     paths.update(_info_paths(table))
     if not secured:
         for item in paths.values():

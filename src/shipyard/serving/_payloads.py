@@ -45,18 +45,26 @@ class Decoded:
 # -- the predict route: the dict format or MLflow's payloads ---------------------------------
 
 
+def _only_mlflow_key(document: Any) -> str | None:
+    """The one MLflow key of ``document`` when it holds exactly one (plus optional
+    ``params``) and nothing else; None otherwise."""
+    if type(document) is not dict:
+        return None
+    keys = [k for k in MLFLOW_KEYS if k in document]
+    if len(keys) != 1 or set(document) - {keys[0], "params"}:
+        return None
+    return keys[0]
+
+
 def mlflow_key(document: Any, runner: ModelRunner) -> str | None:
     """The MLflow payload key a predict body uses, or None for the dict format.
 
     A body is MLflow's when it holds exactly one of its keys (plus optional ``params``)
     and that key is not also a table or column the pipeline declares.
     """
-    if type(document) is not dict:
+    key = _only_mlflow_key(document)
+    if key is None:
         return None
-    keys = [k for k in MLFLOW_KEYS if k in document]
-    if len(keys) != 1 or set(document) - {keys[0], "params"}:
-        return None
-    key = keys[0]
     if key in runner.tables or (
         runner.single_table and key in runner.tables[runner.single_table].columns
     ):
@@ -70,6 +78,27 @@ def decode_predict(document: Any, runner: ModelRunner, bool_free: bool) -> Decod
     if key is None:
         tables, rows = runner.dataset(document, bool_free)
         return Decoded(tables, rows, "dict", document)
+    return _decode_mlflow(key, document, runner, bool_free)
+
+
+def decode_invocations(document: Any, runner: ModelRunner, bool_free: bool) -> Decoded:
+    """An ``/invocations`` body: exactly one of MLflow's four payloads, validated.
+
+    As MLflow's scoring server, the route takes nothing else: any other body is HttpError
+    400 naming the four keys. Its key is MLflow's even where a column shares its name.
+    """
+    key = _only_mlflow_key(document)
+    if key is None:
+        raise HttpError(
+            400,
+            "BadRequest",
+            "/invocations takes one of MLflow's payloads: a JSON object with exactly one of "
+            f"{', '.join(MLFLOW_KEYS)} (and optionally params)",
+        )
+    return _decode_mlflow(key, document, runner, bool_free)
+
+
+def _decode_mlflow(key: str, document: Any, runner: ModelRunner, bool_free: bool) -> Decoded:
     given = mlflow_columns(key, document[key], runner)
     tables, rows = runner.columns(given, bool_free)
     return Decoded(tables, rows, "mlflow", given)
@@ -91,6 +120,8 @@ def mlflow_columns(key: str, payload: Any, runner: ModelRunner) -> Any:
         return _rows_to_columns(payload["columns"], payload["data"])
     if isinstance(payload, dict):  # instances / inputs as columns: {column: [values]}
         return payload
+    if payload == []:  # no rows: zero values of every column (no record names one)
+        return {name: [] for name in runner.tables[runner.single_table].columns}
     if isinstance(payload, list) and payload and all(isinstance(r, list) for r in payload):
         # rows without names: the declared columns, in order (as a tensor's columns)
         names = list(runner.tables[runner.single_table].columns)
