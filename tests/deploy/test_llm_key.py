@@ -5,10 +5,13 @@ root), never the key itself, and only that."""
 from __future__ import annotations
 
 import copy
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from shipyard.deploy import render_environment
 from shipyard.deploy._plan import LLM_SECRETS_DIR
@@ -243,3 +246,30 @@ def test_cloud_run_says_it_leaves_the_key_to_the_platform(
     done = render_environment(deployed, "demo", "production", "cloudrun", tmp_path, image=IMAGE)
     (note,) = [n for n in done.notes if "language model" in n]
     assert f"the variable {VARIABLE}" in note and THE_KEY not in note
+
+
+@pytest.mark.parametrize("key", [{"api_key_env": VARIABLE}, {"api_key_file": KEY_FILE}])
+def test_kustomize_merges_the_key_into_the_base_deployment(
+    deployed: Registry, tmp_path: Path, key: dict[str, str]
+) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("`kubectl kustomize` needs kubectl on PATH (Kustomize is built into it)")
+    render(with_llm(deployed, **key), tmp_path, "kubernetes")
+    done = subprocess.run(
+        [kubectl, "kustomize", str(tmp_path / OVERLAY)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (made,) = [o for o in yaml.safe_load_all(done.stdout) if o["kind"] == "Deployment"]
+    (ours,) = [o for o in build(tmp_path / OVERLAY) if o["kind"] == "Deployment"]
+    assert made == ours and kubernetes_problems(made) == []
+    container = serve_container(made)
+    variable = VARIABLE if "api_key_env" in key else "SHIPYARD_SECRETS_ROOT"
+    assert [e["name"] for e in container["env"]] == [variable]
+    volumes = {v["name"] for v in made["spec"]["template"]["spec"]["volumes"]}
+    assert ("llm-key" in volumes) == ("api_key_file" in key)
+    assert len(container["volumeMounts"]) == len(volumes)
