@@ -158,3 +158,16 @@ def test_a_bundle_whose_spark_runtime_cannot_record_calls_is_refused() -> None:
             runtime, None, "loan_advice_1_0_0", "applications", None, None, ["_row"],
             calls_llm=True,
         )  # fmt: skip
+
+
+def test_the_drivers_own_endpoint_variables_reach_workers_started_before_they_were_set(
+    spark: Any, loan_bundle: Path, endpoint: OpenAIStub, tmp_path: Path
+) -> None:
+    # ``endpoint`` sets SHIPYARD_LLM_BASE_URL and the key in this (the driver's) process
+    # only: the session's Python workers were started without them.
+    result = run_spark(
+        loan_bundle, str(applications_csv(tmp_path)), str(tmp_path / "out.jsonl"), spark=spark
+    )
+    assert result.scored == 4 * COPIES - 2
+    assert len(endpoint.chat_requests()) == result.scored
+    assert {r["endpoint"] for r in part_lines(Path(result.llm_calls or ""))} == {endpoint.base_url}

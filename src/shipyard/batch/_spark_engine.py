@@ -6,15 +6,15 @@ unless allowed), the bundle's ``_runtime._spark`` (what its ``pyspark_dataframe`
 point calls) is imported from a temporary folder, the input is read with ``spark.read``,
 scored in Arrow batches by the bundle's own executor on the workers (the bundle's files
 travel as a broadcast: the cluster needs only the libraries of requirements.txt), and
-written with ``df.write``. Rows that fail validation
-come back marked with their reason and are written beside the output, as on the local
-engine; so are CSV lines with the wrong number of fields (Spark keeps their text in a
-corrupt-record column), with the local engine's reason and row number, and never scored.
-A pipeline with an llm node calls ``BatchOptions.endpoint`` from the workers (else their
-own SHIPYARD_LLM_* variables), and each scored row brings back the records of its calls
-in a column, written beside the output as the local engine's ``NAME.llm_calls.jsonl``.
-Spark writes folders of part files; on a local disk they are written under a temporary
-name and renamed when complete.
+written with ``df.write``. Rows that fail validation come back marked with their reason
+and are written beside the output, as on the local engine; so are CSV lines with the
+wrong number of fields (Spark keeps their text in a corrupt-record column), with the
+local engine's reason and row number, and never scored. A pipeline with an llm node
+calls ``BatchOptions.endpoint`` from the workers (else the one the driver's
+SHIPYARD_LLM_* variables name, else their own), and each scored row brings back the
+records of its calls in a column, written beside the output as the local engine's
+``NAME.llm_calls.jsonl``. Spark writes folders of part files; on a local disk they are
+written under a temporary name and renamed when complete.
 """
 
 from __future__ import annotations
@@ -242,8 +242,9 @@ def run_spark(
     The same outputs, id column (or ``_row``) and reject records as ``run_local``, from
     the same ``options``; the output and ``NAME.rejects.jsonl`` are folders of part
     files. A pipeline with an llm node calls ``options.endpoint`` from the workers (None:
-    each worker's SHIPYARD_LLM_* variables) and writes ``NAME.llm_calls.jsonl`` too, a
-    folder of part files holding the local engine's records. ``spark``: a session to use
+    the one this host's SHIPYARD_LLM_* variables name, else each worker's own) and writes
+    ``NAME.llm_calls.jsonl`` too, a folder of part files holding the local engine's
+    records. ``spark``: a session to use
     (default: the active one, or a new one on ``options.master``, stopped at the end).
     ``options.arrow_batch_rows``: rows per Arrow batch sent to the Python workers during
     the run (Spark's ``spark.sql.execution.arrow.maxRecordsPerBatch``, 10,000 by default:
@@ -274,6 +275,7 @@ def run_spark(
         raise UsageError(f"batch scoring needs one input table; this bundle has {tables}")
     plan = executor.plan(options.outputs)
     calls_llm = any(executor.nodes[n]["kind"] == "llm" for n in plan.nodes)
+    endpoint = _driver_endpoint(options.endpoint) if calls_llm else None
     owned = spark is None and _no_active_session()
     session = spark or spark_session(options.master)
     key = id_column or ROW
@@ -307,7 +309,7 @@ def run_spark(
                 options.outputs,
                 [key] if key == ROW else [key, ROW],
                 options.app_config,
-                options.endpoint,
+                endpoint,
                 calls_llm,
             )
             persisted = scored.persist(StorageLevel.MEMORY_AND_DISK)
@@ -407,6 +409,19 @@ def _session_conf(session: Any, settings: Mapping[str, str]) -> Iterator[None]:
                 session.conf.unset(name)
             else:
                 session.conf.set(name, value)
+
+
+def _driver_endpoint(given: Any) -> Any:
+    """The endpoint the workers call: ``given`` (an environment config's), else the one this
+    host's SHIPYARD_LLM_* variables name, as the local engine would call; None when neither
+    names one (each worker then reads its own variables). ModelError when they are malformed.
+    """
+    if given is not None:
+        return given
+    from ..runtime import Endpoint
+
+    here = Endpoint.from_environ(os.environ)
+    return here if here.base_url is not None else None
 
 
 def _no_active_session() -> bool:
