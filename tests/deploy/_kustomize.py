@@ -4,9 +4,10 @@ kustomization, and the overlays applied as Kustomize would for the fields Shipya
 ``check_references`` fails a kustomization that names a file or folder that does not
 exist, patches an object no resource of it defines, or renames an image no container
 uses. ``build`` applies an overlay (namespace, labels, images, strategic-merge patches,
-for the kinds of field these files hold: maps merge, lists of named items merge by name,
-other lists are replaced) to its resources. Neither is Kustomize; where ``kubectl`` is on
-PATH, test_validate checks that ``kubectl kustomize`` builds the same objects as ``build``.
+for the kinds of field these files hold: maps merge, lists of named items merge by name
+with a patch's new items first, other lists are replaced) to its resources. Neither is
+Kustomize; where ``kubectl`` is on PATH, test_validate and test_llm_key check that
+``kubectl kustomize`` builds the same objects as ``build``.
 """
 
 from __future__ import annotations
@@ -88,13 +89,14 @@ def merge(base: Any, patch: Any) -> Any:
     ):
         merged_list = [copy.deepcopy(i) for i in base]
         names = [i["name"] for i in merged_list]
+        added = []
         for item in patch:
             if item["name"] in names:
                 index = names.index(item["name"])
                 merged_list[index] = merge(merged_list[index], item)
             else:
-                merged_list.append(copy.deepcopy(item))
-        return merged_list
+                added.append(copy.deepcopy(item))
+        return added + merged_list  # Kustomize puts a patch's new items first
     return copy.deepcopy(patch)
 
 

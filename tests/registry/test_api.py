@@ -92,6 +92,7 @@ def test_the_public_names_change_only_on_purpose() -> None:
             "batch_roots",
             "capture_root",
             "SECRETS_ROOT_ENV",
+            "check_llm_config",
             "llm_endpoint",
             "secrets_root",
             "load_yaml",

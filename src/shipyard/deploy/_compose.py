@@ -8,6 +8,12 @@ which the operator writes (one key a line; Shipyard never does): the image carri
 keys' digests from its build, and the mounted file replaces them. A traffic split stays inside
 serve: Compose has no weighted routing, and each replica splits as the setting says.
 
+When the environment config's ``llm`` entry names where the language model endpoint's key
+is, serve gets it without the file ever holding it: ``llm.api_key_env`` VAR is passed on
+from the shell running compose (``VAR: ${VAR:?…}``: compose refuses to start without it);
+``llm.api_key_file`` PATH is the secret ``llm-key``, read from ``ENV/llm-key`` (which the
+operator writes), mounted at PATH under the secrets root ``SHIPYARD_SECRETS_ROOT`` names.
+
 Each app component is a service of its own, ``app-NAME``: the same image serving only that
 app (under ``/apps/NAME/``), started once the models are healthy, published on the host
 from port 8100 up (in name order, one port a replica). It reaches the models at
@@ -21,6 +27,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..registry import SECRETS_ROOT_ENV
 from ._files import json_text, yaml_text
 from ._plan import (
     API_KEYS_DIR,
@@ -30,6 +37,7 @@ from ._plan import (
     CONTAINER_UID,
     DATA_DIR,
     GRACE_SECONDS,
+    LLM_SECRETS_DIR,
     PORT,
     AppPlan,
     Plan,
@@ -40,6 +48,7 @@ from ._pod import READY, app_arguments
 CONFIG_SOURCE = "environment-config.json"
 APP_PORTS = PORT + 100  # the first host port of the apps
 APP_KEY_VARIABLE = "SHIPYARD_API_KEY"  # the key apps call the models with, from the shell
+LLM_KEY_SECRET = "llm-key"  # the secret (and ENV/llm-key, its file) of an llm key file
 
 # The image has Python and no curl: the health check asks the ready route with urllib.
 HEALTH_CHECK = (
@@ -136,9 +145,23 @@ def compose_file(plan: Plan) -> dict[str, Any]:
         "name": k8s_name("shipyard", plan.project, plan.environment),
         "services": services,
     }
+    secrets: dict[str, Any] = {}
+    mounted: list[dict[str, str]] = []
     if plan.has_api_keys:
-        service["secrets"] = [{"source": "api-keys", "target": f"{API_KEYS_DIR}/{API_KEYS_FILE}"}]
-        document["secrets"] = {"api-keys": {"file": f"./{API_KEYS_FILE}"}}
+        mounted.append({"source": "api-keys", "target": f"{API_KEYS_DIR}/{API_KEYS_FILE}"})
+        secrets["api-keys"] = {"file": f"./{API_KEYS_FILE}"}
+    key = plan.llm_key
+    if key is not None and key.variable is not None:
+        # From the shell running compose, which must set it: never the key in the file.
+        required = f"set {key.variable} to the language model endpoint's key"
+        service["environment"] = {key.variable: f"${{{key.variable}:?{required}}}"}
+    elif key is not None and key.file is not None:
+        service["environment"] = {SECRETS_ROOT_ENV: LLM_SECRETS_DIR}
+        mounted.append({"source": LLM_KEY_SECRET, "target": f"{LLM_SECRETS_DIR}/{key.file}"})
+        secrets[LLM_KEY_SECRET] = {"file": f"./{LLM_KEY_SECRET}"}
+    if secrets:
+        service["secrets"] = mounted
+        document["secrets"] = secrets
     return document
 
 

@@ -27,7 +27,7 @@ CONTAINER = "kserve-container"  # the name KServe looks for in a custom predicto
 def inference_service(plan: Plan, name: str) -> dict[str, Any]:
     """The InferenceService serving ``plan``'s environment under ``name``."""
     container = {
-        "env": [{"name": "PROTOCOL", "value": "v2"}],
+        "env": [{"name": "PROTOCOL", "value": "v2"}, *_pod.llm_environment(plan.llm_key, name)],
         "image": plan.image.reference,
         "imagePullPolicy": "IfNotPresent",
         "livenessProbe": _pod.probe(_pod.LIVE, period=10, failures=3, port=PORT),
@@ -37,7 +37,7 @@ def inference_service(plan: Plan, name: str) -> dict[str, Any]:
         "readinessProbe": _pod.probe(_pod.READY, period=5, failures=2, port=PORT),
         "resources": _pod.resources(plan.resources),
         "securityContext": _pod.container_security(),
-        "volumeMounts": _pod.volume_mounts(),
+        "volumeMounts": [*_pod.volume_mounts(), *_pod.llm_mounts(plan.llm_key)],
     }
     predictor: dict[str, Any] = {
         "automountServiceAccountToken": False,
@@ -46,7 +46,7 @@ def inference_service(plan: Plan, name: str) -> dict[str, Any]:
         "minReplicas": plan.replicas,
         "securityContext": _pod.pod_security(),
         "terminationGracePeriodSeconds": GRACE_SECONDS,
-        "volumes": _pod.volumes(name),
+        "volumes": [*_pod.volumes(name), *_pod.llm_volumes(plan.llm_key, name)],
     }
     if plan.node_selector():
         predictor["nodeSelector"] = plan.node_selector()

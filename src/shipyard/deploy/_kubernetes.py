@@ -4,7 +4,7 @@
       kustomization.yaml, deployment.yaml, service.yaml, hpa.yaml, pdb.yaml,
       configmap.yaml, networkpolicy.yaml
     overlays/ENV/         what this environment sets: namespace, image, replicas, worker
-      kustomization.yaml  group (nodeSelector, resources), environment config;
+      kustomization.yaml  group (nodeSelector, resources), environment config, the llm key;
       namespace.yaml      with a traffic split, the other arm's Deployment, Service, HPA;
       deployment-patch.yaml, hpa-patch.yaml, configmap.yaml, [*-vN.yaml, httproute.yaml]
       [deployment-app-NAME.yaml, service-app-NAME.yaml]   each app component's own
@@ -71,20 +71,24 @@ def deployment(
     pod: dict[str, Any],
     annotations: dict[str, str],
     resources: dict[str, Any],
+    llm: bool = False,
 ) -> dict[str, Any]:
-    """A Deployment of serve pods for one arm (``primary`` when there is no split)."""
+    """A Deployment of serve pods for one arm (``primary`` when there is no split); with
+    ``llm``, its container gets the llm key the environment config points to."""
     labels = plan.labels() | {"shipyard.dev/arm": arm}
+    key = plan.llm_key if llm else None
+    environment = _pod.llm_environment(key, plan.app)
     return _deployment(
         plan,
         name,
         labels,
         _selector(plan, arm),
-        {},
+        {"env": environment} if environment else {},
         replicas=replicas,
-        pod=pod | {"volumes": _pod.volumes(plan.app)},
+        pod=pod | {"volumes": [*_pod.volumes(plan.app), *_pod.llm_volumes(key, plan.app)]},
         annotations=annotations,
         resources=resources,
-        mounts=_pod.volume_mounts(),
+        mounts=[*_pod.volume_mounts(), *_pod.llm_mounts(key)],
     )
 
 
@@ -280,6 +284,7 @@ def _arm_documents(plan: Plan, arm: Arm) -> dict[str, dict[str, Any]]:
             pod=_pod_settings(plan),
             annotations=plan.pod_annotations(),
             resources=_pod.resources(plan.resources),
+            llm=True,
         ),
         f"service-{arm.tag}.yaml": service(plan, arm.name, arm.label),
         f"hpa-{arm.tag}.yaml": autoscaler(
@@ -393,10 +398,19 @@ def _overlay(plan: Plan) -> dict[str, str]:
     primary = plan.split.arms[0] if plan.split else None
     replicas = primary.replicas if primary else plan.replicas
     high = primary.max_replicas if primary else plan.max_replicas
-    spec: dict[str, Any] = {
-        "containers": [{"name": _pod.CONTAINER, "resources": _pod.resources(plan.resources)}],
-        **_pod_settings(plan),
+    container: dict[str, Any] = {
+        "name": _pod.CONTAINER,
+        "resources": _pod.resources(plan.resources),
     }
+    # The llm key the environment config points to: added to the base's lists (a strategic
+    # merge: env by name, volumeMounts by path, volumes by name).
+    if environment := _pod.llm_environment(plan.llm_key, plan.app):
+        container["env"] = environment
+    if mounts := _pod.llm_mounts(plan.llm_key):
+        container["volumeMounts"] = mounts
+    spec: dict[str, Any] = {"containers": [container], **_pod_settings(plan)}
+    if volumes := _pod.llm_volumes(plan.llm_key, plan.app):
+        spec["volumes"] = volumes
     patches = {
         "deployment-patch.yaml": {
             "apiVersion": "apps/v1",

@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import posixpath
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidInput, UsageError
-from ..registry import RegistryAPI, to_json
+from ..registry import RegistryAPI, check_llm_config, to_json
 
 # What the image runs and where (the image build uses the same values; see docs/deploying.md).
 CONTAINER_UID = 10001
@@ -30,6 +31,11 @@ API_KEYS_DIR = "/run/secrets/shipyard"
 API_KEYS_FILE = "api-keys"  # one key a line, as `shipyard serve --api-key-file` reads them
 # The key an app sends to the models: in the same Secret, and one of the lines of api-keys.
 APP_API_KEY = "app-api-key"
+# The language model endpoint's key (environment config llm.api_key_env or api_key_file):
+# the item LLM_KEY of a Secret the platform team makes, as a variable or as a file under
+# LLM_SECRETS_DIR, which is then serve's secrets root (SHIPYARD_SECRETS_ROOT).
+LLM_KEY = "api-key"
+LLM_SECRETS_DIR = "/run/secrets/shipyard-llm"
 # serve drains for this long after SIGTERM (ServeOptions.drain_seconds); before SIGTERM the
 # pod waits PRE_STOP_SECONDS so that endpoints and gateways stop sending it new requests.
 DRAIN_SECONDS = 30
@@ -181,6 +187,16 @@ class AppPlan:
 
 
 @dataclass(frozen=True)
+class LlmKey:
+    """Where serve reads the language model endpoint's key, as the environment config's
+    ``llm`` entry names it: the variable ``llm.api_key_env``, or the file
+    ``llm.api_key_file`` (relative to the secrets root). Never the key itself."""
+
+    variable: str | None = None
+    file: str | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
     """Everything a target renders an environment from (see the module's docstring)."""
 
@@ -202,6 +218,7 @@ class Plan:
     gateway: tuple[str, str | None]  # (name, namespace) of the Gateway an HTTPRoute joins
     notes: tuple[str, ...]
     apps: tuple[AppPlan, ...] = ()  # by name
+    llm_key: LlmKey | None = None  # None: no llm entry, or an endpoint that takes no key
 
     def labels(self) -> dict[str, str]:
         """The labels every rendered object carries."""
@@ -310,7 +327,20 @@ def read_plan(registry: RegistryAPI, project: str, env: str, image: str | None =
         gateway=_gateway(status["config"]),
         notes=tuple(_notes(status, settings)),
         apps=tuple(_app_plan(app, c) for c in sorted(status["components"], key=_name) if is_app(c)),
+        llm_key=_llm_key(status["config"]),
     )
+
+
+def _llm_key(config: dict[str, Any]) -> LlmKey | None:
+    """What the environment config's ``llm`` entry says of its key; InvalidInput (or
+    PermissionDenied) when the entry breaks the registry's rules."""
+    check_llm_config(config)
+    entry = config.get("llm") or {}
+    if "api_key_env" in entry:
+        return LlmKey(variable=entry["api_key_env"])
+    if "api_key_file" in entry:  # checked: relative, and never leading out of the root
+        return LlmKey(file=posixpath.normpath(entry["api_key_file"].replace("\\", "/")))
+    return None
 
 
 def is_app(component: dict[str, Any]) -> bool:

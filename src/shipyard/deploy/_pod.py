@@ -6,21 +6,28 @@ app's container runs the same entrypoint with the arguments that serve only that
 as a fixed non-root user with a read-only root file system and no capabilities; it may
 write only to two empty volumes, ``/tmp`` and the data folder (the image's
 ``SHIPYARD_HOME``). The API keys' Secret, when there is one, is mounted where the
-image's command reads its key file.
+image's command reads its key file. When the environment config's ``llm`` entry names
+where the language model endpoint's key is, the container gets it from a Secret of its
+own (``llm_secret``), never rendered: as the variable ``llm.api_key_env`` names, or as
+the file ``llm.api_key_file`` names under a secrets root mounted from it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..registry import SECRETS_ROOT_ENV
 from ._plan import (
     API_KEYS_DIR,
     BUNDLE_DIR,
     CONFIG_DIR,
     CONTAINER_UID,
     DATA_DIR,
+    LLM_KEY,
+    LLM_SECRETS_DIR,
     PORT,
     PRE_STOP_SECONDS,
+    LlmKey,
     Resources,
 )
 
@@ -43,6 +50,38 @@ def config_map_name(prefix: str) -> str:
 def api_keys_secret(prefix: str) -> str:
     """The Secret (made by the platform team, never rendered) holding the API keys."""
     return f"{prefix}-api-keys"
+
+
+def llm_secret(prefix: str) -> str:
+    """The Secret (made by the platform team, never rendered) holding the language model
+    endpoint's key, under the item ``api-key``."""
+    return f"{prefix}-llm-key"
+
+
+def llm_environment(key: LlmKey | None, prefix: str) -> list[dict[str, Any]]:
+    """The serve container's variables for the llm key: the one ``llm.api_key_env`` names,
+    from the Secret; or, for a key file, the secrets root it is mounted under."""
+    if key is None:
+        return []
+    if key.variable is not None:
+        reference = {"key": LLM_KEY, "name": llm_secret(prefix)}
+        return [{"name": key.variable, "valueFrom": {"secretKeyRef": reference}}]
+    return [{"name": SECRETS_ROOT_ENV, "value": LLM_SECRETS_DIR}]
+
+
+def llm_mounts(key: LlmKey | None) -> list[dict[str, Any]]:
+    """Where the container sees the llm key file's Secret (nothing for a variable)."""
+    if key is None or key.file is None:
+        return []
+    return [{"mountPath": LLM_SECRETS_DIR, "name": "llm-key", "readOnly": True}]
+
+
+def llm_volumes(key: LlmKey | None, prefix: str) -> list[dict[str, Any]]:
+    """The llm key file's Secret, its key at the path ``llm.api_key_file`` names."""
+    if key is None or key.file is None:
+        return []
+    items = [{"key": LLM_KEY, "path": key.file}]
+    return [{"name": "llm-key", "secret": {"items": items, "secretName": llm_secret(prefix)}}]
 
 
 def pod_security() -> dict[str, Any]:

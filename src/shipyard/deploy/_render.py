@@ -25,6 +25,8 @@ RENDERERS: dict[str, Renderer] = {
 # the wheels) rather than manifests alone.
 CONTEXTS = ("lambda",)
 TARGETS = (*RENDERERS, *CONTEXTS)
+# The targets that give serve the llm key the environment config points to (from a Secret).
+LLM_KEY_TARGETS = ("kubernetes", "kserve", "compose")
 # What a target says, besides the plan's notes, about settings it cannot honour as set.
 NOTES: dict[str, Callable[[Plan], list[str]]] = {
     "cloudrun": _cloudrun.notes,
@@ -69,6 +71,18 @@ def target_notes(plan: Plan, target: str) -> list[str]:
     """What ``target`` leaves out of ``plan`` or cannot honour as set, said once each."""
     extra = NOTES.get(target)
     notes = extra(plan) if extra else []
+    key = plan.llm_key
+    if key is not None and target not in LLM_KEY_TARGETS:
+        where = (
+            f"the variable {key.variable}"
+            if key.variable is not None
+            else f"the file {key.file} under the secrets root (SHIPYARD_SECRETS_ROOT)"
+        )
+        notes.append(
+            f"{target} does not render the language model endpoint's key, which the "
+            f"environment config's llm entry says serve reads from {where}: give the "
+            "service that from a secret of the platform's"
+        )
     if target not in ("kubernetes", "compose") and plan.apps:
         names = ", ".join(app.name for app in plan.apps)
         notes.append(

@@ -146,16 +146,24 @@ from .._runtime._spark import score_dataframes
 _executor = load_directory(Path(__file__).resolve().parent.parent, "pyspark_dataframe")
 
 
-def main(tables, outputs=None, passthrough=(), rejects=None, app_config=None):
+def main(tables, outputs=None, passthrough=(), rejects=None, app_config=None, llm_calls=None):
     """Score ``{{"{table}": spark_dataframe}}``: a DataFrame of passthrough columns + outputs.
 
     With ``rejects="COLUMN"`` rows that fail validation are kept, with null outputs and
     their reason as JSON in that column, instead of failing the job. ``app_config`` as
-    for ``python_dict.main``.
+    for ``python_dict.main``. With ``llm_calls="COLUMN"`` each row also carries the
+    records of the llm calls made for it (JSON texts, passthrough values first).
     """
     package = __package__.rsplit(".", 1)[0]
     return score_dataframes(
-        _executor, package, tables, outputs, passthrough, rejects, app_config=app_config
+        _executor,
+        package,
+        tables,
+        outputs,
+        passthrough,
+        rejects,
+        app_config=app_config,
+        llm_calls=llm_calls,
     )
 '''
 

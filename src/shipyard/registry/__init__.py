@@ -28,7 +28,7 @@ from ._api import RegistryAPI
 from ._batch_rules import batch_formats, rejects_location
 from ._credentials import Credential
 from ._db import MAX_ID, create_engine, database_url, migrate, schema_revision, shipyard_home
-from ._llm_config import SECRETS_ROOT_ENV, llm_endpoint, secrets_root
+from ._llm_config import SECRETS_ROOT_ENV, check_llm_config, llm_endpoint, secrets_root
 from ._lookup import NAME as NAME_PATTERN
 from ._registry import DEFAULT_ENVIRONMENTS, ROLES, Registry
 from ._roots import BATCH_ROOTS_ENV, CAPTURE_ROOT_ENV, Roots, batch_roots, capture_root
@@ -77,6 +77,7 @@ __all__ = [
     "batch_roots",
     "capture_root",
     "SECRETS_ROOT_ENV",
+    "check_llm_config",
     "llm_endpoint",
     "secrets_root",
     "load_yaml",

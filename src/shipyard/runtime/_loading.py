@@ -16,6 +16,7 @@ from typing import Any
 from . import _manifest
 from ._errors import TamperedArtifact, VersionMismatchWarning
 from ._executor import Executor
+from ._llm import Endpoint
 
 
 def read_directory(root: str | os.PathLike[str]) -> dict[str, bytes]:
@@ -73,6 +74,7 @@ def load(
     public_key: str | bytes | os.PathLike[str] | None = None,
     *,
     allow_unsafe: bool = True,
+    endpoint: Endpoint | None = None,
 ) -> Executor:
     """Verify ``files`` (manifest, and signature when a key is given or configured) and load them.
 
@@ -80,17 +82,23 @@ def load(
     SignatureError or IncompatibleArtifact. A checked signature lets the skops types
     Shipyard trusts only in signed bundles load; ``allow_unsafe`` (default True: the
     bundle's entry points load what they hold, as before) lets pickles and skops types
-    beyond the allow-list load, else they raise ModelError (see ``Executor``).
+    beyond the allow-list load, else they raise ModelError (see ``Executor``). llm nodes
+    call ``endpoint`` (default: the one the host's SHIPYARD_LLM_* variables name).
     """
     report = _manifest.verify_bundle(files, _manifest.load_public_key(public_key))
-    return Executor(files, signed=bool(report["signature_checked"]), allow_unsafe=allow_unsafe)
+    signed = bool(report["signature_checked"])
+    return Executor(files, signed=signed, allow_unsafe=allow_unsafe, endpoint=endpoint)
 
 
 def load_files(
-    files: Mapping[str, bytes], entry_point: str, *, allow_unsafe: bool = True
+    files: Mapping[str, bytes],
+    entry_point: str,
+    *,
+    allow_unsafe: bool = True,
+    endpoint: Endpoint | None = None,
 ) -> Executor:
     """``load`` for one entry point, warning when the host's library versions differ."""
-    executor = load(files, allow_unsafe=allow_unsafe)
+    executor = load(files, allow_unsafe=allow_unsafe, endpoint=endpoint)
     versions_file = f"{entry_point}/versions.json"
     if versions_file in files:
         check_versions(
@@ -106,22 +114,27 @@ def load_directory(
     return load_files(read_directory(root), entry_point, allow_unsafe=allow_unsafe)
 
 
-_cache: dict[str, Executor] = {}
+_cache: dict[tuple[str, Endpoint | None], Executor] = {}
 
 
 def cached_executor(
-    key: str, files: Mapping[str, bytes], entry_point: str = "pyspark_dataframe"
+    key: str,
+    files: Mapping[str, bytes],
+    entry_point: str = "pyspark_dataframe",
+    endpoint: Endpoint | None = None,
 ) -> Executor:
-    """``load_files`` once per process for the bundle whose MANIFEST.json hashes to ``key``.
+    """``load_files`` once per process for the bundle whose MANIFEST.json hashes to ``key``
+    and whose llm nodes call ``endpoint`` (None: the host's SHIPYARD_LLM_* variables).
 
     Spark workers score many batches of one bundle. Raises TamperedArtifact when
     ``files`` are not that bundle's.
     """
-    executor = _cache.get(key)
+    executor = _cache.get((key, endpoint))
     if executor is None:
         if _manifest.sha256(files.get(_manifest.MANIFEST, b"")) != key:
             raise TamperedArtifact(
                 f"{_manifest.MANIFEST} is not the one the driver sent", _manifest.MANIFEST
             )
-        executor = _cache[key] = load_files(files, entry_point)
+        executor = load_files(files, entry_point, endpoint=endpoint)
+        _cache[(key, endpoint)] = executor
     return executor
