@@ -1,7 +1,8 @@
 """The registry HTTP API: a Starlette app over a ``Registry``, one route per operation.
 
-Every request but ``/health`` and ``/openapi.json`` needs ``Authorization: Bearer
-<token>`` (checked by ``Registry.verify_token``: hashed, constant time). Errors are
+Every request but ``/health``, ``/openapi.json`` and ``/docs`` (Swagger UI, served from
+the installed package, never a CDN) needs ``Authorization: Bearer <token>`` (checked by
+``Registry.verify_token``: hashed, constant time). Errors are
 JSON ``{"error", "message", "details", "request_id"}`` with the status that
 ``shipyard.web`` maps the error class to; an unexpected exception is logged with its
 request id and answered with a 500 that holds no traceback.
@@ -22,13 +23,21 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Match, Route
 
 from .._version import __version__
 from ..errors import HttpError, InvalidInput, PermissionDenied
 from ..registry import ROLES, ApiToken, Registry, scope_refusal, to_json
-from ..web import decode_json, error_response, presented_credential, read_body, too_large
+from ..web import (
+    decode_json,
+    docs_page,
+    error_response,
+    presented_credential,
+    read_body,
+    swagger_asset,
+    too_large,
+)
 from ._files import file_response
 from ._openapi import API_PREFIX, openapi
 from ._operations import OPERATIONS, Operation
@@ -229,6 +238,20 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(exc, _request_id(), "registry", logger, request.url.path)
 
 
+async def _docs(_request: Request) -> Response:
+    return HTMLResponse(docs_page("Shipyard registry API"))
+
+
+async def _docs_asset(request: Request) -> Response:
+    name = request.path_params["file"]
+    found = swagger_asset(name)
+    if found is None:
+        error = HttpError(404, "NotFound", f"no docs asset '{name}'")
+        return error_response(error, _request_id(), "registry", logger, request.url.path)
+    data, media_type = found
+    return Response(data, media_type=media_type, headers={"cache-control": "max-age=86400"})
+
+
 def _route(path: str, endpoint: Callable[[Request], Awaitable[Response]], method: str) -> Route:
     """A route answering ``method`` only: Starlette adds HEAD to a GET, which the API
     does not document (a HEAD is answered 405 like any other method a path lacks)."""
@@ -245,7 +268,7 @@ def create_app(
     """The registry API as an ASGI app; ``registry_factory`` is called once, at startup.
 
     The registry is closed at shutdown. Routes: ``/api/v1/...`` (see ``OPERATIONS``),
-    ``/openapi.json`` and ``/health``.
+    ``/openapi.json``, ``/docs`` (with its assets) and ``/health``.
     """
     api = _Api(registry_factory, max_upload_bytes)
     document = orjson.dumps(openapi(OPERATIONS, __version__))
@@ -256,6 +279,8 @@ def create_app(
     routes = [
         _route("/health", _health, "GET"),
         _route("/openapi.json", spec, "GET"),
+        _route("/docs", _docs, "GET"),
+        _route("/docs/assets/{file}", _docs_asset, "GET"),
         *(_route(API_PREFIX + op.path, api.endpoint(op), op.method) for op in OPERATIONS),
     ]
     return Starlette(

@@ -195,6 +195,36 @@ def openapi(operations: Sequence[Operation], version: str) -> dict[str, Any]:
                 },
             }
         },
+        "/docs": {
+            "get": {
+                "operationId": "docs",
+                "summary": "Swagger UI of this document, served by this server (no token needed)",
+                "security": [],
+                "responses": {"200": {"description": "The page", "content": {"text/html": {}}}},
+            }
+        },
+        "/docs/assets/{file}": {
+            "get": {
+                "operationId": "docs_asset",
+                "summary": "A file of the docs page: swagger-ui.css or swagger-ui-bundle.js",
+                "security": [],
+                "parameters": [
+                    {
+                        "name": "file",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "maxLength": 64},
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The file",
+                        "content": {"text/css": {}, "text/javascript": {}},
+                    },
+                    "404": {"description": "No such file"},
+                },
+            }
+        },
     }
     for op in operations:
         paths.setdefault(API_PREFIX + op.path, {})[op.method.lower()] = _operation(op, schemas)
