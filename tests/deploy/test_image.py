@@ -27,7 +27,7 @@ from starlette.testclient import TestClient
 from shipyard.cli import main
 from shipyard.deploy import bake_environment
 from shipyard.deploy._image import containerfile, created_epoch, hashed_requirements, image_labels
-from shipyard.errors import SignatureRequired
+from shipyard.errors import NotFound, SignatureRequired
 from shipyard.registry import Registry
 from shipyard.serving import BakedRegistry, ServeOptions, build_app
 from shipyard.serving._baked import FORMAT, STATE_FILE
@@ -105,6 +105,28 @@ def test_a_baked_environment_serves_its_traffic_split_and_shadow_with_no_registr
         assert response.status_code == 200, response.text
         assert response.headers["x-shipyard-version"] in ("v1", "v2")
         assert client.get("/v2/health/ready").status_code == 200
+
+
+def test_a_baked_environment_serves_one_arm_of_its_split_when_pinned(
+    production: Registry, tmp_path: Path
+) -> None:
+    production.set_setting(
+        "traffic", {"weights": {"v1": 50, "v2": 50}, "shadow": "v3"}, PROJECT, ENV, MODEL
+    )
+    baked = bake_environment(production, PROJECT, ENV, tmp_path / "baked")
+    where = {"bundle_dir": str(baked.folder), "project": PROJECT, "environment": ENV}
+    app = build_app(ServeOptions(**where, pins={MODEL: "v2"}))
+    route = app.table.models[MODEL]
+    assert [r.version for r in route.live] == ["v2"]
+    assert route.shadow is not None and route.shadow.version == "v3"
+    with TestClient(app) as client:
+        for _ in range(20):
+            response = client.post(PREDICT, json=example_rows(baked.folder))
+            assert response.status_code == 200, response.text
+            assert response.headers["x-shipyard-version"] == "v2"
+        assert client.get("/health").json()["pinned"] == {MODEL: "v2"}
+    with pytest.raises(NotFound, match=r"does not hold tumour_triage v4 .*v3 \(shadow\)"):
+        build_app(ServeOptions(**where, pins={MODEL: "v4"}))
 
 
 def test_each_arm_of_a_baked_split_answers_with_its_app_config(

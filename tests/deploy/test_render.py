@@ -3,11 +3,22 @@ of the environment changes in it."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from shipyard.deploy import CONTAINER_UID, PORT, TARGETS, render_environment
+from shipyard.deploy import (
+    BUNDLE_DIR,
+    CONTAINER_UID,
+    PORT,
+    TARGETS,
+    _kubernetes,
+    read_plan,
+    render_environment,
+)
+from shipyard.deploy._image import API_KEYS
+from shipyard.deploy._plan import Arm, Split
 from shipyard.errors import InvalidInput, UsageError
 from shipyard.registry import Registry
 
@@ -217,9 +228,12 @@ def test_a_traffic_split_adds_the_other_arm_behind_weighted_routes(
         )
     }
     kustomization = f"{OVERLAY}/kustomization.yaml"
+    patch = f"{OVERLAY}/deployment-patch.yaml"
     assert changed == added | {
         *(f"{kustomization}:resources[{i}]" for i in range(2, 7)),
-        f"{OVERLAY}/deployment-patch.yaml:spec.template.metadata.annotations.shipyard.dev/revision",
+        f"{patch}:spec.template.metadata.annotations.shipyard.dev/revision",
+        # The primary arm's pods now run serve pinned to v1: the image's command, and --pin.
+        *(f"{patch}:spec.template.spec.containers[0].args[{i}]" for i in range(8)),
         # The pool's twelve pods shared by weight: at most 11 for v1, 2 for v2.
         f"{OVERLAY}/hpa-patch.yaml:spec.maxReplicas",
     }
@@ -227,16 +241,39 @@ def test_a_traffic_split_adds_the_other_arm_behind_weighted_routes(
     assert docs[f"{OVERLAY}/hpa-patch.yaml"]["spec"]["maxReplicas"] == 11
     assert docs[f"{OVERLAY}/hpa-v2.yaml"]["spec"]["maxReplicas"] == 2
     route = docs[f"{OVERLAY}/httproute.yaml"]
-    (rule,) = route["spec"]["rules"]
-    assert rule["backendRefs"] == [
+    *addressed, split = route["spec"]["rules"]
+    assert split["backendRefs"] == [
         {"name": "shipyard-demo", "port": 80, "weight": 90},
         {"name": "shipyard-demo-v2", "port": 80, "weight": 10},
+    ]
+    assert split["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
+    # A request naming its version reaches the one arm that serves it, never the other.
+    assert [(r["matches"][0]["path"]["value"], r["backendRefs"]) for r in addressed] == [
+        (f"/v2/models/{MODEL}/versions/v1", [{"name": "shipyard-demo", "port": 80}]),
+        (f"/v2/models/{MODEL}/versions/v2", [{"name": "shipyard-demo-v2", "port": 80}]),
     ]
     arm = docs[f"{OVERLAY}/deployment-v2.yaml"]
     assert arm["spec"]["replicas"] == 1  # a tenth of 2 replicas, at least one pod
     assert arm["spec"]["selector"]["matchLabels"]["shipyard.dev/arm"] == "v2"
     base = docs["base/service.yaml"]
     assert base["spec"]["selector"]["shipyard.dev/arm"] == "primary"  # never the v2 pods
+    # Each arm serves its own version only: the gateway's weights are the only split.
+    image_command = ["--bundle-dir", BUNDLE_DIR, "--api-key-file", API_KEYS, "--host", "0.0.0.0"]
+    (primary,) = docs[patch]["spec"]["template"]["spec"]["containers"]
+    (other,) = arm["spec"]["template"]["spec"]["containers"]
+    assert primary["args"] == [*image_command, "--pin", f"{MODEL}=v1"]
+    assert other["args"] == [*image_command, "--pin", f"{MODEL}=v2"]
+    assert "args" not in docs["base/deployment.yaml"]["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_a_split_between_more_versions_than_an_http_route_routes_is_refused(
+    deployed: Registry,
+) -> None:
+    plan = read_plan(deployed, "demo", "production")
+    arms = tuple(Arm(f"shipyard-demo-v{i}", f"v{i}", f"v{i}", 6, 1, 1) for i in range(1, 17))
+    with pytest.raises(UsageError, match="between 16 versions; a Gateway API HTTPRoute routes"):
+        _kubernetes.render(dataclasses.replace(plan, split=Split(MODEL, arms)))
+    _kubernetes.render(dataclasses.replace(plan, split=Split(MODEL, arms[:15])))
 
 
 def test_a_promotion_changes_only_the_overlay_of_the_environment_promoted_into(

@@ -41,6 +41,7 @@ def test_the_public_surface() -> None:
         "Shadow",
         "build_app",
         "bundle_table",
+        "check_pins",
         "default_log_dir",
         "default_workers",
         "read_log",

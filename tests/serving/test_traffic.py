@@ -1,4 +1,4 @@
-"""A/B splits, shadow traffic and request capture."""
+"""A/B splits, shadow traffic, request capture, and a server pinned to one version."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import logging
 import math
 import threading
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyarrow.parquet as pq
 import pytest
 
+from shipyard.cli import main
+from shipyard.errors import NotFound
 from shipyard.registry import Registry
 from shipyard.serving import (
     Capture,
@@ -20,7 +23,9 @@ from shipyard.serving import (
     ModelRunner,
     ParquetFolder,
     RouteTable,
+    ServeOptions,
     ServingApp,
+    build_app,
 )
 
 from ._hold import HeldRunner, wait_until
@@ -222,3 +227,162 @@ def test_a_failing_writer_loses_only_captures(demo_runner: ModelRunner) -> None:
         for _ in range(5):
             assert client.post(DEMO, json=rows_of(demo_runner)).status_code == 200
     assert metrics.capture_dropped.labels("write_failed")._value.get() == 5
+
+
+# --- pinned to one version (an arm of a split that a gateway routes) ----------------------
+
+MODEL = "tumour_triage"
+PRODUCTION = predict_path(MODEL, "demo", "production")
+
+
+def split_evenly(registry: Registry, shadow: str | None = None) -> None:
+    """Production deploys v1 and splits its traffic 50/50 between v1 and v2."""
+    registry.add_component("demo", "production", MODEL, "v1")
+    traffic = {"weights": {"v1": 50, "v2": 50}, "shadow": shadow}
+    registry.set_setting("traffic", traffic, "demo", "production", MODEL)
+
+
+def answered_by(base: str, body: dict[str, Any], n: int) -> dict[str, int]:
+    """How many of ``n`` predictions each version answered."""
+    seen: dict[str, int] = {}
+    with httpx.Client(base_url=base) as client:
+        for _ in range(n):
+            response = client.post(PRODUCTION, json=body)
+            assert response.status_code == 200, response.text
+            version = response.headers["x-shipyard-version"]
+            seen[version] = seen.get(version, 0) + 1
+    return seen
+
+
+def test_a_pinned_server_answers_from_its_version_only_whatever_the_split(
+    demo: Registry, demo_runner: ModelRunner
+) -> None:
+    split_evenly(demo)
+    body = rows_of(demo_runner)
+    where = {"project": "demo", "environment": "production", "seed": 11}
+    with live_server(build_app(ServeOptions(**where), demo)) as base:
+        assert set(answered_by(base, body, 100)) == {"v1", "v2"}  # unpinned: the 50/50 split
+    pinned = build_app(ServeOptions(**where, pins={MODEL: "v2"}), demo)
+    with live_server(pinned) as base, httpx.Client(base_url=base) as client:
+        assert answered_by(base, body, 200) == {"v2": 200}
+        health = client.get("/health").json()
+        assert health["pinned"] == {MODEL: "v2"}
+        assert health["models"] == {MODEL: ["v2"]}  # v1 is neither loaded nor addressable
+        assert client.get(f"/v2/models/{MODEL}").json()["versions"] == ["v2"]
+        refused = client.post(f"/v2/models/{MODEL}/versions/v1/infer", json={"inputs": []})
+        assert refused.status_code == 404 and "versions: v2" in refused.text
+        loaded = [line for line in client.get("/metrics").text.splitlines() if "_loaded{" in line]
+    assert loaded and all('version="v2"' in line for line in loaded), loaded
+
+
+def test_a_pin_keeps_the_shadow_and_a_pin_to_the_shadow_serves_it_alone(demo: Registry) -> None:
+    split_evenly(demo, shadow="v3")
+    route = EnvironmentLoader(demo, "demo", "production", pins={MODEL: "v2"}).load().models[MODEL]
+    assert [r.version for r in route.live] == ["v2"] and route.shares == (1.0,)
+    assert route.shadow is not None and route.shadow.version == "v3"
+    assert sorted(route.versions) == ["v2", "v3"]
+    route = EnvironmentLoader(demo, "demo", "production", pins={MODEL: "v3"}).load().models[MODEL]
+    assert [r.version for r in route.live] == ["v3"] and route.shadow is None
+
+
+@pytest.mark.parametrize(
+    ("pins", "said"),
+    [
+        (
+            {MODEL: "v3"},
+            f"--pin {MODEL}=v3: demo/production does not hold {MODEL} v3 at revision {{}} "
+            "(it holds v1 (deployed, traffic 50%), v2 (traffic 50%))",
+        ),
+        (
+            {"churn": "v1"},
+            "--pin churn=v1: demo/production holds no model 'churn' at revision {} "
+            f"(models: {MODEL})",
+        ),
+    ],
+    ids=["version", "model"],
+)
+def test_a_pin_the_environment_cannot_serve_names_what_it_holds(
+    demo: Registry, pins: dict[str, str], said: str
+) -> None:
+    split_evenly(demo)
+    loader = EnvironmentLoader(demo, "demo", "production", pins=pins)
+    with pytest.raises(NotFound) as refused:
+        loader.load()
+    assert str(refused.value) == said.format(demo.get_environment("demo", "production").revision)
+    assert loader._loaded == {}  # refused before anything was fetched or loaded
+
+
+def test_a_revision_that_drops_the_pinned_version_is_refused_and_the_pin_keeps_serving(
+    demo: Registry, demo_runner: ModelRunner, caplog: pytest.LogCaptureFixture
+) -> None:
+    split_evenly(demo)
+    options = ServeOptions(project="demo", environment="production", pins={MODEL: "v2"}, poll_ms=20)
+    app = build_app(options, demo)
+    body = rows_of(demo_runner)
+    with (
+        caplog.at_level(logging.ERROR, logger="shipyard.serving"),
+        live_server(app) as base,
+        httpx.Client(base_url=base) as client,
+    ):
+        first = app.table.revision
+        demo.set_setting("traffic", {"weights": {"v1": 100}}, "demo", "production", MODEL)
+        dropped = demo.get_environment("demo", "production").revision
+        wait_until(lambda: "not_loaded" in client.get("/health").json(), "no refusal shown")
+        health = client.get("/health").json()
+        assert health["revision"] == first and health["pinned"] == {MODEL: "v2"}
+        assert health["not_loaded"]["revision"] == dropped
+        assert f"does not hold {MODEL} v2 at revision {dropped}" in health["not_loaded"]["reason"]
+        assert answered_by(base, body, 20) == {"v2": 20}  # still the old table
+        demo.set_setting("traffic", {"weights": {"v1": 90, "v2": 10}}, "demo", "production", MODEL)
+        wait_until(lambda: app.table.revision != first, "the revision holding v2 again")
+        assert "not_loaded" not in client.get("/health").json()
+        assert answered_by(base, body, 20) == {"v2": 20}
+    assert any(
+        f"revision {dropped} of demo/production failed to load" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+@pytest.mark.parametrize(
+    ("pins", "code", "said"),
+    [
+        ([f"{MODEL}=v3"], 1, f"does not hold {MODEL} v3 at revision"),
+        ([f"{MODEL}"], 2, f"--pin '{MODEL}': give MODEL=VERSION"),
+        ([f"{MODEL}=v1", f"{MODEL}=v2"], 2, f"--pin {MODEL}: pinned to both v1 and v2"),
+    ],
+    ids=["not-held", "malformed", "twice"],
+)
+def test_serve_refuses_a_bad_pin_in_one_line_before_serving(
+    demo: Registry,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    pins: list[str],
+    code: int,
+    said: str,
+) -> None:
+    split_evenly(demo)
+    monkeypatch.setenv("SHIPYARD_DATABASE_URL", database_url)
+    monkeypatch.setenv("SHIPYARD_ARTIFACT_STORE", str(tmp_path / "artifacts"))
+    monkeypatch.delenv("SHIPYARD_URL", raising=False)
+    args = ["serve", "--project", "demo", "--env", "production", "--workers", "2"]
+    for pin in pins:
+        args += ["--pin", pin]
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    out, err = capsys.readouterr()
+    assert exit_info.value.code == code
+    assert said in err and len(err.strip().splitlines()) == 1, err
+    assert "serving" not in out
+    if code == 1:
+        assert "(it holds v1 (deployed, traffic 50%), v2 (traffic 50%))" in err
+
+
+def test_serve_refuses_a_pin_with_a_bundle_file(
+    signed_bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--bundle", str(signed_bundle), "--pin", f"{MODEL}=v1"])
+    assert exit_info.value.code == 2
+    assert "--pin picks among an environment's versions" in capsys.readouterr().err

@@ -89,6 +89,12 @@ def serve(
         help="Serve only this app component of the environment, no model (an app's own "
         "deployment; its client reads the SHIPYARD_* variables).",
     ),
+    pin: list[str] = typer.Option(
+        [],
+        "--pin",
+        help="MODEL=VERSION: serve MODEL at that version only (one the environment holds: "
+        "deployed, traffic or shadow), whatever its traffic weights say. Repeatable.",
+    ),
     log_dir: Path | None = typer.Option(
         None,
         "--log-dir",
@@ -103,10 +109,11 @@ def serve(
     With --project/--env the server follows the environment ($SHIPYARD_URL's registry
     server, or the embedded registry): a promotion or rollback is loaded and warmed up
     in the background, then swapped in without dropping a request. The environment's
-    apps are served beside its models, each under /apps/NAME/.
+    apps are served beside its models, each under /apps/NAME/. --pin MODEL=VERSION serves
+    a model at one of its versions only: one arm of a traffic split that a gateway routes.
     SIGTERM or Ctrl-C drains requests in flight before exiting.
     """
-    from ..serving import ServeOptions, default_workers, run
+    from ..serving import ServeOptions, check_pins, default_workers, run
 
     registry_url = None if bundle or bundle_dir else os.environ.get(URL_ENV) or None
     if bundle_dir is not None:
@@ -131,6 +138,7 @@ def serve(
         allow_pickle=allow_pickle,
         app=app,
         log_dir=str(log_dir) if log_dir else None,
+        pins=_pins(pin),
     ).check()
     if bundle is not None:
         from ..runtime import Artifact
@@ -142,6 +150,7 @@ def serve(
         checked.verify()
         if not allow_pickle and checked.metadata.get("unsafe_pickle"):
             checked.executor(allow_unsafe=False)  # ModelError naming the node, nothing unpickled
+    check_pins(options)  # a version it does not hold: one line now, not in each worker
     count = workers if workers is not None else default_workers(options)
     where = f" of {options.registry_url}" if options.registry_url else ""
     what = f"bundle {bundle}" if bundle else f"{project}/{env}{where}"
@@ -149,6 +158,8 @@ def serve(
         what = f"{project}/{env} baked into {bundle_dir}"
     if app is not None:
         what = f"app {app} of {what} (under /apps/{app}/)"
+    if options.pins:
+        what += " pinned to " + ", ".join(f"{m} {v}" for m, v in sorted(options.pins.items()))
     console.print(
         f"serving {what} on {scheme(listening)}://{host}:{port} "
         f"({count} worker{'s' if count > 1 else ''}); "
@@ -156,6 +167,23 @@ def serve(
         soft_wrap=True,
     )
     run(options, host=host, port=port, workers=count, settings=listening)
+
+
+def _pins(given: list[str]) -> dict[str, str]:
+    """``--pin MODEL=VERSION`` options as a mapping (UsageError for a malformed one, or two
+    versions of one model)."""
+    from ..errors import UsageError
+
+    pins: dict[str, str] = {}
+    for entry in given:
+        model, equals, version = entry.partition("=")
+        model, version = model.strip(), version.strip()
+        if not equals or not model or not version:
+            raise UsageError(f"--pin {entry!r}: give MODEL=VERSION (e.g. churn=v2)")
+        if pins.get(model, version) != version:
+            raise UsageError(f"--pin {model}: pinned to both {pins[model]} and {version}")
+        pins[model] = version
+    return pins
 
 
 def _baked(folder: Path, project: str | None, env: str | None) -> tuple[str, str]:

@@ -5,7 +5,8 @@
       configmap.yaml, networkpolicy.yaml
     overlays/ENV/         what this environment sets: namespace, image, replicas, worker
       kustomization.yaml  group (nodeSelector, resources), environment config, the llm key;
-      namespace.yaml      with a traffic split, the other arm's Deployment, Service, HPA;
+      namespace.yaml      with a traffic split, the primary arm's pin and the other arm's
+                          Deployment, Service, HPA;
       deployment-patch.yaml, hpa-patch.yaml, configmap.yaml, [*-vN.yaml, httproute.yaml]
       [deployment-app-NAME.yaml, service-app-NAME.yaml]   each app component's own
 
@@ -17,6 +18,11 @@ Its pods carry ``app.kubernetes.io/component: NAME``: ``kubectl logs -l
 app.kubernetes.io/component=NAME`` shows what it logged. With a traffic split, apps call
 the primary arm's Service: the weights apply at the gateway.
 
+A traffic split is one Deployment and Service per version that receives requests, behind
+an ``HTTPRoute`` with the weights. Each arm's serve is pinned to its version (``--pin
+MODEL=VERSION`` in its ``args``; the primary arm's in the overlay's patch), so that the
+gateway's weights are the only split and each arm's metrics and logs are its version's.
+
 Rendering one environment writes the base and that environment's overlay only: a
 promotion into production changes files under ``overlays/production`` and nowhere else.
 Each environment gets its own namespace, so the base's object names are the same in all.
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import UsageError
 from . import _pod
 from ._files import json_text, yaml_text
 from ._plan import (
@@ -41,6 +48,8 @@ from ._plan import (
 )
 
 SERVICE_PORT = 80
+# An HTTPRoute holds at most 16 rules: one for each arm's own version, and the split.
+MAX_ARMS = 15
 CPU_TARGET_PERCENT = 70
 COMPONENT_LABEL = "app.kubernetes.io/component"
 
@@ -72,9 +81,13 @@ def deployment(
     annotations: dict[str, str],
     resources: dict[str, Any],
     llm: bool = False,
+    args: list[str] | None = None,
 ) -> dict[str, Any]:
-    """A Deployment of serve pods for one arm (``primary`` when there is no split); with
-    ``llm``, its container gets the llm key the environment config points to."""
+    """A Deployment of serve pods for one arm (``primary`` when there is no split).
+
+    With ``llm``, its container gets the llm key the environment config points to;
+    ``args`` replace the image's command (``_pod.serve_arguments``: an arm's pin).
+    """
     labels = plan.labels() | {"shipyard.dev/arm": arm}
     key = plan.llm_key if llm else None
     environment = _pod.llm_environment(key, plan.app)
@@ -83,7 +96,7 @@ def deployment(
         name,
         labels,
         _selector(plan, arm),
-        {"env": environment} if environment else {},
+        {**({"env": environment} if environment else {}), **({"args": args} if args else {})},
         replicas=replicas,
         pod=pod | {"volumes": [*_pod.volumes(plan.app), *_pod.llm_volumes(key, plan.app)]},
         annotations=annotations,
@@ -273,6 +286,12 @@ def _pod_settings(plan: Plan) -> dict[str, Any]:
     return {"nodeSelector": selector} if selector else {}
 
 
+def _pin(plan: Plan, arm: Arm) -> list[str]:
+    """The arguments that make an arm's pods serve its version only."""
+    assert plan.split is not None
+    return _pod.serve_arguments(plan.split.model, arm.tag)
+
+
 def _arm_documents(plan: Plan, arm: Arm) -> dict[str, dict[str, Any]]:
     """The other arm of a split: a whole Deployment, Service, HPA and PDB of its own."""
     return {
@@ -285,6 +304,7 @@ def _arm_documents(plan: Plan, arm: Arm) -> dict[str, dict[str, Any]]:
             annotations=plan.pod_annotations(),
             resources=_pod.resources(plan.resources),
             llm=True,
+            args=_pin(plan, arm),
         ),
         f"service-{arm.tag}.yaml": service(plan, arm.name, arm.label),
         f"hpa-{arm.tag}.yaml": autoscaler(
@@ -295,10 +315,21 @@ def _arm_documents(plan: Plan, arm: Arm) -> dict[str, dict[str, Any]]:
 
 
 def http_route(plan: Plan) -> dict[str, Any]:
-    """Gateway API weights between the arms' Services: the traffic split, at the gateway."""
+    """Gateway API weights between the arms' Services: the traffic split, at the gateway.
+
+    A request that names its version (``/v2/models/M/versions/V/…``) goes to the arm that
+    serves V (a longer path prefix wins in the Gateway API); every other request is split.
+    """
     assert plan.split is not None
     name, namespace = plan.gateway
     parent = {"name": name} | ({"namespace": namespace} if namespace else {})
+    addressed = [
+        {
+            "backendRefs": [{"name": arm.name, "port": SERVICE_PORT}],
+            "matches": [{"path": {"type": "PathPrefix", "value": _version_path(plan, arm)}}],
+        }
+        for arm in plan.split.arms
+    ]
     return {
         "apiVersion": "gateway.networking.k8s.io/v1",
         "kind": "HTTPRoute",
@@ -306,16 +337,23 @@ def http_route(plan: Plan) -> dict[str, Any]:
         "spec": {
             "parentRefs": [parent],
             "rules": [
+                *addressed,
                 {
                     "backendRefs": [
                         {"name": arm.name, "port": SERVICE_PORT, "weight": arm.weight}
                         for arm in plan.split.arms
                     ],
                     "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
-                }
+                },
             ],
         },
     }
+
+
+def _version_path(plan: Plan, arm: Arm) -> str:
+    """The Open Inference Protocol's routes of one version (registry names need no quoting)."""
+    assert plan.split is not None
+    return f"/v2/models/{plan.split.model}/versions/{arm.tag}"
 
 
 def app_environment(plan: Plan, app: AppPlan) -> list[dict[str, Any]]:
@@ -408,6 +446,8 @@ def _overlay(plan: Plan) -> dict[str, str]:
         container["env"] = environment
     if mounts := _pod.llm_mounts(plan.llm_key):
         container["volumeMounts"] = mounts
+    if primary is not None:
+        container["args"] = _pin(plan, primary)  # the base's pods serve the primary arm only
     spec: dict[str, Any] = {"containers": [container], **_pod_settings(plan)}
     if volumes := _pod.llm_volumes(plan.llm_key, plan.app):
         spec["volumes"] = volumes
@@ -474,5 +514,13 @@ def _overlay(plan: Plan) -> dict[str, str]:
 
 
 def render(plan: Plan) -> tuple[dict[str, str], list[str]]:
-    """The files of the base and of ``plan``'s environment's overlay, and the folders owned."""
+    """The files of the base and of ``plan``'s environment's overlay, and the folders owned.
+
+    UsageError for a split between more versions than an HTTPRoute can route.
+    """
+    if plan.split is not None and len(plan.split.arms) > MAX_ARMS:
+        raise UsageError(
+            f"component {plan.split.model} splits traffic between {len(plan.split.arms)} "
+            f"versions; a Gateway API HTTPRoute routes at most {MAX_ARMS}"
+        )
     return _base(plan) | _overlay(plan), [base_folder(), overlay_folder(plan)]

@@ -1,15 +1,17 @@
 """The pod that runs ``shipyard serve``, as Kubernetes and KServe both describe it.
 
 The models' container runs the image's own entrypoint and command (no ``command`` or
-``args`` here): the image decides how serve starts, the manifests only where it runs. An
-app's container runs the same entrypoint with the arguments that serve only that app. It runs
-as a fixed non-root user with a read-only root file system and no capabilities; it may
-write only to two empty volumes, ``/tmp`` and the data folder (the image's
-``SHIPYARD_HOME``). The API keys' Secret, when there is one, is mounted where the
-image's command reads its key file. When the environment config's ``llm`` entry names
-where the language model endpoint's key is, the container gets it from a Secret of its
-own (``llm_secret``), never rendered: as the variable ``llm.api_key_env`` names, or as
-the file ``llm.api_key_file`` names under a secrets root mounted from it.
+``args`` here): the image decides how serve starts, the manifests only where it runs. Each arm
+of a traffic split is the exception: its ``args`` are the image's command with ``--pin
+MODEL=VERSION`` added (``serve_arguments``), so that it answers with its own version only.
+An app's container runs the same entrypoint with the arguments that serve only that app.
+It runs as a fixed non-root user with a read-only root file system and no capabilities;
+it may write only to two empty volumes, ``/tmp`` and the data folder (the image's
+``SHIPYARD_HOME``). The API keys' Secret, when there is one, is mounted where the image's
+command reads its key file. When the environment config's ``llm`` entry names where the
+language model endpoint's key is, the container gets it from a Secret of its own
+(``llm_secret``), never rendered: as the variable ``llm.api_key_env`` names, or as the
+file ``llm.api_key_file`` names under a secrets root mounted from it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from ..registry import SECRETS_ROOT_ENV
 from ._plan import (
     API_KEYS_DIR,
+    API_KEYS_FILE,
     BUNDLE_DIR,
     CONFIG_DIR,
     CONTAINER_UID,
@@ -35,6 +38,22 @@ CONTAINER = "serve"
 READY = "/v2/health/ready"  # 503 until the models are loaded, and again while draining
 LIVE = "/v2/health/live"
 METRICS = "/metrics"
+
+
+# The image's command (its CMD: see _image.py); a container given ``args`` replaces it whole.
+SERVE_ARGUMENTS = (
+    "--bundle-dir",
+    BUNDLE_DIR,
+    "--api-key-file",
+    f"{API_KEYS_DIR}/{API_KEYS_FILE}",
+    "--host",
+    "0.0.0.0",
+)
+
+
+def serve_arguments(model: str, version: str) -> list[str]:
+    """The image's command serving ``model`` at ``version`` only: one arm of a split."""
+    return [*SERVE_ARGUMENTS, "--pin", f"{model}={version}"]
 
 
 def app_arguments(app: str) -> list[str]:

@@ -8,7 +8,9 @@ Protocol v2 (KServe and Triton clients), /health, /metrics, /openapi.json and /d
 A server follows its environment's revision (embedded, or a registry server at
 ``ServeOptions.registry_url``) and swaps warm versions in atomically; it checks API keys
 (made by ``Registry.create_api_key``) against a ``KeyRing``. ``ServeOptions.bundle_dir``
-serves an environment baked into a folder (``BakedRegistry``) with no registry. The
+serves an environment baked into a folder (``BakedRegistry``) with no registry;
+``ServeOptions.pins`` serve a model at one of its versions only (``check_pins`` says
+before serving whether the environment holds it). The
 environment's app components are served beside its models under ``/apps/NAME/``, each
 logging to its own component log (``ComponentLogs``, ``read_log``). ``LambdaHandler``
 answers AWS Lambda's HTTP events (API Gateway HTTP APIs, function URLs) with the same app,
@@ -27,7 +29,7 @@ from ._logs import ComponentLogs, default_log_dir, read_log
 from ._metrics import Metrics
 from ._routes import ModelRoute, RouteTable, bundle_table
 from ._runner import ModelRunner
-from ._server import ServeOptions, build_app, default_workers, run
+from ._server import ServeOptions, build_app, check_pins, default_workers, run
 from ._shadow import Shadow
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "Shadow",
     "build_app",
     "bundle_table",
+    "check_pins",
     "default_log_dir",
     "default_workers",
     "read_log",

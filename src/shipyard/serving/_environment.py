@@ -15,7 +15,11 @@ each version answers with its app config. Versions already loaded are reused. Ea
 component is fetched and checked the same way (digest, manifest, signature and trust
 policy) before it is extracted and its code imported (``_apps``), and mounted in the
 table with its version's app config and the environment config. ``only_app`` loads one
-app and no model (``shipyard serve --app``: an app's own deployment).
+app and no model (``shipyard serve --app``: an app's own deployment). ``pins`` serve a
+model at one version it holds and no other (``shipyard serve --pin MODEL=VERSION``: one arm
+of a traffic split rendered as a Deployment of its own): its ``traffic`` weights are
+ignored, its shadow is kept, and the other versions are neither loaded nor addressable.
+A revision in which a pinned model or version is no longer held fails to load.
 
 ``Follower`` polls the revision number every ``poll_seconds`` on a background thread
 (the registry sends no notifications) and refreshes the environment's API keys at the
@@ -31,7 +35,7 @@ import logging
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +60,49 @@ logger = logging.getLogger("shipyard.serving")
 def is_app(component: dict[str, Any]) -> bool:
     """Whether a component of a status is an app (a component without a kind is a model)."""
     return component.get("kind", "model") == "app"
+
+
+def _deployed(component: dict[str, Any]) -> str:
+    """The label of the version a component deploys: its tag, else its candidate id."""
+    return str(component["tag"] or component["version_id"])
+
+
+def _traffic(component: dict[str, Any]) -> dict[str, Any] | None:
+    """A component's ``traffic`` setting (None when it sets none)."""
+    found: dict[str, Any] | None = component["settings"].get("traffic", {}).get("value")
+    return found or None
+
+
+def _held(component: dict[str, Any]) -> dict[str, str]:
+    """The versions of a model component a server holds, by label, each with its roles:
+    ``deployed``, ``traffic N%`` (a live share of its ``traffic`` setting), ``shadow``."""
+    roles = {_deployed(component): ["deployed"]}
+    traffic = _traffic(component) or {}
+    for tag, weight in traffic.get("weights", {}).items():
+        if weight > 0:
+            roles.setdefault(tag, []).append(f"traffic {weight}%")
+    if traffic.get("shadow"):
+        roles.setdefault(traffic["shadow"], []).append("shadow")
+    return {label: ", ".join(found) for label, found in roles.items()}
+
+
+def _check_pins(pins: Mapping[str, str], status: dict[str, Any], where: str) -> None:
+    """See ``EnvironmentLoader.check_pins``; ``where`` is ``PROJECT/ENV``."""
+    models = {c["name"]: c for c in status["components"] if not is_app(c)}
+    for model, version in sorted(pins.items()):
+        component = models.get(model)
+        if component is None:
+            raise NotFound(
+                f"--pin {model}={version}: {where} holds no model {model!r} at revision "
+                f"{status['revision']} (models: {', '.join(sorted(models)) or 'none'})"
+            )
+        held = _held(component)
+        if version not in held:
+            listed = ", ".join(f"{label} ({role})" for label, role in held.items())
+            raise NotFound(
+                f"--pin {model}={version}: {where} does not hold {model} {version} at "
+                f"revision {status['revision']} (it holds {listed})"
+            )
 
 
 @dataclass(frozen=True)
@@ -100,6 +147,7 @@ class EnvironmentLoader:
         capture_rate: float | None = None,
         logs: ComponentLogs | None = None,
         only_app: str | None = None,
+        pins: Mapping[str, str] | None = None,
     ) -> None:
         self.registry = registry
         self.project = project
@@ -108,6 +156,7 @@ class EnvironmentLoader:
         self.capture_rate = capture_rate  # overrides the environment config when set
         self.logs = logs  # where the apps' component logs go
         self.only_app = only_app
+        self.pins = dict(pins or {})  # model -> the one version it is served at
         # By (model, version label, digest, llm endpoint): an endpoint moved by the
         # environment config loads the version again, calling the new one.
         self._loaded: dict[tuple[str, str, str, Endpoint | None], ModelRunner] = {}
@@ -144,6 +193,13 @@ class EnvironmentLoader:
         """The environment's effective settings (``replicas``, …) as plain values."""
         return {key: setting["value"] for key, setting in self.status()["settings"].items()}
 
+    def check_pins(self, status: dict[str, Any] | None = None) -> None:
+        """NotFound, naming what is held, unless each pin names a model of the environment
+        (as ``status`` has it; default: now) and a version it holds for it: its deployed
+        version, a version its ``traffic`` weights give a share, or its shadow."""
+        where = f"{self.project}/{self.environment}"
+        _check_pins(self.pins, self.status() if status is None else status, where)
+
     def load(self) -> RouteTable:
         """A warm route table for the environment as it is now.
 
@@ -151,6 +207,8 @@ class EnvironmentLoader:
         is swapped then.
         """
         status = self.status()
+        if self.only_app is None:
+            self.check_pins(status)
         self._policy = None  # read again for each load: keys may have been revoked
         self._status = status
         self._endpoint = llm_endpoint(status["config"])  # None: the host's SHIPYARD_LLM_*
@@ -160,24 +218,7 @@ class EnvironmentLoader:
         for component in status["components"]:
             if is_app(component) or self.only_app is not None:
                 continue
-            name = component["name"]
-            deployed = component["tag"] or str(component["version_id"])
-            traffic = component["settings"].get("traffic", {}).get("value")
-            runner = self._runner(name, deployed, component["digest"])
-            runner = runner.configured(component["app_config"])  # what its code may read
-            if not traffic:
-                routes[name] = ModelRoute.single(runner)
-                continue
-            weights = {tag: w for tag, w in traffic["weights"].items() if w > 0}
-            live = tuple(self._tagged(name, tag, deployed, runner) for tag in weights)
-            shadow = traffic.get("shadow")
-            routes[name] = ModelRoute(
-                name,
-                live,
-                tuple(float(w) for w in weights.values()),
-                self._tagged(name, shadow, deployed, runner) if shadow else None,
-                {deployed: runner},
-            )
+            routes[component["name"]] = self._route(component)
         capture = capture_settings(status["config"])
         table = RouteTable(
             self.project,
@@ -188,6 +229,7 @@ class EnvironmentLoader:
             apps=apps,
             llm_calls=capture.llm_calls,
             llm_prompts=capture.llm_prompts,
+            pinned=self.pins if self.only_app is None else {},
         )
         # Keep what this table holds plus what the previous one held: a rollback is then quick.
         used = self._used
@@ -215,8 +257,7 @@ class EnvironmentLoader:
         mounts = {}
         for component in components:
             name = component["name"]
-            label = component["tag"] or str(component["version_id"])
-            loaded = self._app(name, label, component["digest"])
+            loaded = self._app(name, _deployed(component), component["digest"])
             mounts[name] = AppMount(loaded, component["app_config"], status["config"])
         return mounts
 
@@ -229,12 +270,44 @@ class EnvironmentLoader:
             self._policy = LoadPolicy(self.registry, self.project, self.environment, self._status)
         return self._policy.check(model, label, artifact.files, artifact.metadata)
 
-    def _tagged(self, model: str, tag: str, deployed: str, runner: ModelRunner) -> ModelRunner:
-        if tag == deployed:
-            return runner
-        version = to_json(self.registry.get_version(self.project, model, tag))
+    def _route(self, component: dict[str, Any]) -> ModelRoute:
+        """How a model component is served: its deployed version, its traffic split and
+        shadow, or the one version it is pinned to (and its shadow)."""
+        name = component["name"]
+        traffic = _traffic(component) or {}
+        shadow = traffic.get("shadow")
+        pin = self.pins.get(name)
+        if pin is not None:
+            runner = self._version(component, pin)
+            mirror = self._version(component, shadow) if shadow and shadow != pin else None
+            return ModelRoute(name, (runner,), (1.0,), mirror)
+        deployed = _deployed(component)
+        runner = self._version(component, deployed)
+        if not traffic:
+            return ModelRoute.single(runner)
+        weights = {tag: w for tag, w in traffic["weights"].items() if w > 0}
+        runners = {deployed: runner}
+        for tag in (*weights, *([shadow] if shadow else [])):
+            if tag not in runners:
+                runners[tag] = self._version(component, tag)
+        return ModelRoute(
+            name,
+            tuple(runners[tag] for tag in weights),
+            tuple(float(w) for w in weights.values()),
+            runners[shadow] if shadow else None,
+            {deployed: runner},
+        )
+
+    def _version(self, component: dict[str, Any], label: str) -> ModelRunner:
+        """Version ``label`` of a model component, loaded, with its app config: the
+        component's for the deployed version, the version's own for the others."""
+        name = component["name"]
+        if label == _deployed(component):
+            runner = self._runner(name, label, component["digest"])
+            return runner.configured(component["app_config"])  # what its code may read
+        version = to_json(self.registry.get_version(self.project, name, label))
         # a folder baked before app config reached running code has none recorded
-        return self._runner(model, tag, version["digest"]).configured(version.get("app_config"))
+        return self._runner(name, label, version["digest"]).configured(version.get("app_config"))
 
     def _runner(self, model: str, label: str, digest: str) -> ModelRunner:
         key = (model, label, digest, self._endpoint)

@@ -144,6 +144,8 @@ class InfoRoutes:
             "models": {name: list(route.versions) for name, route in table.models.items()},
             "apps": {name: mount.app.version for name, mount in table.apps.items()},
         }
+        if table.pinned:
+            document["pinned"] = dict(table.pinned)  # served at that version whatever traffic says
         if served.not_loaded is not None:
             # Still serving what it has; a newer revision was refused (e.g. a revoked key).
             document["not_loaded"] = served.not_loaded

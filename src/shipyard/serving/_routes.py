@@ -70,7 +70,8 @@ class RouteTable:
     ``revision`` is None when serving a bundle file; ``capture_rate`` is the share of
     requests to capture (0 to 1), ``llm_calls`` and ``llm_prompts`` whether llm calls and
     their rendered prompts are kept (None leaves the app's capture as it is); ``apps`` are
-    the app components, served under ``/apps/NAME/``.
+    the app components, served under ``/apps/NAME/``; ``pinned`` names the models served at
+    one version only whatever their ``traffic`` setting (``shipyard serve --pin``).
     """
 
     project: str
@@ -81,6 +82,7 @@ class RouteTable:
     apps: Mapping[str, AppMount] = field(default_factory=dict)
     llm_calls: bool | None = None
     llm_prompts: bool | None = None
+    pinned: Mapping[str, str] = field(default_factory=dict)
 
     def runners(self) -> Iterator[tuple[str, ModelRunner]]:
         """``(role, runner)`` of every version held: live, shadow or addressable."""

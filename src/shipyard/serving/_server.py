@@ -20,7 +20,7 @@ import secrets
 import sys
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -72,6 +72,10 @@ class ServeOptions:
     port; None: the address a request came in on); ``app`` serves that app component
     alone and no model (an app's own deployment: its ``shipyard.client`` reads the
     ``SHIPYARD_*`` variables instead).
+
+    ``pins`` (model -> version label) serve each of those models at that one version, a
+    version the environment holds for it (deployed, or one of its ``traffic`` or shadow
+    versions), whatever its traffic weights say: one arm of a split that a gateway routes.
     """
 
     bundle: str | None = None
@@ -99,6 +103,7 @@ class ServeOptions:
     app: str | None = None
     log_dir: str | None = None
     serving_url: str | None = None
+    pins: dict[str, str] = field(default_factory=dict)
 
     def check(self) -> ServeOptions:
         """These options, or UsageError saying what is missing or contradictory."""
@@ -124,6 +129,13 @@ class ServeOptions:
             )
         if self.app is not None and self.bundle is not None:
             raise UsageError("--app serves an app of an environment: drop --bundle")
+        if self.pins and self.bundle is not None:
+            raise UsageError("--pin picks among an environment's versions: drop it with --bundle")
+        if self.pins and self.app is not None:
+            raise UsageError("--app serves no model: drop --pin")
+        for model, version in self.pins.items():
+            if not model or not version:
+                raise UsageError(f"--pin {model}={version}: give MODEL=VERSION (e.g. churn=v2)")
         if self.max_body_bytes < 1:
             raise UsageError("--max-body-bytes must be at least 1")
         if self.capture_rate is not None and not 0.0 <= self.capture_rate <= 1.0:
@@ -199,10 +211,11 @@ def build_app(
     ``app_key`` is the key the environment's apps call its models with (default: a new
     random one; several workers must share one). Raises what loading raises:
     ArtifactError for a bad bundle (an app's or a model's), AppError for an app whose code
-    does not import, NotFound for an unknown project, environment or ``app``, UsageError
-    for contradictory options, PermissionDenied for a capture folder outside the capture
-    root; over a registry server, PermissionDenied for a token below deployer,
-    RegistryError when it cannot be reached.
+    does not import, NotFound for an unknown project, environment or ``app`` or a pin to
+    a model or version the environment does not hold, UsageError for contradictory
+    options, PermissionDenied for a capture folder outside the capture root; over a
+    registry server, PermissionDenied for a token below deployer, RegistryError when it
+    cannot be reached.
     """
     options.check()
     metrics = Metrics(os.environ.get(MULTIPROCESS_ENV) or None)
@@ -245,6 +258,7 @@ def build_app(
         capture_rate=options.capture_rate,
         logs=logs,
         only_app=options.app,
+        pins=options.pins,
     )
     try:
         table = loader.load()
@@ -339,6 +353,19 @@ def worker_app() -> ServingApp:
     """The app of one uvicorn worker process (options from ``$SHIPYARD_SERVE_OPTIONS``)."""
     log_to_stderr()
     return build_app(ServeOptions.from_env(), app_key=os.environ.pop(APP_KEY_ENV, None))
+
+
+def check_pins(options: ServeOptions) -> None:
+    """NotFound unless each of ``options.pins`` names a model of the environment and a
+    version it holds for it now: what ``build_app`` refuses, said before a server starts.
+    """
+    if not options.pins:
+        return
+    assert options.project is not None and options.environment is not None
+    with open_registry(options) as registry:
+        EnvironmentLoader(
+            registry, options.project, options.environment, pins=options.pins
+        ).check_pins()
 
 
 def default_workers(options: ServeOptions) -> int:
