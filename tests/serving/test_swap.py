@@ -171,10 +171,14 @@ def test_a_request_in_flight_finishes_on_the_old_version_while_the_new_one_serve
 
 
 def refuses_connections(base: str) -> bool:
-    """Whether nothing listens at ``base`` any more (a server that began shutting down)."""
+    """Whether ``base`` takes no new request any more (a server that began shutting down).
+
+    A connection the closing listener still held in its backlog is reset rather than
+    refused: that is a refusal too.
+    """
     try:
         httpx.get(f"{base}/health", timeout=5)
-    except httpx.ConnectError:
+    except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
         return True
     return False
 
