@@ -250,7 +250,7 @@ def test_four_eyes_a_promotion_waits_for_a_second_person(
     shipyard.ok("env", "promote", "integration", "--yes")
 
     out = shipyard.ok("env", "promote", "uat", "--yes")
-    assert "pending: environment 'production' needs 1 approval(s)" in out
+    assert "pending: environment 'production' needs 1 approval for every change" in out
     [pending] = shipyard.json("env", "changes", "--state", "pending")
     assert (pending["action"], pending["source"], pending["approvals"]) == ("promote", "uat", [])
     line = shipyard.fails(1, "env", "approve", str(pending["id"]))

@@ -123,11 +123,13 @@ class ApprovalsMixin(RegistryCore):
             None,
             {"change": what, "base_revision": base, "approvals_required": required},
         )
-        people = "person" if required == 1 else "people"
+        one = required == 1
+        approvals = "approval" if one else "approvals"
+        who = "person other than {} approves" if one else "people other than {} approve"
         return ApprovalRequired(
-            f"environment '{env.name}' needs {required} approval(s) for every change: "
-            f"change request {row.id} ({what}) is pending until {required} {people} other "
-            f"than {self.actor} approve it (shipyard env approve {row.id})",
+            f"environment '{env.name}' needs {required} {approvals} for every change: "
+            f"change request {row.id} ({what}) is pending until {required} "
+            f"{who.format(self.actor)} it (shipyard env approve {row.id})",
             row.id,
             env.name,
         )
