@@ -16,18 +16,9 @@ import pytest
 from shipyard.monitoring import build_report, parse_duration
 from shipyard.registry import Registry
 
+from .._browser import CHROMIUM, FLAGS
 from . import _data
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT_COPY = "SHIPYARD_REPORT_SCREENSHOT"  # also copy the screenshot here, when set
 
 
