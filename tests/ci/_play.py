@@ -485,3 +485,32 @@ def runner_environment(home: Path) -> dict[str, str]:
         # step that fell back to it would fail instead of passing on the wrong registry.
         "SHIPYARD_HOME": str(home / "no-registry-here"),
     }
+
+
+def job_results(runs: dict[str, JobRun]) -> dict[str, str]:
+    """Each played job's result (success, failure, skipped), by job name."""
+    return {name: run.result for name, run in runs.items()}
+
+
+def job_logs(runs: dict[str, JobRun]) -> str:
+    """The played jobs' output, one after another."""
+    return "".join(run.log for run in runs.values())
+
+
+def pull_request(action: str, number: int, merged: bool = False) -> dict[str, Any]:
+    """The event payload a provider gives a job for pull request ``number`` into main."""
+    return {
+        "action": action,
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "merged": merged,
+            "head": {"ref": f"feature-{number}"},
+            "base": {"ref": "main"},
+        },
+    }
+
+
+def refuse_approval(job: str, environment: str) -> bool:
+    """An approval hook for a play in which no job may wait for a person."""
+    raise AssertionError(f"{job} asked for approval ({environment}) where none is due")

@@ -21,7 +21,15 @@ from typing import Any
 
 import pytest
 
-from ._play import GitHubWorkflow, GitLabFile, JobRun, runner_environment
+from ._play import (
+    GitHubWorkflow,
+    GitLabFile,
+    job_logs,
+    job_results,
+    pull_request,
+    refuse_approval,
+    runner_environment,
+)
 from ._server import MODEL, SHIPYARD, Server, git, registry_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -87,34 +95,9 @@ def _change_the_app(repo: Path, branch: str, version: str) -> None:
     git(repo, "commit", "--quiet", "-am", f"{APP} {version}")
 
 
-def _results(runs: dict[str, JobRun]) -> dict[str, str]:
-    return {name: run.result for name, run in runs.items()}
-
-
-def _logs(runs: dict[str, JobRun]) -> str:
-    return "".join(run.log for run in runs.values())
-
-
 def _shown(step: str, state: dict[str, Any]) -> str:
     """An assertion's message: the step played and the registry's state after it."""
     return f"registry after {step}: {json.dumps(state, indent=1)}"
-
-
-def _payload(action: str, number: int, merged: bool = False) -> dict[str, Any]:
-    return {
-        "action": action,
-        "number": number,
-        "pull_request": {
-            "number": number,
-            "merged": merged,
-            "head": {"ref": f"feature-{number}"},
-            "base": {"ref": "main"},
-        },
-    }
-
-
-def _refuse(job: str, environment: str) -> bool:
-    raise AssertionError(f"{job} asked for approval ({environment}) where none is due")
 
 
 def _smoke_tested(server: Server, log: str, challenger: str) -> None:
@@ -173,13 +156,13 @@ def test_an_apps_github_workflow_takes_it_with_its_model_through_to_production(
 
     # Pull request 7 (the app's first): challenger pr-7 of integration holds the model it
     # inherited and the branch's app as a candidate, and the app's smoke tests pass there.
-    opened = workflow.play("pull_request", _payload("opened", 7), _refuse)
-    assert _results(opened) == {
+    opened = workflow.play("pull_request", pull_request("opened", 7), refuse_approval)
+    assert job_results(opened) == {
         "challenger": "success",
         "integrate": "skipped",
         "production": "skipped",
         "close": "skipped",
-    }, _logs(opened)
+    }, job_logs(opened)
     state = server.state("pull request 7 opened")
     assert state["pr-7"]["challenger_of"] == "integration", _shown("pr 7 opened", state)
     assert state["pr-7"]["components"] == {MODEL: "v1", APP: "candidate 1"}, _shown(
@@ -203,15 +186,15 @@ def test_an_apps_github_workflow_takes_it_with_its_model_through_to_production(
         asked.append(f"{job}:{environment}")
         return True
 
-    merged = workflow.play("pull_request", _payload("closed", 7, merged=True), approve)
-    assert _results(merged) == {
+    merged = workflow.play("pull_request", pull_request("closed", 7, merged=True), approve)
+    assert job_results(merged) == {
         "challenger": "skipped",
         "integrate": "success",
         "production": "success",
         "close": "success",
-    }, _logs(merged)
+    }, job_logs(merged)
     assert asked == ["production:production"]
-    logs = [_logs(opened), _logs(merged)]
+    logs = [job_logs(opened), job_logs(merged)]
     state = server.state("pull request 7 merged, production approved, pr-7 closed")
     assert {e: v["components"] for e, v in state.items()} == {
         e: {MODEL: "v1", APP: "v1"} for e in ("integration", "uat", "production")
@@ -221,23 +204,23 @@ def test_an_apps_github_workflow_takes_it_with_its_model_through_to_production(
     # Pull request 8 changes the app (0.2.0): its challenger holds candidate 2 and passes
     # its smoke tests; closed without merging, pr-8 goes and nothing else changes.
     _change_the_app(repo, "feature-8", "0.2.0")
-    opened = workflow.play("pull_request", _payload("opened", 8), _refuse)
-    assert _results(opened)["challenger"] == "success", _logs(opened)
+    opened = workflow.play("pull_request", pull_request("opened", 8), refuse_approval)
+    assert job_results(opened)["challenger"] == "success", job_logs(opened)
     state = server.state("pull request 8 opened")
     assert state["pr-8"]["components"] == {MODEL: "v1", APP: "candidate 2"}, _shown(
         "pr 8 opened", state
     )
     _smoke_tested(server, opened["challenger"].log, "pr-8")
-    closed = workflow.play("pull_request", _payload("closed", 8), _refuse)
-    assert _results(closed) == {
+    closed = workflow.play("pull_request", pull_request("closed", 8), refuse_approval)
+    assert job_results(closed) == {
         "challenger": "skipped",
         "integrate": "skipped",
         "production": "skipped",
         "close": "success",
-    }, _logs(closed)
+    }, job_logs(closed)
     after = server.state("pull request 8 closed unmerged")
     assert after == {e: v for e, v in state.items() if e != "pr-8"}, _shown("pr 8 closed", after)
-    _no_secret(server, key_pair, *logs, _logs(opened), _logs(closed))
+    _no_secret(server, key_pair, *logs, job_logs(opened), job_logs(closed))
 
 
 def test_an_apps_gitlab_pipelines_take_it_with_its_model_through_to_production(
@@ -270,8 +253,8 @@ def test_an_apps_gitlab_pipelines_take_it_with_its_model_through_to_production(
 
     # Merge request 7: challenger pr-7 holds the model and the app's candidate, and the
     # app's smoke tests pass against it.
-    opened = ci.play(merge_request, _refuse)
-    assert _results(opened) == {"challenger": "success", "close-challenger": "manual"}, _logs(
+    opened = ci.play(merge_request, refuse_approval)
+    assert job_results(opened) == {"challenger": "success", "close-challenger": "manual"}, job_logs(
         opened
     )
     state = server.state("merge request 7 opened")
@@ -314,11 +297,13 @@ def test_an_apps_gitlab_pipelines_take_it_with_its_model_through_to_production(
         "CI_COMMIT_MESSAGE": message,
     }
     merged = ci.play(main, approve)
-    assert _results(merged) == {"integrate": "success", "production": "success"}, _logs(merged)
+    assert job_results(merged) == {"integrate": "success", "production": "success"}, job_logs(
+        merged
+    )
     assert asked == ["production:production"]
     state = server.state("the main pipeline, production run")
     assert {e: v["components"] for e, v in state.items()} == {
         e: {MODEL: "v1", APP: "v1"} for e in ("integration", "uat", "production")
     }, _shown("the main pipeline", state)
     _signed(server, "v1")
-    _no_secret(server, key_pair, _logs(opened), stopped.log, _logs(merged))
+    _no_secret(server, key_pair, job_logs(opened), stopped.log, job_logs(merged))

@@ -17,7 +17,15 @@ import pytest
 
 from shipyard.ci import CIOptions, render_ci
 
-from ._play import GitHubWorkflow, GitLabFile, JobRun, runner_environment
+from ._play import (
+    GitHubWorkflow,
+    GitLabFile,
+    job_logs,
+    job_results,
+    pull_request,
+    refuse_approval,
+    runner_environment,
+)
 from ._server import MODEL, Server, git, registry_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -56,34 +64,9 @@ def _repository(tmp_path: Path, bundle: Path, provider: str) -> Path:
     return repo
 
 
-def _results(runs: dict[str, JobRun]) -> dict[str, str]:
-    return {name: run.result for name, run in runs.items()}
-
-
-def _logs(runs: dict[str, JobRun]) -> str:
-    return "".join(run.log for run in runs.values())
-
-
 def _no_secret(server: Server, *texts: str) -> None:
     for text in texts:
         assert server.deployer not in text, "a step printed the deployer token"
-
-
-def _payload(action: str, number: int, merged: bool = False) -> dict[str, Any]:
-    return {
-        "action": action,
-        "number": number,
-        "pull_request": {
-            "number": number,
-            "merged": merged,
-            "head": {"ref": f"feature-{number}"},
-            "base": {"ref": "main"},
-        },
-    }
-
-
-def _refuse(job: str, environment: str) -> bool:
-    raise AssertionError(f"{job} asked for approval ({environment}) where none is due")
 
 
 def _challenger_checks(server: Server, state: dict[str, Any], name: str) -> None:
@@ -108,13 +91,13 @@ def test_github_workflow_takes_a_pull_request_through_a_challenger_to_production
     )
 
     # Pull request 7 opened: challenger pr-7 holds the branch's model, smoke-tested.
-    opened = workflow.play("pull_request", _payload("opened", 7), _refuse)
-    assert _results(opened) == {
+    opened = workflow.play("pull_request", pull_request("opened", 7), refuse_approval)
+    assert job_results(opened) == {
         "challenger": "success",
         "integrate": "skipped",
         "production": "skipped",
         "close": "skipped",
-    }, _logs(opened)
+    }, job_logs(opened)
     state = server.state()
     _challenger_checks(server, state, "pr-7")
     assert "smoke test passed: demo/pr-7" in opened["challenger"].log
@@ -133,13 +116,13 @@ def test_github_workflow_takes_a_pull_request_through_a_challenger_to_production
         asked.append(f"{job}:{environment}")
         return True
 
-    merged = workflow.play("pull_request", _payload("closed", 7, merged=True), approve)
-    assert _results(merged) == {
+    merged = workflow.play("pull_request", pull_request("closed", 7, merged=True), approve)
+    assert job_results(merged) == {
         "challenger": "skipped",
         "integrate": "success",
         "production": "success",
         "close": "success",
-    }, _logs(merged)
+    }, job_logs(merged)
     assert asked == ["production:production"]
     state = server.state()
     assert {e: state[e]["components"] for e in state} == {
@@ -153,17 +136,17 @@ def test_github_workflow_takes_a_pull_request_through_a_challenger_to_production
     with server.client(server.deployer) as registry:
         registry.create_challenger("demo", "pr-8", "integration")
     before = server.state()
-    closed = workflow.play("pull_request", _payload("closed", 8), _refuse)
-    assert _results(closed) == {
+    closed = workflow.play("pull_request", pull_request("closed", 8), refuse_approval)
+    assert job_results(closed) == {
         "challenger": "skipped",
         "integrate": "skipped",
         "production": "skipped",
         "close": "success",
-    }, _logs(closed)
+    }, job_logs(closed)
     after = server.state()
     assert "pr-8" in before and "pr-8" not in after
     assert after == {e: v for e, v in before.items() if e != "pr-8"}
-    _no_secret(server, _logs(opened), _logs(merged), _logs(closed))
+    _no_secret(server, job_logs(opened), job_logs(merged), job_logs(closed))
 
 
 def test_gitlab_pipelines_take_a_merge_request_through_a_challenger_to_production(
@@ -187,10 +170,13 @@ def test_gitlab_pipelines_take_a_merge_request_through_a_challenger_to_productio
         "CI_COMMIT_REF_NAME": "feature-7",
     }
     # A branch push makes no pipeline: merge request pipelines do the work.
-    assert ci.play({**common, "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "x"}, _refuse) == {}
+    assert (
+        ci.play({**common, "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "x"}, refuse_approval)
+        == {}
+    )
 
-    opened = ci.play(merge_request, _refuse)
-    assert _results(opened) == {"challenger": "success", "close-challenger": "manual"}, _logs(
+    opened = ci.play(merge_request, refuse_approval)
+    assert job_results(opened) == {"challenger": "success", "close-challenger": "manual"}, job_logs(
         opened
     )
     _challenger_checks(server, server.state(), "pr-7")
@@ -222,7 +208,9 @@ def test_gitlab_pipelines_take_a_merge_request_through_a_challenger_to_productio
         "CI_COMMIT_MESSAGE": message,
     }
     merged = ci.play(main, approve)
-    assert _results(merged) == {"integrate": "success", "production": "success"}, _logs(merged)
+    assert job_results(merged) == {"integrate": "success", "production": "success"}, job_logs(
+        merged
+    )
     assert asked == ["production:production"]
     state = server.state()
     assert {e: state[e]["components"] for e in state} == {
@@ -237,4 +225,4 @@ def test_gitlab_pipelines_take_a_merge_request_through_a_challenger_to_productio
     closed = ci.stop({**merge_request, "CI_MERGE_REQUEST_IID": "8"}, "challenger")
     assert closed.result == "success", closed.log
     assert "pr-8" not in server.state()
-    _no_secret(server, _logs(opened), stopped.log, _logs(merged), closed.log)
+    _no_secret(server, job_logs(opened), stopped.log, job_logs(merged), closed.log)
